@@ -1,0 +1,176 @@
+"""One in-memory model of an instance dataset, whatever format it came in.
+
+Example:
+    >>> from data.dataset import load_dataset
+    >>> ds = load_dataset("data/samples")            # doctest: +SKIP
+    >>> print(ds.summary_table())                    # doctest: +SKIP
+    >>> dets = ds.detections(ds.splits["val"][0])    # sv.Detections with masks   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import DatasetError
+from data.polygons import coco_segmentation_to_mask, polygons_to_mask
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass
+class Annotation:
+    """One instance.
+
+    Attributes:
+        class_id: index into :attr:`Dataset.names`.
+        xyxy: ``(4,)`` float box in pixels.
+        polygons: list of ``(K, 2)`` float polygons in pixels (empty for a box-only label).
+        rle: a COCO RLE dict when the source gave the mask as RLE (exact), else None.
+    """
+
+    class_id: int
+    xyxy: np.ndarray
+    polygons: list = field(default_factory=list)
+    rle: dict | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return bool(self.polygons) or self.rle is not None
+
+    def mask(self, height: int, width: int) -> np.ndarray:
+        """The instance mask (H, W) bool: the RLE if given, else the rasterised polygons, else the box."""
+        if self.rle is not None:
+            return coco_segmentation_to_mask(self.rle, height, width)
+        if self.polygons:
+            return polygons_to_mask(self.polygons, height, width)
+        m = np.zeros((height, width), bool)
+        x0, y0, x1, y1 = np.round(self.xyxy).astype(int)
+        m[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+        return m
+
+
+@dataclass
+class ImageRecord:
+    """One image and its instances. ``path`` is absolute; ``image_id`` is the COCO id (1-based)."""
+
+    path: Path
+    width: int
+    height: int
+    annotations: list[Annotation] = field(default_factory=list)
+    image_id: int = 0
+
+
+@dataclass
+class Dataset:
+    """Splits of image records plus class names; loaded by :func:`load_dataset`."""
+
+    names: list[str]
+    splits: dict[str, list[ImageRecord]]
+    source: Path
+    format: str
+
+    def summary(self) -> dict:
+        """Per split: images, images without objects, instances per class."""
+        out = {}
+        for split, records in self.splits.items():
+            counts = np.zeros(len(self.names), int)
+            for r in records:
+                for a in r.annotations:
+                    counts[a.class_id] += 1
+            out[split] = {
+                "images": len(records),
+                "background_images": sum(1 for r in records if not r.annotations),
+                "instances": {n: int(c) for n, c in zip(self.names, counts)},
+            }
+        return out
+
+    def summary_table(self) -> str:
+        """A plain-text table of :meth:`summary`, one row per split."""
+        summary = self.summary()
+        width = max([len(n) for n in self.names] + [8])
+        shown = self.names if len(self.names) <= 12 else self.names[:12]
+        head = f"{'split':<6} {'images':>7} {'empty':>6} {'instances':>9}  " + " ".join(f"{n[:width]:>{width}}" for n in shown)
+        lines = [f"{self.format} dataset {self.source} ({len(self.names)} classes)", head]
+        for split, s in summary.items():
+            inst = s["instances"]
+            lines.append(f"{split:<6} {s['images']:>7} {s['background_images']:>6} {sum(inst.values()):>9}  "
+                         + " ".join(f"{inst[n]:>{width}}" for n in shown))
+        if len(self.names) > len(shown):
+            lines.append(f"(first {len(shown)} of {len(self.names)} classes shown)")
+        return "\n".join(lines)
+
+    def detections(self, record: ImageRecord, masks: bool = True):
+        """Ground truth of one image as ``sv.Detections`` (xyxy, class_id, class_name[, mask])."""
+        import supervision as sv
+
+        if not record.annotations:
+            dets = sv.Detections.empty()
+            dets.data["class_name"] = np.array([], dtype=str)
+            return dets
+        xyxy = np.stack([a.xyxy for a in record.annotations]).astype(np.float32)
+        class_id = np.array([a.class_id for a in record.annotations], dtype=int)
+        mask = None
+        if masks:
+            mask = np.stack([a.mask(record.height, record.width) for a in record.annotations])
+        return sv.Detections(xyxy=xyxy, class_id=class_id, mask=mask,
+                             data={"class_name": np.array([self.names[c] for c in class_id])})
+
+    def as_supervision(self, split: str, masks: bool = True):
+        """The split as a ``supervision.DetectionDataset`` (images loaded lazily by path)."""
+        import supervision as sv
+
+        records = self.splits[split]
+        annotations = {str(r.path): self.detections(r, masks=masks) for r in records}
+        return sv.DetectionDataset(classes=list(self.names), images=[str(r.path) for r in records],
+                                   annotations=annotations)
+
+    def save_yolo(self, out: str | Path) -> Path:
+        """Write a YOLO(-seg) dataset (data.yaml, images/, labels/). Returns the data.yaml path."""
+        from data.yolo_format import save_yolo
+
+        return save_yolo(self, Path(out))
+
+    def save_coco(self, out: str | Path) -> Path:
+        """Write COCO JSON per split (annotations/{split}.json) with images/{split}/. Returns ``out``."""
+        from data.coco_format import save_coco
+
+        return save_coco(self, Path(out))
+
+
+def load_dataset(path: str | Path, images: str | Path | None = None) -> Dataset:
+    """Load a dataset from a YOLO ``data.yaml`` (or a folder holding one) or a COCO ``.json``.
+
+    A folder without data.yaml but with ``annotations/*.json`` (detseg's own layout)
+    or Roboflow COCO exports (``train/_annotations.coco.json``) loads as COCO.
+
+    Raises:
+        DatasetError: the path does not exist, or a file in it is malformed; the message
+            names the file and line.
+    """
+    from data.coco_format import load_coco, load_coco_folder
+    from data.yolo_format import load_yolo
+
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError("dataset path does not exist", path)
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return load_coco(path, images)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return load_yolo(path)
+        raise DatasetError("expected a data.yaml (YOLO) or a .json (COCO) file", path)
+    for name in ("data.yaml", "data.yml"):
+        if (path / name).is_file():
+            return load_yolo(path / name)
+    if list(path.glob("annotations/*.json")) or list(path.glob("*/_annotations.coco.json")):
+        return load_coco_folder(path)
+    raise DatasetError("no data.yaml, annotations/*.json or */_annotations.coco.json found in this folder", path)
+
+
+def split_name(name: str) -> str:
+    """Normalise a split name ('valid' -> 'val'); unknown names pass through."""
+    return SPLIT_ALIASES.get(name.lower(), name)

@@ -1,0 +1,115 @@
+"""Masks <-> polygons <-> COCO RLE, the way COCO tools and ultralytics read them.
+
+Polygons are float ``(K, 2)`` arrays of ``x, y`` pixel coordinates in the OpenCV
+convention (pixel ``i`` has its centre at ``i``), which is what ultralytics'
+``polygon2mask`` and ``cv2.fillPoly`` rasterise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import cv2
+from pycocotools import mask as mask_utils
+
+
+def _bridge(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Join ring ``inner`` into ring ``outer`` through their closest pair of points.
+
+    The zero-width cut is walked twice in opposite directions, so even-odd filling
+    (``cv2.fillPoly``, pycocotools) keeps holes as holes and parts as parts.
+    """
+    d = ((outer[:, None, :] - inner[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    inner_loop = np.concatenate([inner[j:], inner[: j + 1]])
+    return np.concatenate([outer[: i + 1], inner_loop, outer[i:]])
+
+
+def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3) -> list[np.ndarray]:
+    """Trace a binary mask into one polygon per connected part, holes bridged in.
+
+    Args:
+        mask: ``(H, W)`` bool or 0/1 array.
+        epsilon: Douglas-Peucker tolerance in pixels (0 keeps every boundary pixel).
+        min_points: parts whose simplified outline has fewer points are dropped.
+
+    Returns:
+        A list of float32 ``(K, 2)`` polygons, largest part first. Empty for an empty mask.
+    """
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    if not m.any():
+        return []
+    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    hierarchy = hierarchy[0]
+
+    def simplify(c):
+        c = cv2.approxPolyDP(c, epsilon, True) if epsilon > 0 else c
+        return c.reshape(-1, 2).astype(np.float32)
+
+    parts = []
+    for idx, (_, _, child, parent) in enumerate(hierarchy):
+        if parent != -1:
+            continue
+        ring = simplify(contours[idx])
+        if len(ring) < min_points:
+            continue
+        area = cv2.contourArea(contours[idx])
+        while child != -1:  # holes of this part
+            hole = simplify(contours[child])
+            if len(hole) >= min_points:
+                ring = _bridge(ring, hole)
+            child = hierarchy[child][0]
+        parts.append((area, ring))
+    parts.sort(key=lambda p: -p[0])
+    return [ring for _, ring in parts]
+
+
+def merge_polygons(polygons: list[np.ndarray]) -> np.ndarray:
+    """Merge several parts into the single polygon a YOLO-seg label line holds. (K, 2) float."""
+    if not polygons:
+        return np.zeros((0, 2), np.float32)
+    merged = polygons[0]
+    for ring in polygons[1:]:
+        merged = _bridge(merged, ring)
+    return merged
+
+
+def polygons_to_mask(polygons: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Rasterise polygons as ultralytics does (``cv2.fillPoly``, even-odd). (H, W) bool."""
+    out = np.zeros((height, width), np.uint8)
+    for poly in polygons:
+        if len(poly) >= 3:
+            cv2.fillPoly(out, [np.round(np.asarray(poly)).astype(np.int32).reshape(-1, 1, 2)], 1)
+    return out.astype(bool)
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a (H, W) mask, ``counts`` as a str so it is JSON-serialisable."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_to_mask(rle: dict) -> np.ndarray:
+    """Decode a COCO RLE (compressed str/bytes or uncompressed list counts). (H, W) bool."""
+    if isinstance(rle.get("counts"), list):
+        rle = mask_utils.frPyObjects(rle, *rle["size"])
+    elif isinstance(rle.get("counts"), str):
+        rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def coco_segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
+    """Decode a COCO ``segmentation`` (polygon list or RLE) to a (H, W) bool mask."""
+    if isinstance(segmentation, list):
+        polys = [p for p in segmentation if len(p) >= 6]
+        if not polys:
+            return np.zeros((height, width), bool)
+        rles = mask_utils.frPyObjects(polys, height, width)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    return rle_to_mask(segmentation)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (H, W) masks; 1.0 when both are empty."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -1,0 +1,201 @@
+"""YOLO / YOLO-seg datasets (ultralytics layout, Roboflow "YOLOv8" exports): read, check, write.
+
+Label lines are ``class cx cy w h`` (boxes) or ``class x1 y1 x2 y2 ...`` (one polygon),
+normalised to [0, 1]. Labels live where ultralytics looks: the image path with the
+last ``images`` folder replaced by ``labels`` and the suffix by ``.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from data.atomic import atomic_write_text
+from data.dataset import IMAGE_SUFFIXES, Annotation, Dataset, ImageRecord, split_name
+from data.errors import DatasetError
+from data.polygons import mask_to_polygons, merge_polygons
+
+_TOL = 1e-6  # rounding slack on the [0, 1] range
+
+
+def label_path_for(image: Path) -> Path:
+    """ultralytics' rule: .../images/x.jpg -> .../labels/x.txt (last 'images' component)."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def _read_names(cfg: dict, src: Path) -> list[str]:
+    names = cfg.get("names")
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise DatasetError("names keys must be class ids 0..N-1", src) from None
+        if keys != list(range(len(keys))):
+            raise DatasetError(f"names keys must be 0..{len(keys) - 1} without gaps, got {keys}", src)
+        return [str(names[k]) if k in names else str(names[str(k)]) for k in keys]
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    raise DatasetError("names must be a non-empty list or a {id: name} mapping", src)
+
+
+def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
+    root = src.parent
+    if cfg.get("path"):
+        p = Path(cfg["path"])
+        cands = [p] if p.is_absolute() else [root / p, Path.cwd() / p]
+        root = next((c for c in cands if c.is_dir()), src.parent)  # moved datasets: fall back to the yaml's folder
+    dirs = {}
+    for key in ("train", "val", "test"):
+        value = cfg.get(key)
+        if not value:
+            continue
+        if not isinstance(value, str):
+            raise DatasetError(f"{key} must be a folder path (lists of folders are not supported)", src)
+        d = (root / value).resolve()
+        if not d.exists() and value.startswith("../"):
+            d = (root / value[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
+        if not d.is_dir():
+            raise DatasetError(f"{key} folder {value!r} not found (looked in {d})", src)
+        dirs[key] = d
+    return dirs
+
+
+def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> list[Annotation]:
+    """Parse and validate one label file. Raises DatasetError naming ``path:line``."""
+    rows = []
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        if not raw.strip():
+            continue
+        fields = raw.split()
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise DatasetError(f"malformed line {raw.strip()[:60]!r}: expected numbers", path, lineno) from None
+        cls = values[0]
+        if cls != int(cls):
+            raise DatasetError(f"class id {fields[0]} is not an integer", path, lineno)
+        if not 0 <= cls < num_classes:
+            raise DatasetError(f"class id {int(cls)} out of range: data.yaml names {num_classes} classes "
+                               f"(0..{num_classes - 1})", path, lineno)
+        coords = np.array(values[1:], dtype=np.float64)
+        if len(coords) < 2 or len(coords) % 2:
+            raise DatasetError(f"malformed line: {len(coords)} coordinates, expected 4 (box) or an even "
+                               f"number >= 6 (polygon)", path, lineno)
+        if np.any(~np.isfinite(coords)) or coords.min() < -_TOL or coords.max() > 1 + _TOL:
+            raise DatasetError("coordinates outside [0, 1]: YOLO labels are normalised by image width/height",
+                               path, lineno)
+        rows.append((lineno, int(cls), coords))
+    has_polygons = any(len(c) >= 6 for _, _, c in rows)
+    anns = []
+    scale = np.array([width, height], np.float64)
+    for lineno, cls, coords in rows:
+        if len(coords) == 4 and not has_polygons:
+            cx, cy, w, h = coords * np.array([width, height, width, height])
+            anns.append(Annotation(cls, np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)))
+            continue
+        if len(coords) < 6:
+            raise DatasetError(f"polygon with {len(coords) // 2} point(s); a polygon needs at least 3 "
+                               "(a 4-number box line is only valid in a file of boxes)", path, lineno)
+        poly = (coords.reshape(-1, 2) * scale).astype(np.float32)
+        box = np.array([*poly.min(0), *poly.max(0)], np.float32)
+        anns.append(Annotation(cls, box, polygons=[poly]))
+    return anns
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as e:  # PIL raises many types for broken files
+        raise DatasetError(f"unreadable image ({type(e).__name__}: {e})", path) from None
+
+
+def load_yolo(data_yaml: Path) -> Dataset:
+    """Load and validate a YOLO(-seg) dataset. See :func:`data.dataset.load_dataset`."""
+    src = Path(data_yaml)
+    try:
+        cfg = yaml.safe_load(src.read_text())
+    except yaml.YAMLError as e:
+        raise DatasetError(f"not valid YAML ({e})", src) from None
+    if not isinstance(cfg, dict):
+        raise DatasetError("expected a mapping with keys names, train, val", src)
+    missing = [k for k in ("names", "train", "val") if k not in cfg]
+    if missing:
+        raise DatasetError(f"missing key(s) {', '.join(missing)} (a YOLO data.yaml needs names, train, val)", src)
+    names = _read_names(cfg, src)
+    if "nc" in cfg and int(cfg["nc"]) != len(names):
+        raise DatasetError(f"nc is {cfg['nc']} but names lists {len(names)} classes", src)
+    splits = {}
+    for key, img_dir in _split_dirs(cfg, src).items():
+        images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        stems: dict[Path, Path] = {}
+        for img in images:
+            lbl = label_path_for(img)
+            if lbl in stems:
+                raise DatasetError(f"duplicate file name: {stems[lbl].name} and {img.name} share the label {lbl.name}",
+                                   img)
+            stems[lbl] = img
+        label_dir = label_path_for(img_dir / "x.jpg").parent
+        if label_dir.is_dir():
+            for lbl in sorted(label_dir.rglob("*.txt")):
+                if lbl not in stems:
+                    raise DatasetError("label without image: no image of that name in " + str(img_dir), lbl)
+        records = []
+        for i, img in enumerate(images, 1):
+            w, h = _image_size(img)
+            lbl = label_path_for(img)
+            anns = parse_label_file(lbl, len(names), w, h) if lbl.is_file() else []
+            records.append(ImageRecord(img, w, h, anns, image_id=i))
+        splits[split_name(key)] = records
+    return Dataset(names=names, splits=splits, source=src, format="yolo")
+
+
+def yolo_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> str:
+    """One YOLO-seg label line from a pixel polygon (K, 2)."""
+    norm = np.clip(np.asarray(polygon, np.float64) / np.array([width, height]), 0, 1)
+    return f"{int(class_id)} " + " ".join(f"{v:.6f}" for v in norm.ravel())
+
+
+def _place_image(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)  # same disk: no copy
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def save_yolo(ds: Dataset, out: Path) -> Path:
+    """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask)."""
+    for split, records in ds.splits.items():
+        for r in records:
+            _place_image(r.path, out / "images" / split / r.path.name)
+            lines = []
+            for a in r.annotations:
+                if a.rle is not None:
+                    poly = merge_polygons(mask_to_polygons(a.mask(r.height, r.width)))
+                elif a.polygons:
+                    poly = merge_polygons(a.polygons)
+                else:
+                    x0, y0, x1, y1 = a.xyxy
+                    lines.append(f"{a.class_id} {(x0 + x1) / 2 / r.width:.6f} {(y0 + y1) / 2 / r.height:.6f} "
+                                 f"{(x1 - x0) / r.width:.6f} {(y1 - y0) / r.height:.6f}")
+                    continue
+                if len(poly) >= 3:
+                    lines.append(yolo_line(a.class_id, poly, r.width, r.height))
+            text = "\n".join(lines) + ("\n" if lines else "")
+            atomic_write_text(out / "labels" / split / (r.path.stem + ".txt"), text)
+    cfg = {"path": out.resolve().as_posix(), **{s: f"images/{s}" for s in ds.splits},
+           "names": dict(enumerate(ds.names))}
+    return atomic_write_text(out / "data.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

@@ -1,0 +1,203 @@
+"""Train an ultralytics YOLO detector: a thin, honest wrapper over ``YOLO.train``.
+
+What it adds: a dataset file resolved to absolute paths (so ``data/food.yaml`` and
+Roboflow exports work from any folder), weights names checked before a long run
+starts, a run folder that is exactly ``out``, and ``metrics.json`` + ``command.txt``
+written next to the weights.
+
+Example:
+    >>> from detectors.train import train  # doctest: +SKIP
+    >>> result = train("datasets/food/data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, out="runs/t")  # doctest: +SKIP
+    >>> result.best_weights  # doctest: +SKIP
+    PosixPath('runs/t/weights/best.pt')
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from data.atomic import atomic_write_json, atomic_write_text
+from data.errors import DatasetError, WeightsError
+from data.assets import resolve_device, resolve_weights
+
+
+@dataclass
+class TrainResult:
+    """Where a training run left its outputs."""
+
+    run_dir: Path
+    best_weights: Path
+    metrics: dict
+
+
+def resolve_data_yaml(data: str | Path, out_dir: Path) -> Path:
+    """Write a copy of an ultralytics dataset file with every path made absolute.
+
+    ``path`` (if relative) is looked up relative to the current folder, then to the
+    file's own folder and its parent. Roboflow exports (``train: ../train/images``,
+    ``val: ../valid/images``) are resolved against the file's folder.
+
+    Returns:
+        The path of the resolved copy inside ``out_dir``.
+
+    Raises:
+        DatasetError: the file is missing, not YAML, lacks ``train``/``val``/``names``,
+            or a split folder does not exist.
+    """
+    src = Path(data)
+    if not src.is_file():
+        raise DatasetError("dataset file not found; pass a data.yaml (e.g. data/food.yaml after "
+                           "`detseg data synth --out datasets/food`)", src)
+    try:
+        cfg = yaml.safe_load(src.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise DatasetError(f"not valid YAML: {e}", src) from None
+    if not isinstance(cfg, dict):
+        raise DatasetError("expected a mapping with keys train, val, names", src)
+    missing = [k for k in ("train", "val", "names") if k not in cfg]
+    if missing:
+        raise DatasetError(f"missing key(s) {missing}; an ultralytics dataset file needs train, val and names", src)
+
+    candidates = []
+    if cfg.get("path"):
+        p = Path(cfg["path"])
+        candidates = [p] if p.is_absolute() else [Path.cwd() / p, src.parent / p, src.parent.parent / p]
+    candidates.append(src.parent)
+    root = next((c for c in candidates if c.is_dir()), None)
+    if root is None:
+        raise DatasetError(f"dataset root {cfg.get('path')!r} does not exist; generate or download the data first", src)
+    resolved = dict(cfg)
+    resolved["path"] = str(root.resolve())
+    for split in ("train", "val", "test"):
+        value = cfg.get(split)
+        if not value:
+            resolved.pop(split, None)
+            continue
+        entries = value if isinstance(value, list) else [value]
+        fixed = []
+        for entry in entries:
+            target = (root / entry).resolve()
+            if not target.exists() and str(entry).startswith("../"):
+                target = (root / str(entry)[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
+            if not target.exists():
+                raise DatasetError(f"{split} folder {entry!r} not found under {root}", src)
+            fixed.append(str(target))
+        resolved[split] = fixed if isinstance(value, list) else fixed[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / "data.yaml"
+    atomic_write_text(dst, yaml.safe_dump(resolved, sort_keys=False))
+    return dst
+
+
+def _box_metrics(metrics) -> dict:
+    """Box mAP50 / mAP50-95 overall and per class from an ultralytics ``DetMetrics``."""
+    box = metrics.box
+    names = metrics.names
+    per_class = {}
+    for i, cls in enumerate(box.ap_class_index):
+        per_class[names[int(cls)]] = {"mAP50": float(box.ap50[i]), "mAP50-95": float(box.ap[i])}
+    return {
+        "mAP50": float(box.map50),
+        "mAP50-95": float(box.map),
+        "precision": float(box.mp),
+        "recall": float(box.mr),
+        "per_class": per_class,
+    }
+
+
+def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640,
+                      batch: int = 16, device: str = "auto", out: str | Path | None = None) -> dict:
+    """Box mAP of a detector on a dataset split, via ultralytics' validator.
+
+    Returns:
+        ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}``.
+    """
+    from ultralytics import YOLO
+
+    out_dir = Path(out) if out else Path(weights).resolve().parent
+    data_yaml = resolve_data_yaml(data, out_dir / "val-data")
+    model = YOLO(str(resolve_weights(weights)))
+    metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=resolve_device(device),
+                        plots=False, verbose=False, project=str(out_dir), name="val", exist_ok=True)
+    return _box_metrics(metrics)
+
+
+def train(
+    data: str | Path,
+    model: str | Path = "yolov8n.yaml",
+    epochs: int = 100,
+    imgsz: int = 640,
+    batch: int = 16,
+    device: str = "auto",
+    out: str | Path = "runs/train",
+    resume: bool = False,
+    workers: int = 2,
+    seed: int = 0,
+    plots: bool = False,
+    **overrides,
+) -> TrainResult:
+    """Train a YOLO detector with ultralytics and record what was done.
+
+    Args:
+        data: an ultralytics dataset file (``data/food.yaml``, a synth output's
+            ``data.yaml``, a Roboflow "YOLOv8" export's ``data.yaml``).
+        model: ``.yaml`` to train from scratch (works offline) or ``.pt`` weights to
+            fine-tune (a local file, or a name ultralytics downloads when online).
+        epochs, imgsz, batch, workers, seed: as in ultralytics.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
+        out: the run folder; weights land in ``out/weights/{best,last}.pt``.
+        resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``.
+        plots: ultralytics' plots (they fetch a font when online; off by default so
+            offline runs never depend on it).
+        **overrides: any other ultralytics training argument.
+
+    Returns:
+        :class:`TrainResult` with the run folder, best weights and box metrics on ``val``.
+    """
+    from ultralytics import YOLO
+
+    out = Path(out).resolve()
+    if resume:
+        last = out / "weights" / "last.pt"
+        if not last.is_file():
+            raise WeightsError(f"nothing to resume: {last} does not exist")
+        yolo = YOLO(str(last))
+        yolo.train(resume=True)
+        data_yaml = out / "data.yaml"
+    else:
+        data_yaml = resolve_data_yaml(data, out)
+        model_path = str(model) if str(model).endswith((".yaml", ".yml")) else str(resolve_weights(model))
+        try:
+            yolo = YOLO(model_path, task="detect")
+        except FileNotFoundError as e:
+            raise WeightsError(f"model config {model} not found ({e})") from None
+        yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
+                   project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
+                   plots=plots, **overrides)
+    best = out / "weights" / "best.pt"
+    if not best.is_file():
+        best = out / "weights" / "last.pt"
+    metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch, device=device, out=out)
+    atomic_write_json(out / "metrics.json", {"split": "val", "weights": str(best), **metrics}, indent=2)
+    atomic_write_text(out / "command.txt", shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
+    return TrainResult(run_dir=out, best_weights=best, metrics=metrics)
+
+
+def metrics_summary(metrics: dict) -> str:
+    """One line per class: the table `detseg train` prints."""
+    lines = [f"{'class':<12} {'mAP50':>7} {'mAP50-95':>9}",
+             f"{'all':<12} {metrics['mAP50']:7.3f} {metrics['mAP50-95']:9.3f}"]
+    for name, m in metrics["per_class"].items():
+        lines.append(f"{name:<12} {m['mAP50']:7.3f} {m['mAP50-95']:9.3f}")
+    return "\n".join(lines)
+
+
+def main_json(result: TrainResult) -> str:
+    return json.dumps({"run_dir": str(result.run_dir), "best_weights": str(result.best_weights),
+                       "metrics": result.metrics}, indent=2)

@@ -1,0 +1,130 @@
+"""The ``detseg`` command line.
+
+Every user error (bad path, bad dataset, missing weights, ...) is raised as a
+:class:`detseg error <data.errors.DetsegError>` subclass and printed here as one line,
+with exit code 2; only genuine bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from data.errors import DetsegError
+
+
+def _add_data_commands(sub) -> None:
+    data = sub.add_parser("data", help="generate, check and convert datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+
+    synth = dsub.add_parser("synth", help="generate the synthetic food dataset (exact masks)")
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--train", type=int, default=100, help="training images")
+    synth.add_argument("--val", type=int, default=20, help="validation images")
+    synth.add_argument("--test", type=int, default=0, help="test images")
+    synth.add_argument("--seed", type=int, default=0, help="same seed and arguments -> identical files")
+    synth.add_argument("--imgsz", type=int, default=640, help="square image side in pixels")
+    synth.add_argument("--coco-masks", choices=("polygon", "rle"), default="polygon",
+                       help="COCO segmentation format: polygons (default) or exact RLE")
+    synth.set_defaults(func=_cmd_synth)
+
+    check = dsub.add_parser("check", help="validate a YOLO or COCO dataset and print a summary")
+    check.add_argument("path", help="data.yaml, a folder holding one, or a COCO .json")
+    check.add_argument("--images", help="image folder of a COCO .json (default: beside it)")
+    check.set_defaults(func=_cmd_check)
+
+    convert = dsub.add_parser("convert", help="convert a dataset between YOLO and COCO")
+    convert.add_argument("path", help="source: data.yaml / folder (YOLO) or a COCO .json")
+    convert.add_argument("--to", required=True, choices=("coco", "yolo"), help="target format")
+    convert.add_argument("--out", required=True, help="output folder")
+    convert.add_argument("--images", help="image folder of a COCO .json source (default: beside it)")
+    convert.set_defaults(func=_cmd_convert)
+
+
+def _cmd_synth(args) -> int:
+    from data.synth import generate_dataset
+
+    counts = {"train": args.train, "val": args.val, "test": args.test}
+    for split, n in counts.items():
+        if n < 0:
+            raise DetsegError(f"--{split} must be >= 0, got {n}")
+    summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from data.dataset import load_dataset
+
+    dataset = load_dataset(args.path, images=args.images)
+    print(dataset.summary_table())
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from data.dataset import load_dataset
+
+    dataset = load_dataset(args.path, images=args.images)
+    written = dataset.save_coco(args.out) if args.to == "coco" else dataset.save_yolo(args.out)
+    print(f"wrote {args.to.upper()} dataset to {written}")
+    return 0
+
+
+def _add_train_command(sub) -> None:
+    p = sub.add_parser("train", help="train a YOLO detector with ultralytics (offline from a .yaml)")
+    p.add_argument("--data", required=True, help="data.yaml: data/food.yaml, a synth output, a Roboflow export")
+    p.add_argument("--model", default="yolov8n.yaml", help="yolov8n.yaml (from scratch) or weights .pt")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, 0, mps")
+    p.add_argument("--workers", type=int, default=2, help="dataloader workers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="run folder (weights/best.pt, metrics.json, command.txt)")
+    p.add_argument("--time", type=float, default=None,
+                   help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--plots", action="store_true", help="ultralytics plots (need a font download when online)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from detectors.train import metrics_summary, train
+
+    result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                   device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
+                   plots=args.plots, **({"time": args.time} if args.time else {}))
+    print(metrics_summary(result.metrics))
+    print(f"best weights: {result.best_weights}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list = [_add_train_command]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``detseg`` console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DetsegError as e:
+        print(f"detseg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("detseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
