@@ -1,0 +1,165 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from data.dataset import load_dataset
+from data.errors import DatasetError
+from pipeline.cli import main
+
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "ds"
+    shutil.copytree(src, dst)
+    text = (dst / "data.yaml").read_text().splitlines()
+    (dst / "data.yaml").write_text("\n".join(line for line in text if not line.startswith("path:")) + "\n")
+    return dst
+
+
+def test_load_generated_yolo_dataset(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    assert ds.format == "yolo" and ds.names == ["croissant", "cookie", "cupcake"]
+    assert {s: len(r) for s, r in ds.splits.items()} == {"train": 6, "val": 3, "test": 2}
+    coco = json.loads((tiny_dataset / "annotations" / "val.json").read_text())
+    assert sum(len(r.annotations) for r in ds.splits["val"]) == len(coco["annotations"])
+
+
+def test_yolo_and_coco_views_agree(tiny_dataset):
+    yolo = load_dataset(tiny_dataset / "data.yaml")
+    coco = load_dataset(tiny_dataset / "annotations" / "val.json")
+    assert coco.format == "coco" and coco.names == yolo.names
+    for ry, rc in zip(yolo.splits["val"], coco.splits["val"]):
+        assert ry.path.name == rc.path.name
+        assert [a.class_id for a in ry.annotations] == [a.class_id for a in rc.annotations]
+        my = yolo.detections(ry).mask
+        mc = coco.detections(rc).mask
+        inter = (my & mc).sum((1, 2))
+        union = (my | mc).sum((1, 2))
+        assert np.mean(inter / union) > 0.97
+
+
+@pytest.mark.parametrize("target", ["coco", "yolo"])
+def test_convert_round_trip_keeps_instances(tiny_dataset, tmp_path, target):
+    src = load_dataset(tiny_dataset)
+    out = tmp_path / "out"
+    assert main(["data", "convert", str(tiny_dataset), "--to", target, "--out", str(out)]) == 0
+    back = load_dataset(out)
+    assert back.names == src.names
+    for split in src.splits:
+        a = [[x.class_id for x in r.annotations] for r in src.splits[split]]
+        b = [[x.class_id for x in r.annotations] for r in back.splits[split]]
+        assert a == b
+        boxes_a = np.concatenate([np.stack([x.xyxy for x in r.annotations]) for r in src.splits[split]])
+        boxes_b = np.concatenate([np.stack([x.xyxy for x in r.annotations]) for r in back.splits[split]])
+        assert np.abs(boxes_a - boxes_b).max() < 1.0
+
+
+def test_roboflow_yolov8_export_layout(tiny_dataset, tmp_path):
+    """data.yaml with ../train/images, ../valid/images as Roboflow writes it; box-only labels."""
+    root = tmp_path / "export"
+    for split, rf in (("train", "train"), ("val", "valid")):
+        (root / rf / "images").mkdir(parents=True)
+        (root / rf / "labels").mkdir(parents=True)
+        for img in sorted((tiny_dataset / "images" / split).glob("*.jpg")):
+            shutil.copy(img, root / rf / "images" / img.name)
+            (root / rf / "labels" / (img.stem + ".txt")).write_text("1 0.5 0.5 0.25 0.5\n")
+    (root / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\nnc: 3\nnames: ['croissant', 'cookie', 'cupcake']\n"
+    )
+    ds = load_dataset(root)
+    assert set(ds.splits) == {"train", "val"}
+    rec = ds.splits["val"][0]
+    assert not rec.annotations[0].has_mask
+    np.testing.assert_allclose(rec.annotations[0].xyxy, [48, 32, 80, 96])
+
+
+def test_image_without_label_is_allowed(tiny_dataset, tmp_path):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    (ds_dir / "labels" / "val" / "val_000001.txt").unlink()
+    ds = load_dataset(ds_dir)
+    assert ds.summary()["val"]["background_images"] == 1
+
+
+def _break(ds_dir, how):
+    lbl = ds_dir / "labels" / "val" / "val_000000.txt"
+    first = lbl.read_text().splitlines()[0].split()
+    if how == "label without image":
+        (ds_dir / "labels" / "val" / "ghost.txt").write_text("0 0.1 0.1 0.2 0.2\n")
+    elif how == "class id 7 out of range":
+        lbl.write_text("7 " + " ".join(first[1:]) + "\n")
+    elif how == "malformed line":
+        lbl.write_text("0 0.1 banana 0.3\n")
+    elif how == "polygon with 2 point(s)":
+        lbl.write_text(" ".join(first) + "\n0 0.1 0.1 0.2 0.2\n")
+    elif how == "coordinates outside [0, 1]":
+        lbl.write_text("0 0.1 0.1 1.5 0.2 0.3 0.4\n")
+    elif how == "duplicate file name":
+        shutil.copy(ds_dir / "images" / "val" / "val_000000.jpg", ds_dir / "images" / "val" / "val_000000.png")
+    elif how == "missing key(s) val":
+        text = (ds_dir / "data.yaml").read_text().splitlines()
+        (ds_dir / "data.yaml").write_text("\n".join(t for t in text if not t.startswith("val:")) + "\n")
+    return lbl
+
+
+@pytest.mark.parametrize(
+    "how, where",
+    [
+        ("label without image", "ghost.txt"),
+        ("class id 7 out of range", "val_000000.txt:1"),
+        ("malformed line", "val_000000.txt:1"),
+        ("polygon with 2 point(s)", "val_000000.txt:2"),
+        ("coordinates outside [0, 1]", "val_000000.txt:1"),
+        ("duplicate file name", "val_000000"),
+        ("missing key(s) val", "data.yaml"),
+    ],
+)
+def test_bad_yolo_input_names_file_and_line(tiny_dataset, tmp_path, capsys, how, where):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    _break(ds_dir, how)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(ds_dir)
+    assert how in str(err.value) and where in str(err.value)
+    # the CLI prints one line, no traceback, non-zero exit
+    assert main(["data", "check", str(ds_dir)]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("detseg: error:") and how in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c.pop("categories"), "missing key(s) categories"),
+        (lambda c: c["annotations"][0].update(category_id=99), "category_id 99 is not in categories"),
+        (lambda c: c["annotations"][0].update(image_id=12345), "image_id 12345 is not in images"),
+        (lambda c: c["annotations"][0].update(segmentation=[[1, 2, 3, 4]]), "polygon with 2 point(s)"),
+        (lambda c: c["images"].append(dict(c["images"][0], id=999)), "duplicate file name"),
+    ],
+)
+def test_bad_coco_input(tiny_dataset, tmp_path, mutate, message):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    path = ds_dir / "annotations" / "val.json"
+    coco = json.loads(path.read_text())
+    mutate(coco)
+    path.write_text(json.dumps(coco))
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_dataset(path)
+
+
+def test_check_prints_summary(tiny_dataset, capsys):
+    assert main(["data", "check", str(tiny_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "croissant" in out and "train" in out and "val" in out
+
+
+def test_missing_path_is_one_clear_error(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_as_supervision_dataset(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    sv_ds = ds.as_supervision("val")
+    assert len(sv_ds) == 3 and sv_ds.classes == ds.names
+    _, image, dets = sv_ds[0]
+    assert image.shape == (128, 128, 3) and dets.mask.shape[1:] == (128, 128)

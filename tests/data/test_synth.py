@@ -1,0 +1,125 @@
+import filecmp
+import json
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from data.polygons import coco_segmentation_to_mask, mask_iou, polygons_to_mask
+from data.synth import _image_rng, generate_dataset, instance_polygons, render_scene
+
+
+def _files(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        generate_dataset(out, {"train": 3, "val": 2}, seed=11, imgsz=96, progress=False)
+    assert _files(a) == _files(b)
+    for rel in _files(a):
+        if rel.name == "data.yaml":  # holds the absolute output folder, the only intended difference
+            la, lb = (p.read_text().splitlines()[1:] for p in (a / rel, b / rel))
+            assert la == lb
+        else:
+            assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+def test_other_seed_gives_other_images(tmp_path):
+    generate_dataset(tmp_path / "a", {"train": 1}, seed=1, imgsz=96, progress=False)
+    generate_dataset(tmp_path / "b", {"train": 1}, seed=2, imgsz=96, progress=False)
+    img = "images/train/train_000000.jpg"
+    assert (tmp_path / "a" / img).read_bytes() != (tmp_path / "b" / img).read_bytes()
+
+
+def test_layout_and_data_yaml(tiny_dataset):
+    import yaml
+
+    cfg = yaml.safe_load((tiny_dataset / "data.yaml").read_text())
+    assert cfg["names"] == {0: "croissant", 1: "cookie", 2: "cupcake"}
+    assert (cfg["train"], cfg["val"], cfg["test"]) == ("images/train", "images/val", "images/test")
+    for split, n in (("train", 6), ("val", 3), ("test", 2)):
+        assert len(list((tiny_dataset / "images" / split).glob("*.jpg"))) == n
+        assert len(list((tiny_dataset / "labels" / split).glob("*.txt"))) == n
+        assert (tiny_dataset / "annotations" / f"{split}.json").is_file()
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_scene_masks_are_disjoint_and_nonempty(index):
+    scene = render_scene(np.random.default_rng([5, 0, index]), 256, 256)
+    assert scene.image.shape == (256, 256, 3) and scene.image.dtype == np.uint8
+    assert len(scene.masks) == len(scene.class_ids) >= 1
+    assert scene.masks.sum(axis=(1, 2)).min() > 0  # fully hidden items are dropped
+    assert scene.masks.sum(0).max() == 1  # visible pixels belong to one instance only
+    assert set(scene.class_ids) <= {0, 1, 2}
+
+
+def test_traced_polygons_agree_with_exact_masks():
+    ious_yolo, ious_coco = [], []
+    for i in range(8):
+        scene = render_scene(np.random.default_rng([9, 0, i]), 320, 320)
+        for mask in scene.masks:
+            parts = instance_polygons(mask)
+            ious_yolo.append(mask_iou(polygons_to_mask(parts, 320, 320), mask))
+            flat = [p.ravel().tolist() for p in parts]
+            ious_coco.append(mask_iou(coco_segmentation_to_mask(flat, 320, 320), mask))
+    assert np.mean(ious_yolo) >= 0.95, np.mean(ious_yolo)
+    assert np.mean(ious_coco) >= 0.95, np.mean(ious_coco)
+
+
+def test_polygons_keep_holes_and_parts():
+    mask = np.zeros((60, 90), bool)
+    mask[5:45, 5:45] = True
+    mask[15:35, 15:35] = False  # a hole
+    mask[10:30, 60:85] = True  # a second part
+    parts = instance_polygons(mask)
+    assert len(parts) == 2
+    assert mask_iou(polygons_to_mask(parts, 60, 90), mask) > 0.9
+    from data.polygons import merge_polygons
+
+    merged = polygons_to_mask([merge_polygons(parts)], 60, 90)  # one YOLO-seg line
+    assert not merged[25, 25], "the hole must stay empty"
+    assert merged[20, 70] and merged[8, 8]
+    assert mask_iou(merged, mask) > 0.9
+
+
+def test_coco_output_loads_in_pycocotools_and_areas_match(tmp_path):
+    generate_dataset(tmp_path, {"val": 3}, seed=4, imgsz=128, masks_as="rle", progress=False)
+    coco = COCO(str(tmp_path / "annotations" / "val.json"))
+    assert sorted(c["name"] for c in coco.loadCats(coco.getCatIds())) == ["cookie", "croissant", "cupcake"]
+    for img_id in coco.getImgIds():
+        scene = render_scene(_image_rng(4, "val", img_id - 1), 128, 128)
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
+        assert len(anns) == len(scene.masks)
+        for ann, mask in zip(anns, scene.masks):
+            decoded = coco.annToMask(ann).astype(bool)
+            assert np.array_equal(decoded, mask)  # RLE is exact
+            assert ann["area"] == mask.sum()
+
+
+def test_coco_polygon_output_loads_in_pycocotools(tiny_dataset):
+    coco = COCO(str(tiny_dataset / "annotations" / "train.json"))
+    anns = coco.loadAnns(coco.getAnnIds())
+    assert anns
+    areas = np.array([a["area"] for a in anns], float)
+    poly_areas = np.array([coco.annToMask(a).sum() for a in anns], float)
+    assert np.median(np.abs(poly_areas - areas) / areas) < 0.1
+
+
+def test_yolo_output_loads_in_supervision(tiny_dataset):
+    import supervision as sv
+
+    ds = sv.DetectionDataset.from_yolo(
+        images_directory_path=str(tiny_dataset / "images" / "val"),
+        annotations_directory_path=str(tiny_dataset / "labels" / "val"),
+        data_yaml_path=str(tiny_dataset / "data.yaml"),
+        force_masks=True,
+    )
+    assert len(ds) == 3 and ds.classes == ["croissant", "cookie", "cupcake"]
+    coco = json.loads((tiny_dataset / "annotations" / "val.json").read_text())
+    for path, _, dets in ds:
+        assert dets.mask is not None and len(dets) > 0
+        name = path.split("/")[-1]
+        image_id = next(i["id"] for i in coco["images"] if i["file_name"] == name)
+        assert len(dets) == sum(a["image_id"] == image_id for a in coco["annotations"])
