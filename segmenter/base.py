@@ -1,0 +1,107 @@
+"""What every segmenter shares: input checks and the ``__call__`` over ``predict_masks``.
+
+A segmenter knows nothing of classes: it maps boxes to masks, one per box, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import supervision as sv
+
+from data.errors import InputError
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate an image: ``uint8`` array of shape ``(H, W, 3)``, BGR, H and W >= 1.
+
+    Raises:
+        InputError: showing the expected and the actual type, dtype and shape.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a numpy array (H, W, 3) uint8 BGR, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1 or image.dtype != np.uint8:
+        raise InputError(f"image must be (H, W, 3) uint8 BGR, got shape {image.shape} dtype {image.dtype}; "
+                         "pipeline.io.to_bgr8 converts grayscale, RGBA and 16-bit images")
+    return image
+
+
+def check_boxes(boxes, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``xyxy`` pixel boxes and clip them to the image.
+
+    Args:
+        boxes: array-like of shape ``(N, 4)`` (``(4,)`` is taken as one box).
+        image_shape: ``(H, W)``.
+
+    Returns:
+        ``(clipped, valid)``: float32 ``(N, 4)`` boxes clipped to ``[0, W] x [0, H]`` and a
+        bool ``(N,)`` that is False for boxes of zero area after clipping (they get empty masks).
+
+    Raises:
+        InputError: wrong shape, NaN/inf, or an inverted box (x2 < x1 or y2 < y1).
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim == 1 and arr.shape[0] == 4:
+        arr = arr[None]
+    if arr.size == 0:
+        arr = arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) in xyxy pixels, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr).all(1))
+        raise InputError(f"box(es) at index {bad.tolist()} contain NaN or inf")
+    inverted = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if inverted.any():
+        i = int(np.flatnonzero(inverted)[0])
+        raise InputError(f"box {i} {arr[i].tolist()} is inverted: expected xyxy with x2 >= x1 and y2 >= y1")
+    h, w = image_shape
+    clipped = arr.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, w)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, h)
+    valid = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped.astype(np.float32), valid
+
+
+def empty_masks(n: int, image_shape: tuple[int, int], compact: bool):
+    """``n`` all-False masks, dense ``(n, H, W)`` or as an ``sv.CompactMask``."""
+    if compact:
+        from supervision.detection.compact_mask import CompactMask
+
+        tiny = CompactMask.from_dense(np.zeros((n, 1, 1), bool), np.zeros((n, 4), np.float32), (1, 1))
+        return tiny.with_offset(0, 0, tuple(image_shape))
+    return np.zeros((n, *image_shape), bool)
+
+
+def attach_masks(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Detections:
+    """The same rows, in the same order, with ``mask`` set and ``data["mask_score"]``."""
+    data = {**detections.data, "mask_score": np.asarray(scores, dtype=np.float32)}
+    return dataclasses.replace(detections, mask=masks, data=data)
+
+
+class BoxPromptSegmenter:
+    """Implements the ``Segmenter`` interface's ``__call__`` on top of ``predict_masks``.
+
+    Subclasses provide ``predict_masks(image, boxes) -> (masks, scores)``.
+    """
+
+    def predict_masks(self, image: np.ndarray, boxes: np.ndarray):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, image: np.ndarray, detections: sv.Detections) -> sv.Detections:
+        """Segment every detection's box.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR.
+            detections: boxes in ``xyxy`` pixels of that image (other fields are kept).
+
+        Returns:
+            The same rows in the same order with ``mask`` (one per row) and ``data["mask_score"]``.
+        """
+        check_image(image)
+        if not isinstance(detections, sv.Detections):
+            raise InputError(f"detections must be supervision.Detections, got {type(detections).__name__}")
+        masks, scores = self.predict_masks(image, detections.xyxy)
+        if len(masks) != len(detections):
+            raise RuntimeError(f"{type(self).__name__} returned {len(masks)} masks for {len(detections)} boxes")
+        return attach_masks(detections, masks, scores)

@@ -1,0 +1,281 @@
+"""SAM-family box-prompted segmentation: encode each image once, decode all its boxes in chunks.
+
+Example:
+    >>> import numpy as np
+    >>> from segmenter import SamSegmenter
+    >>> seg = SamSegmenter("mobile_sam.pt")                              # doctest: +SKIP
+    >>> image = np.zeros((480, 640, 3), np.uint8)                        # BGR
+    >>> masks, scores = seg.predict_masks(image, [[10, 20, 200, 240]])   # doctest: +SKIP
+    >>> masks.shape, scores.shape                                        # doctest: +SKIP
+    ((1, 480, 640), (1,))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.assets import resolve_device
+from data.errors import InputError
+from segmenter.base import BoxPromptSegmenter, check_boxes, check_image, empty_masks
+from segmenter.cache import EmbeddingCache, image_key
+from segmenter.upsample import Grid, upsample_mask
+
+INPUT_SIZE = 1024  # SAM's square input side
+LOW_RES = 256  # side of the decoder's mask logits
+MULTIMASK = ("single", "best", "all")
+PRECISIONS = ("fp32", "bf16", "fp16")
+COMPACT_FROM_PIXELS = 2**20  # "auto" output: CompactMask from ~1 megapixel up
+
+
+@dataclass
+class Embedding:
+    """One image's encoder output and the geometry needed to map prompts and masks.
+
+    Attributes:
+        features: ``(1, 256, 64, 64)`` tensor (SAM) or a dict with ``image_embed`` and
+            ``high_res_feats`` (SAM 2).
+        src_shape: ``(H, W)`` of the original image.
+        scale: letterbox gain from the original image to the 1024 input.
+        nbytes: memory held by the features.
+    """
+
+    features: object
+    src_shape: tuple[int, int]
+    scale: float
+    nbytes: int
+    grid: Grid = field(repr=False, default=None)
+
+
+class SamSegmenter(BoxPromptSegmenter):
+    """Box prompts -> masks with SAM, MobileSAM, SAM 2 or SAM 2.1 (ultralytics modules).
+
+    The constructor only stores its arguments; the model is built on first use (or by
+    :meth:`load`, which the CLI calls up front so a bad checkpoint fails fast).
+
+    Args:
+        checkpoint: local file (any name; ``arch`` says which when the name doesn't) or a
+            known name (``mobile_sam.pt``, ``sam_b.pt``, ``sam2.1_t.pt``...) downloaded when online.
+        arch: architecture, see :data:`segmenter.sam_loading.ARCHS`.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
+        precision: ``"fp32"``; ``"bf16"`` autocast (CPU or CUDA); ``"fp16"`` autocast (CUDA).
+        multimask: ``"single"`` (SAM's one-mask output, the default for boxes), ``"best"`` (of
+            three by predicted IoU), ``"all"`` (three masks per box, box-major).
+        chunk_size: boxes per decoder call; ``"auto"``: 4 on CPU (the decoder repeats the
+            image embedding per box and big chunks fall out of cache), 64 on CUDA.
+        cache_bytes: embedding cache size (LRU, keyed by image content); 0 disables it.
+        output: ``"auto"`` (CompactMask from ~1 MP up), ``"compact"`` or ``"dense"``.
+    """
+
+    def __init__(self, checkpoint="mobile_sam.pt", arch=None, device="auto", precision="fp32",
+                 multimask="single", chunk_size="auto", cache_bytes=256 * 2**20, output="auto"):
+        self.checkpoint = checkpoint
+        self.arch = arch
+        self.device = device
+        self.precision = precision
+        self.multimask = multimask
+        self.chunk_size = chunk_size
+        self.cache_bytes = cache_bytes
+        self.output = output
+        self._model = None
+        self._cache = None
+        self.encoder_calls = 0
+
+    # ------------------------------------------------------------------ setup
+    def load(self) -> SamSegmenter:
+        """Build the model now (idempotent). Raises WeightsError / InputError on bad settings."""
+        if self._model is not None:
+            return self
+        import torch
+
+        from segmenter.sam_loading import build_sam_model
+
+        if self.multimask not in MULTIMASK:
+            raise InputError(f"multimask must be one of {MULTIMASK}, got {self.multimask!r}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.output not in ("auto", "compact", "dense"):
+            raise InputError(f"output must be 'auto', 'compact' or 'dense', got {self.output!r}")
+        self._device = torch.device(resolve_device(self.device))
+        if self.precision == "fp16" and self._device.type != "cuda":
+            raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+        model, self._arch = build_sam_model(self.checkpoint, self.arch)
+        self._model = model.to(self._device).float().eval()
+        self._is_sam2 = self._arch.startswith("sam2")
+        self._mean = torch.tensor([123.675, 116.28, 103.53], device=self._device).view(-1, 1, 1)
+        self._std = torch.tensor([58.395, 57.12, 57.375], device=self._device).view(-1, 1, 1)
+        self._cache = EmbeddingCache(self.cache_bytes)
+        return self
+
+    @property
+    def model(self):
+        return self.load()._model
+
+    def _autocast(self):
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self._device.type, dtype=dtype)
+
+    def _chunk(self) -> int:
+        if self.chunk_size != "auto":
+            if int(self.chunk_size) < 1:
+                raise InputError(f"chunk_size must be >= 1 or 'auto', got {self.chunk_size}")
+            return int(self.chunk_size)
+        return {"cuda": 64, "mps": 16}.get(self._device.type, 4)
+
+    # ------------------------------------------------------------------ encoder
+    def preprocess(self, image: np.ndarray):
+        """Letterbox to 1024 (top-left, pad 114) as ultralytics does, BGR->RGB, normalise. (1, 3, 1024, 1024)."""
+        import torch
+        from ultralytics.data.augment import LetterBox
+
+        boxed = LetterBox(INPUT_SIZE, auto=False, center=False)(image=image)
+        tensor = torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)))[None]
+        return (tensor.to(self._device) - self._mean) / self._std
+
+    def _encode(self, image: np.ndarray) -> Embedding:
+        import torch
+
+        x = self.preprocess(image)
+        with torch.inference_mode(), self._autocast():
+            if self._is_sam2:
+                m = self._model
+                backbone = m.forward_image(x)
+                _, feats, _, _ = m._prepare_backbone_features(backbone)
+                if m.directly_add_no_mem_embed:
+                    feats[-1] = feats[-1] + m.no_mem_embed
+                sizes = [(INPUT_SIZE // s, INPUT_SIZE // s) for s in (4, 8, 16)]
+                maps = [f.permute(1, 2, 0).reshape(1, -1, *hw).float() for f, hw in zip(feats, sizes)]
+                features = {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
+                nbytes = sum(t.numel() * t.element_size() for t in maps)
+            else:
+                features = self._model.image_encoder(x).float()
+                nbytes = features.numel() * features.element_size()
+        self.encoder_calls += 1
+        h, w = image.shape[:2]
+        return Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)))
+
+    def embed(self, image: np.ndarray) -> Embedding:
+        """The image's embedding: from the cache when the same pixels were seen, else encoded now.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR.
+        """
+        self.load()
+        check_image(image)
+        key = image_key(image)
+        emb = self._cache.get(key)
+        if emb is None:
+            emb = self._encode(image)
+            self._cache.put(key, emb, emb.nbytes)
+        return emb
+
+    def cache_info(self) -> dict:
+        """``{"hits", "misses", "encoder_calls", "bytes", "entries"}`` of the embedding cache."""
+        c = self.load()._cache
+        return {"hits": c.hits, "misses": c.misses, "encoder_calls": self.encoder_calls, "bytes": c.bytes,
+                "entries": len(c)}
+
+    # ------------------------------------------------------------------ decoder
+    def _decode(self, features, boxes, multimask: bool):
+        m = self._model
+        if self._is_sam2:
+            corners = boxes.view(-1, 2, 2)
+            labels = corners.new_tensor([[2, 3]], dtype=None).int().expand(len(boxes), -1)
+            sparse, dense = m.sam_prompt_encoder(points=(corners, labels), boxes=None, masks=None)
+            high = [f for f in features["high_res_feats"]]
+            logits, scores, _, _ = m.sam_mask_decoder(
+                image_embeddings=features["image_embed"], image_pe=m.sam_prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
+                repeat_image=len(boxes) > 1, high_res_features=high)
+        else:
+            sparse, dense = m.prompt_encoder(points=None, boxes=boxes, masks=None)
+            logits, scores = m.mask_decoder(
+                image_embeddings=features, image_pe=m.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+        return logits, scores
+
+    def predict_torch(self, embedding: Embedding, boxes_input):
+        """Decode boxes already in the 1024 input frame, in chunks.
+
+        Args:
+            embedding: from :meth:`embed`.
+            boxes_input: ``(N, 4)`` float tensor, xyxy in the letterboxed 1024 frame.
+
+        Returns:
+            ``(logits, scores)``: ``(N, K, 256, 256)`` float32 low-res logits and ``(N, K)`` predicted
+            IoU, K = 1 for ``single``/``best``, 3 for ``all``.
+        """
+        import torch
+
+        multimask = self.multimask != "single"
+        chunk = self._chunk()
+        all_logits, all_scores = [], []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(boxes_input), chunk):
+                logits, scores = self._decode(embedding.features, boxes_input[start:start + chunk], multimask)
+                all_logits.append(logits.float())
+                all_scores.append(scores.float())
+        logits, scores = torch.cat(all_logits), torch.cat(all_scores)
+        if self.multimask == "best":
+            best = scores.argmax(1)
+            idx = torch.arange(len(best), device=best.device)
+            logits, scores = logits[idx, best][:, None], scores[idx, best][:, None]
+        return logits, scores
+
+    def predict_masks(self, image: np.ndarray, boxes):
+        """Masks for boxes on one image, aligned 1:1 with the boxes, in order.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR.
+            boxes: ``(N, 4)`` xyxy pixels; clipped to the image; zero-area boxes give empty masks.
+
+        Returns:
+            ``(masks, scores)``: masks ``(M, H, W)`` bool or ``sv.CompactMask`` and scores ``(M,)``
+            float32, where ``M = N`` (``M = 3N``, box-major, for ``multimask="all"``).
+        """
+        import torch
+
+        self.load()
+        check_image(image)
+        clipped, valid = check_boxes(boxes, image.shape[:2])
+        k = 3 if self.multimask == "all" else 1
+        n = len(clipped)
+        h, w = image.shape[:2]
+        compact = self.output == "compact" or (self.output == "auto" and h * w >= COMPACT_FROM_PIXELS)
+        scores = np.zeros(n * k, np.float32)
+        if not valid.any():  # nothing to decode: no decoder and no encoder
+            return empty_masks(n * k, (h, w), compact), scores
+        emb = self.embed(image)
+        prompt = torch.as_tensor(clipped[valid] * emb.scale, device=self._device)
+        logits, iou = self.predict_torch(emb, prompt)
+        logits = logits.cpu().numpy()
+        rows = np.repeat(np.flatnonzero(valid) * k, k) + np.tile(np.arange(k), int(valid.sum()))
+        scores[rows] = iou.cpu().numpy().reshape(-1)
+        crops = [upsample_mask(lg, emb.grid) for lg in logits.reshape(-1, LOW_RES, LOW_RES)]
+        return _assemble(crops, rows, n * k, (h, w), compact), scores
+
+
+def _assemble(crops, rows, total: int, shape: tuple[int, int], compact: bool):
+    """Place upsampled crops at their rows: dense (total, H, W) or a CompactMask."""
+    if not compact:
+        out = np.zeros((total, *shape), bool)
+        for row, (crop, corner) in zip(rows, crops):
+            if crop is not None:
+                out[row, corner[0]:corner[0] + crop.shape[0], corner[1]:corner[1] + crop.shape[1]] = crop
+        return out
+    from supervision.detection.compact_mask import CompactMask
+
+    parts = [None] * total
+    for row, (crop, corner) in zip(rows, crops):
+        if crop is not None and crop.any():
+            ch, cw = crop.shape
+            one = CompactMask.from_dense(crop[None], np.array([[0, 0, cw - 1, ch - 1]], np.float32), (ch, cw))
+            parts[row] = one.with_offset(int(corner[1]), int(corner[0]), shape)
+    blank = empty_masks(1, shape, True)
+    return CompactMask.merge([p if p is not None else blank for p in parts]) if total else empty_masks(0, shape, True)

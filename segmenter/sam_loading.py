@@ -1,0 +1,114 @@
+"""Building SAM-family models from a checkpoint path or a known name, never downloading implicitly.
+
+Supported: SAM ViT-B/L/H, MobileSAM, SAM 2 and SAM 2.1 (t / s / b+ / l), with the
+architectures of ``ultralytics.models.sam.build``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from data.assets import resolve_weights
+from data.errors import WeightsError
+
+# arch name -> ultralytics builder name; names match ultralytics' asset file stems
+ARCHS = {
+    "sam_b": "build_sam_vit_b",
+    "sam_l": "build_sam_vit_l",
+    "sam_h": "build_sam_vit_h",
+    "mobile_sam": "build_mobile_sam",
+    "sam2_t": "build_sam2_t",
+    "sam2_s": "build_sam2_s",
+    "sam2_b": "build_sam2_b",
+    "sam2_l": "build_sam2_l",
+    "sam2.1_t": "build_sam2_t",
+    "sam2.1_s": "build_sam2_s",
+    "sam2.1_b": "build_sam2_b",
+    "sam2.1_l": "build_sam2_l",
+}
+_HINT = ", or use the weight-free `grabcut` or `box` segmenter"
+
+
+def infer_arch(checkpoint: str | Path, arch: str | None = None) -> str:
+    """The architecture: ``arch`` if given, else read from the file name (``mobile_sam.pt`` -> ``mobile_sam``)."""
+    if arch is not None:
+        if arch not in ARCHS:
+            raise WeightsError(f"unknown SAM arch {arch!r}; expected one of {sorted(ARCHS)}")
+        return arch
+    stem = Path(checkpoint).name.lower().removesuffix(".pt").removesuffix(".pth")
+    for name in sorted(ARCHS, key=len, reverse=True):  # "sam2.1_t" before "sam2_t" before "sam_b"
+        if stem.endswith(name) or stem.startswith(name):
+            return name
+    raise WeightsError(f"cannot tell the SAM architecture from the file name {Path(checkpoint).name!r}; "
+                       f"pass arch= one of {sorted(ARCHS)}")
+
+
+def _state_dict(path: Path) -> dict:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        raise WeightsError(f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # SAM 2 checkpoints nest the weights under "model"
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, expected a state dict")
+    return state
+
+
+def build_sam_model(checkpoint: str | Path, arch: str | None = None):
+    """Build the model of ``arch`` and load ``checkpoint`` into it (strict: every key must match).
+
+    Args:
+        checkpoint: a local file of any name, or a known name (``mobile_sam.pt``, ``sam_b.pt``,
+            ``sam2.1_t.pt``, ...) that ultralytics downloads when online.
+        arch: architecture name when the file name does not say it.
+
+    Returns:
+        ``(model, arch)``: the ``torch.nn.Module`` in eval mode on the CPU, and its arch name.
+
+    Raises:
+        WeightsError: missing file (offline: names the file looked for), unreadable file, or
+            weights that do not fit the architecture.
+    """
+    from ultralytics.models.sam import build as sam_build
+
+    path = resolve_weights(checkpoint, hint=_HINT)
+    arch = infer_arch(checkpoint, arch)
+    state = _state_dict(path)
+    builder = getattr(sam_build, ARCHS[arch])
+    if arch.startswith("sam2.1"):
+        # ultralytics switches on SAM 2.1's extra layers by the checkpoint's *name*: hand it a
+        # copy of the (already safely loaded) tensors under the expected name.
+        with tempfile.TemporaryDirectory() as tmp:
+            import torch
+
+            marker = Path(tmp) / f"{arch}.pt"
+            torch.save({k: v for k, v in state.items()}, marker)
+            model = builder(str(marker))
+    else:
+        model = builder(None)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise WeightsError(f"{path} does not fit the {arch} architecture ({first}); pass the right arch=") from None
+    return model.eval(), arch
+
+
+def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int = 0) -> Path:
+    """Write a random-initialised checkpoint (for tests and benchmarks without weights)."""
+    import torch
+    from ultralytics.models.sam import build as sam_build
+
+    torch.manual_seed(seed)
+    model = getattr(sam_build, ARCHS[arch])(None)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,105 @@
+"""Bilinear upsampling of SAM's 256x256 low-resolution logits, only where a mask can be positive.
+
+Every output pixel is a convex combination of at most four low-resolution logits,
+so it can be positive only if one of them is. A mask therefore only needs upsampling
+inside the one-low-res-pixel dilation of its positive low-res region; everywhere
+else it is False. The per-pixel arithmetic is the same whichever window is asked
+for, so the windowed result equals the full-frame result bit for bit.
+
+The sampling grid is ultralytics' (``ops.scale_masks`` with ``padding=False``): the
+image content covers ``content = src * 256 / 1024 * gain`` low-res pixels from the
+top-left corner, and output pixel ``x`` samples ``content * (x + 0.5) / W - 0.5``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Sampling of one axis: output index -> (lo, hi, weight of hi)."""
+
+    lo: np.ndarray  # (n_out,) int
+    hi: np.ndarray  # (n_out,) int
+    w_hi: np.ndarray  # (n_out,) float32
+
+    @classmethod
+    def build(cls, n_out: int, content: float, n_in: int) -> Axis:
+        src = (np.arange(n_out, dtype=np.float64) + 0.5) * (content / n_out) - 0.5
+        src = np.clip(src, 0.0, n_in - 1)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return cls(lo, hi, (src - lo).astype(np.float32))
+
+    def window(self, first_low: int, last_low: int) -> tuple[int, int]:
+        """Output range [a, b) whose samples touch low-res indices in [first_low, last_low]."""
+        touches = (self.hi >= first_low) & (self.lo <= last_low)
+        idx = np.flatnonzero(touches)
+        return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The sampling grid of one image size: rows and columns."""
+
+    rows: Axis
+    cols: Axis
+    shape: tuple[int, int]
+
+    @classmethod
+    def build(cls, src_shape: tuple[int, int], input_size: int = 1024, low_res: int = 256) -> Grid:
+        h, w = src_shape
+        gain = min(input_size / h, input_size / w)  # letterbox gain of the SAM input
+        scale = low_res / input_size
+        content_h = max(round(h * gain), 1) * scale
+        content_w = max(round(w * gain), 1) * scale
+        return cls(Axis.build(h, content_h, low_res), Axis.build(w, content_w, low_res), (h, w))
+
+
+def upsample_window(logits: np.ndarray, grid: Grid, window: tuple[int, int, int, int]) -> np.ndarray:
+    """Bilinear logits of output rows ``[y0, y1)`` and columns ``[x0, x1)``. float32 (y1-y0, x1-x0)."""
+    y0, y1, x0, x1 = window
+    r, c = grid.rows, grid.cols
+    wy = r.w_hi[y0:y1, None]
+    wx = c.w_hi[None, x0:x1]
+    top = logits[r.lo[y0:y1]]
+    bottom = logits[r.hi[y0:y1]]
+    top = top[:, c.lo[x0:x1]] * (1 - wx) + top[:, c.hi[x0:x1]] * wx
+    bottom = bottom[:, c.lo[x0:x1]] * (1 - wx) + bottom[:, c.hi[x0:x1]] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def positive_window(logits: np.ndarray, grid: Grid, threshold: float = 0.0) -> tuple[int, int, int, int] | None:
+    """Output window that can hold positive pixels, or None when no low-res logit exceeds ``threshold``."""
+    pos = logits > threshold
+    rows = np.flatnonzero(pos.any(1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(pos.any(0))
+    y0, y1 = grid.rows.window(rows[0], rows[-1])
+    x0, x1 = grid.cols.window(cols[0], cols[-1])
+    if y1 <= y0 or x1 <= x0:
+        return None
+    return y0, y1, x0, x1
+
+
+def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0):
+    """Threshold-upsampled mask of one (256, 256) logit map, cropped to where it can be positive.
+
+    Returns:
+        ``(crop, (y0, x0))``: bool crop and its top-left corner in the output image, or
+        ``(None, None)`` for an empty mask.
+    """
+    window = positive_window(logits, grid, threshold)
+    if window is None:
+        return None, None
+    crop = upsample_window(logits, grid, window) > threshold
+    return crop, (window[0], window[2])
+
+
+def upsample_full(logits: np.ndarray, grid: Grid) -> np.ndarray:
+    """Reference: the whole frame, same arithmetic. float32 (H, W)."""
+    return upsample_window(logits, grid, (0, grid.shape[0], 0, grid.shape[1]))

@@ -1,0 +1,218 @@
+import numpy as np
+import pytest
+import supervision as sv
+import torch
+
+from data.errors import InputError, WeightsError
+from segmenter import SamSegmenter
+from segmenter.upsample import Grid, upsample_full, upsample_mask
+from tests.segmenter.conftest import textured_image
+
+
+def _reference(predictor, image, boxes):
+    predictor.set_image(image)
+    masks, _ = type(predictor).inference_features(predictor, predictor.features, src_shape=image.shape[:2],
+                                                  bboxes=np.asarray(boxes, np.float32))
+    return masks.cpu().numpy()
+
+
+PARITY_CASES = [
+    # (h, w, boxes): non-square, small, large, boxes touching the borders
+    (240, 320, [[0, 0, 120, 90], [100, 50, 320, 240], [30, 30, 31, 200]]),
+    (130, 500, [[0, 10, 499, 129], [200, 0, 260, 130]]),
+    (1100, 700, [[0, 0, 700, 1100], [350, 400, 699, 1099], [10, 900, 200, 1100]]),
+]
+
+
+@pytest.mark.parametrize("h, w, boxes", PARITY_CASES)
+def test_parity_with_ultralytics_predictor(sam, ultralytics_predictor, h, w, boxes):
+    image = textured_image(h, w, seed=h)
+    ours, _ = sam.predict_masks(image, boxes)
+    ref = _reference(ultralytics_predictor, image, boxes)
+    assert ours.shape == ref.shape == (len(boxes), h, w)
+    for i in range(len(boxes)):
+        agreement = (ours[i] == ref[i]).mean()
+        assert agreement >= 0.999, (i, agreement)
+    assert ours.any(axis=(1, 2)).all()  # random weights: real, non-trivial masks
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (130, 500), (1100, 700), (97, 1013), (1024, 1024)])
+def test_windowed_upsampling_equals_full_frame_bit_for_bit(shape):
+    rng = np.random.default_rng(0)
+    grid = Grid.build(shape)
+    for _ in range(5):
+        logits = rng.normal(-2, 1, (256, 256)).astype(np.float32)
+        logits[rng.integers(0, 200):, rng.integers(0, 200):][:40, :60] += 4  # a positive blob
+        crop, (y0, x0) = upsample_mask(logits, grid)
+        full = upsample_full(logits, grid) > 0
+        placed = np.zeros(shape, bool)
+        if crop is not None:
+            placed[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+        assert np.array_equal(placed, full)
+
+
+def test_upsampling_matches_torch_interpolate():
+    """Our sampling grid is the one of F.interpolate(bilinear, align_corners=False)."""
+    logits = np.random.default_rng(1).normal(0, 1, (256, 256)).astype(np.float32)
+    grid = Grid.build((512, 512))  # square: content covers all 256 low-res pixels
+    ours = upsample_full(logits, grid)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(logits)[None, None], (512, 512), mode="bilinear",
+                                          align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_chunked_equals_unchunked(mobile_sam_checkpoint):
+    image = textured_image(200, 300, seed=3)
+    boxes = [[10, 10, 100, 100], [50, 60, 250, 190], [0, 0, 300, 200], [120, 20, 180, 90], [5, 100, 60, 199]]
+    one = SamSegmenter(str(mobile_sam_checkpoint), chunk_size=1, output="dense")
+    big = SamSegmenter(str(mobile_sam_checkpoint), chunk_size=64, output="dense")
+    m1, s1 = one.predict_masks(image, boxes)
+    m2, s2 = big.predict_masks(image, boxes)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    assert (m1 == m2).mean() >= 0.99999
+
+
+def test_compact_mask_equals_dense(mobile_sam_checkpoint, sam):
+    image = textured_image(300, 400, seed=4)
+    boxes = [[10, 10, 200, 150], [150, 100, 400, 300], [0, 0, 0, 50]]  # the last has zero area
+    compact = SamSegmenter(str(mobile_sam_checkpoint), output="compact")
+    cm, cs = compact.predict_masks(image, boxes)
+    dense, ds = sam.predict_masks(image, boxes)
+    assert isinstance(cm, sv.CompactMask) and cm.shape == dense.shape
+    assert np.array_equal(cm.to_dense(), dense)
+    np.testing.assert_array_equal(cs, ds)
+
+
+def test_encoder_runs_once_per_distinct_image(mobile_sam_checkpoint):
+    seg = SamSegmenter(str(mobile_sam_checkpoint), output="dense")
+    image = textured_image(120, 160, seed=5)
+    seg.predict_masks(image, [[0, 0, 50, 50]])
+    seg.predict_masks(image, [[10, 10, 100, 100], [0, 0, 160, 120]])
+    seg.embed(image.copy())  # same pixels, different array: still a hit
+    assert seg.cache_info()["encoder_calls"] == 1
+    assert seg.cache_info()["hits"] == 2
+    edited = image.copy()
+    edited[0, 0, 0] ^= 1  # one pixel changed: a new embedding, never a stale one
+    seg.predict_masks(edited, [[0, 0, 50, 50]])
+    assert seg.cache_info()["encoder_calls"] == 2
+
+
+def test_cache_is_bounded_by_bytes(mobile_sam_checkpoint):
+    seg = SamSegmenter(str(mobile_sam_checkpoint), cache_bytes=9 * 2**20)  # room for two 4 MiB embeddings
+    for seed in range(3):
+        seg.embed(textured_image(64, 64, seed=seed))
+    info = seg.cache_info()
+    assert info["entries"] == 2 and info["bytes"] <= 9 * 2**20
+    seg.embed(textured_image(64, 64, seed=0))  # evicted (least recently used): encoded again
+    assert seg.cache_info()["encoder_calls"] == 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_masks_align_with_boxes(sam, n):
+    image = textured_image(100, 150, seed=6)
+    rng = np.random.default_rng(n)
+    xy = rng.uniform(0, 100, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 50, (n, 2))], axis=1)
+    before = sam.cache_info()["encoder_calls"]
+    masks, scores = sam.predict_masks(image, boxes)
+    assert masks.shape == (n, 100, 150) and scores.shape == (n,)
+    if n == 0:
+        assert sam.cache_info()["encoder_calls"] == before  # no boxes: no encoder, no decoder
+    # each mask is the one its box gives alone: order is kept
+    for i in range(n):
+        alone, _ = sam.predict_masks(image, boxes[i:i + 1])
+        assert (alone[0] == masks[i]).mean() >= 0.9999
+
+
+def test_zero_area_box_keeps_its_row(sam):
+    image = textured_image(100, 150, seed=7)
+    boxes = [[10, 10, 80, 80], [40, 40, 40, 90], [200, 200, 300, 300], [20, 30, 140, 95]]
+    masks, scores = sam.predict_masks(image, boxes)
+    assert len(masks) == 4
+    assert not masks[1].any() and not masks[2].any()  # zero area; outside the image
+    assert scores[1] == 0 and scores[2] == 0
+    assert masks[0].any() and masks[3].any()
+
+
+def test_call_attaches_masks_to_detections(sam):
+    image = textured_image(100, 150, seed=8)
+    dets = sv.Detections(xyxy=np.array([[10, 10, 80, 80], [20, 30, 140, 95]], np.float32),
+                         confidence=np.array([0.9, 0.4]), class_id=np.array([2, 0]),
+                         data={"class_name": np.array(["cupcake", "croissant"])})
+    out = sam(image, dets)
+    assert len(out) == 2 and out.mask.shape == (2, 100, 150)
+    np.testing.assert_array_equal(out.class_id, [2, 0])
+    np.testing.assert_array_equal(out.data["class_name"], ["cupcake", "croissant"])
+    assert out.data["mask_score"].shape == (2,)
+
+
+@pytest.mark.parametrize("mode, factor", [("all", 3), ("best", 1)])
+def test_multimask_modes(mobile_sam_checkpoint, mode, factor):
+    image = textured_image(100, 150, seed=9)
+    boxes = [[10, 10, 80, 80], [20, 30, 140, 95]]
+    seg = SamSegmenter(str(mobile_sam_checkpoint), multimask=mode, output="dense")
+    masks, scores = seg.predict_masks(image, boxes)
+    assert masks.shape == (2 * factor, 100, 150) and scores.shape == (2 * factor,)
+    if mode == "best":
+        three = SamSegmenter(str(mobile_sam_checkpoint), multimask="all", output="dense")
+        _, all_scores = three.predict_masks(image, boxes)
+        np.testing.assert_allclose(scores, all_scores.reshape(2, 3).max(1), atol=1e-5)
+
+
+def test_bf16_runs_and_roughly_agrees(mobile_sam_checkpoint, sam):
+    image = textured_image(120, 160, seed=10)
+    boxes = [[10, 10, 100, 100], [30, 20, 150, 110]]
+    fp32, _ = sam.predict_masks(image, boxes)
+    bf16, _ = SamSegmenter(str(mobile_sam_checkpoint), precision="bf16", output="dense").predict_masks(image, boxes)
+    assert bf16.shape == fp32.shape and (bf16 == fp32).mean() > 0.8
+
+
+@pytest.mark.parametrize(
+    "boxes, message",
+    [
+        ([[0, 0, float("nan"), 10]], "NaN or inf"),
+        ([[50, 10, 20, 40]], "inverted"),
+        ([[1, 2, 3]], "shape (N, 4)"),
+    ],
+)
+def test_bad_boxes_raise_clear_errors(sam, boxes, message):
+    with pytest.raises(InputError) as err:
+        sam.predict_masks(textured_image(50, 50), boxes)
+    assert message in str(err.value)
+
+
+def test_bad_image_shows_expected_and_actual(sam):
+    with pytest.raises(InputError, match=r"\(H, W, 3\) uint8 BGR, got shape \(50, 50\) dtype float64"):
+        sam.predict_masks(np.zeros((50, 50)), [[0, 0, 10, 10]])
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(WeightsError, match="weights file not found.*nowhere.pt.*grabcut"):
+        SamSegmenter(str(tmp_path / "nowhere.pt")).load()
+
+
+def test_unknown_name_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no internet")
+
+    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", offline)
+    with pytest.raises(WeightsError, match="mobile_sam.pt is not in .* could not be downloaded.*grabcut"):
+        SamSegmenter("mobile_sam.pt").load()
+
+
+def test_corrupt_or_wrong_checkpoint(tmp_path, mobile_sam_checkpoint):
+    junk = tmp_path / "mobile_sam_junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="not a readable PyTorch state dict"):
+        SamSegmenter(str(junk)).load()
+    with pytest.raises(WeightsError, match="does not fit the sam_b architecture"):
+        SamSegmenter(str(mobile_sam_checkpoint), arch="sam_b").load()
+    with pytest.raises(WeightsError, match="cannot tell the SAM architecture"):
+        renamed = tmp_path / "weights.pt"
+        renamed.write_bytes(mobile_sam_checkpoint.read_bytes())
+        SamSegmenter(str(renamed)).load()
+    # any file name works when arch says which
+    renamed_ok = SamSegmenter(str(tmp_path / "weights.pt"), arch="mobile_sam").load()
+    assert renamed_ok.model is not None

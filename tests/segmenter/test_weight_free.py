@@ -1,0 +1,79 @@
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from data.polygons import mask_iou
+from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter
+from tests.segmenter.conftest import textured_image
+
+
+def _disk_scene(h=160, w=200, center=(100, 80), radius=40, seed=0):
+    """A red disk on a textured background; returns image, true mask and the disk's tight box."""
+    image = textured_image(h, w, seed=seed) // 2 + 60
+    truth = np.zeros((h, w), np.uint8)
+    cv2.circle(truth, center, radius, 1, -1)
+    image[truth.astype(bool)] = (30, 40, 210)
+    box = [center[0] - radius, center[1] - radius, center[0] + radius + 1, center[1] + radius + 1]
+    return image, truth.astype(bool), np.array([box], np.float32)
+
+
+@pytest.mark.parametrize("segmenter", [BoxSegmenter(), EllipseSegmenter(), GrabCutSegmenter()],
+                         ids=["box", "ellipse", "grabcut"])
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_one_mask_per_box_in_order(segmenter, n):
+    image = textured_image(90, 120, seed=n)
+    boxes = np.array([[5 + 10 * i, 5 + 5 * i, 40 + 10 * i, 50 + 5 * i] for i in range(n)], np.float32)
+    masks, scores = segmenter.predict_masks(image, boxes.reshape(-1, 4))
+    assert masks.shape == (n, 90, 120) and masks.dtype == bool and scores.shape == (n,)
+    for mask, (x0, y0, x1, y1) in zip(masks, boxes):
+        ys, xs = np.nonzero(mask)
+        assert len(ys) and xs.min() >= x0 - 1 and xs.max() <= x1 and ys.min() >= y0 - 1 and ys.max() <= y1
+
+
+def test_box_segmenter_fills_the_box_exactly():
+    masks, scores = BoxSegmenter().predict_masks(np.zeros((20, 30, 3), np.uint8), [[2, 3, 10, 7], [0, 0, 0, 5]])
+    expected = np.zeros((20, 30), bool)
+    expected[3:7, 2:10] = True
+    assert np.array_equal(masks[0], expected)
+    assert not masks[1].any() and scores.tolist() == [1.0, 0.0]
+
+
+def test_ellipse_is_inscribed():
+    (mask,), _ = EllipseSegmenter().predict_masks(np.zeros((50, 50, 3), np.uint8), [[10, 10, 40, 40]])
+    assert mask[25, 25] and not mask[11, 11] and mask[25, 11] and mask[11, 25]
+    assert abs(mask.sum() - np.pi * 15 * 15) < 40
+
+
+def test_grabcut_finds_the_object_better_than_the_ellipse_prior():
+    image, truth, box = _disk_scene()
+    # a loose box: the object fills only part of it, where the ellipse prior is poor
+    loose = box + np.array([[-25, -10, 15, 30]], np.float32)
+    (mask,), (score,) = GrabCutSegmenter().predict_masks(image, loose)
+    (prior,), _ = EllipseSegmenter().predict_masks(image, loose)
+    assert score == 1.0
+    assert mask_iou(mask, truth) > 0.9
+    assert mask_iou(mask, truth) > mask_iou(prior, truth) + 0.1
+
+
+def test_grabcut_falls_back_to_the_ellipse_when_it_collapses():
+    flat = np.full((80, 80, 3), 128, np.uint8)  # nothing to separate: GrabCut cannot find an object
+    (mask,), (score,) = GrabCutSegmenter().predict_masks(flat, [[20, 20, 60, 60]])
+    (ellipse,), _ = EllipseSegmenter().predict_masks(flat, [[20, 20, 60, 60]])
+    assert score == 0.5 and np.array_equal(mask, ellipse)
+
+
+def test_grabcut_is_deterministic():
+    image, _, box = _disk_scene(seed=3)
+    a, _ = GrabCutSegmenter().predict_masks(image, box + 5)
+    b, _ = GrabCutSegmenter().predict_masks(image, box + 5)
+    assert np.array_equal(a, b)
+
+
+def test_call_keeps_rows_and_adds_mask_scores():
+    image, _, box = _disk_scene()
+    dets = sv.Detections(xyxy=np.concatenate([box, box + 3]), class_id=np.array([1, 2]), confidence=np.array([.9, .8]))
+    out = GrabCutSegmenter()(image, dets)
+    assert out.mask.shape == (2, *image.shape[:2])
+    np.testing.assert_array_equal(out.class_id, [1, 2])
+    assert set(out.data) >= {"mask_score"}
