@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import DatasetError
+from data.images import IMAGE_SUFFIXES
 from data.polygons import coco_segmentation_to_mask, polygons_to_mask
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 

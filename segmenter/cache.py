@@ -6,19 +6,12 @@ never gets a stale embedding, and the same frame seen twice is encoded once.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from typing import Any
 
-import numpy as np
+from data.images import image_key
 
-
-def image_key(image: np.ndarray) -> str:
-    """Content hash of an image array (shape, dtype and bytes)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{image.shape}{image.dtype}".encode())
-    h.update(np.ascontiguousarray(image).data)
-    return h.hexdigest()
+__all__ = ["EmbeddingCache", "image_key"]
 
 
 class EmbeddingCache:

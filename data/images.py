@@ -1,0 +1,96 @@
+"""Reading images robustly and bringing any pixel format to the one every step takes: uint8 BGR.
+
+Example:
+    >>> import numpy as np
+    >>> from data.images import to_bgr8
+    >>> to_bgr8(np.zeros((4, 5), np.uint16)).shape   # 16-bit grayscale -> 8-bit BGR
+    (4, 5, 3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from data.errors import ImageReadError, InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash of an image array (shape, dtype and bytes): equal pixels, equal key."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.shape}{image.dtype}".encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Grayscale, BGR, BGRA, 16-bit or float [0, 1] -> ``(H, W, 3)`` uint8 BGR.
+
+    Raises:
+        InputError: not an array, empty, or a channel count other than 1, 3 or 4.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise InputError(f"image dtype must be uint8, uint16 or float, got {image.dtype}")
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 BGR, applying its EXIF orientation.
+
+    Grayscale, RGBA and 16-bit files are converted. Raises ``ImageReadError`` naming the file
+    when it is missing, empty, truncated, corrupt or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    data = np.fromfile(path, np.uint8)
+    # IMREAD_UNCHANGED keeps 16-bit depth and alpha, but ignores EXIF orientation: apply it ourselves
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+    image = to_bgr8(image)
+    return _apply_exif_orientation(path, image)
+
+
+def _apply_exif_orientation(path: Path, image: np.ndarray) -> np.ndarray:
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".png"):
+        return image
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # no or broken EXIF: keep the pixels as stored
+        return image
+    ops = {
+        2: lambda x: cv2.flip(x, 1),
+        3: lambda x: cv2.rotate(x, cv2.ROTATE_180),
+        4: lambda x: cv2.flip(x, 0),
+        5: lambda x: cv2.flip(cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE), 1),
+        6: lambda x: cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE),
+        7: lambda x: cv2.flip(cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+        8: lambda x: cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(image)) if op else image

@@ -1,0 +1,137 @@
+"""Any ultralytics YOLO model (detect or -seg) as a Detector: image in, ``sv.Detections`` out.
+
+Example:
+    >>> from detectors import YoloDetector
+    >>> det = YoloDetector("detectors/weights/food-yolov8n.pt", conf=0.25)   # doctest: +SKIP
+    >>> dets = det(image_bgr)                                               # doctest: +SKIP
+    >>> dets.xyxy.shape, det.class_names                                    # doctest: +SKIP
+    ((12, 4), {0: 'croissant', 1: 'cookie', 2: 'cupcake'})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import supervision as sv
+
+from data.assets import resolve_device, resolve_weights
+from data.errors import InputError, WeightsError
+from data.images import to_bgr8
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "food-yolov8n.pt"
+
+
+def ultralytics_device(device: str) -> str:
+    """torch device names -> ultralytics' ('cuda' -> '0', 'cuda:1' -> '1')."""
+    device = resolve_device(device)
+    if device == "cuda":
+        return "0"
+    return device.removeprefix("cuda:")
+
+
+def empty_detections() -> sv.Detections:
+    dets = sv.Detections.empty()
+    dets.data["class_name"] = np.array([], dtype=str)
+    return dets
+
+
+class YoloDetector:
+    """Boxes from an ultralytics model; masks of -seg models are dropped (a detector knows no masks).
+
+    The constructor only stores its arguments; the model loads on first use or :meth:`load`.
+
+    Args:
+        weights: ``.pt`` path, or a name ultralytics downloads when online (``yolov8n.pt``).
+        conf: minimum confidence.
+        iou: NMS IoU threshold.
+        classes: keep only these classes, by id or name.
+        imgsz: inference size; None uses the size the model was trained at (640 if unknown).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
+        max_det: maximum detections per image.
+    """
+
+    def __init__(self, weights=DEFAULT_WEIGHTS, conf=0.25, iou=0.7, classes=None, imgsz=None, device="auto",
+                 max_det=300):
+        self.weights = weights
+        self.conf = conf
+        self.iou = iou
+        self.classes = classes
+        self.imgsz = imgsz
+        self.device = device
+        self.max_det = max_det
+        self._model = None
+
+    def load(self) -> YoloDetector:
+        """Load the model now (idempotent). Raises WeightsError / InputError."""
+        if self._model is not None:
+            return self
+        from ultralytics import YOLO
+
+        hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
+        path = resolve_weights(self.weights, hint=hint)
+        try:
+            model = YOLO(str(path))
+        except Exception as e:  # ultralytics raises many types for a bad file
+            raise WeightsError(f"{path} is not a loadable ultralytics model ({type(e).__name__}: {e})") from None
+        if model.task not in ("detect", "segment"):
+            raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
+        self._model = model
+        self._class_ids = self._resolve_classes(self.classes)
+        train_args = getattr(model, "overrides", {}) or {}
+        ckpt_args = (getattr(model, "ckpt", None) or {}).get("train_args", {}) if hasattr(model, "ckpt") else {}
+        self._imgsz = self.imgsz or ckpt_args.get("imgsz") or train_args.get("imgsz") or 640
+        self._device = ultralytics_device(self.device)
+        return self
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        """``{class_id: name}`` read from the model."""
+        return dict(self.load()._model.names)
+
+    def _resolve_classes(self, classes):
+        if classes is None:
+            return None
+        names = dict(self._model.names)
+        by_name = {v: k for k, v in names.items()}
+        items = [classes] if isinstance(classes, (str, int)) else list(classes)
+        ids = []
+        for c in items:
+            if isinstance(c, str) and not c.isdigit():
+                if c not in by_name:
+                    raise InputError(f"unknown class name {c!r}; this model knows {sorted(by_name)}")
+                ids.append(by_name[c])
+            else:
+                if int(c) not in names:
+                    raise InputError(f"class id {c} out of range; this model has ids 0..{len(names) - 1}")
+                ids.append(int(c))
+        return ids
+
+    def __call__(self, image):
+        """Detect objects.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR (grayscale, BGRA, 16-bit are converted), or a list of
+                them, run as one batch.
+
+        Returns:
+            ``sv.Detections`` with xyxy (pixels), confidence, class_id, ``data["class_name"]``
+            and no mask; a list of them for a list input.
+        """
+        self.load()
+        batch = image if isinstance(image, list) else [image]
+        if not batch:
+            return []
+        batch = [to_bgr8(im) for im in batch]
+        results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
+                                      imgsz=self._imgsz, device=self._device, max_det=self.max_det, verbose=False)
+        out = [self._to_detections(r) for r in results]
+        return out if isinstance(image, list) else out[0]
+
+    @staticmethod
+    def _to_detections(result) -> sv.Detections:
+        if result.boxes is None or len(result.boxes) == 0:
+            return empty_detections()
+        dets = sv.Detections.from_ultralytics(result)
+        dets.mask = None
+        return dets

@@ -1,0 +1,64 @@
+import json
+import shutil
+
+import pytest
+import yaml
+
+from data.errors import DatasetError, WeightsError
+from detectors.train import resolve_data_yaml, train
+
+
+def test_one_epoch_offline_writes_weights_metrics_and_command(trained_run):
+    run = trained_run.run_dir
+    assert trained_run.best_weights.is_file() and trained_run.best_weights.stat().st_size > 1000
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"mAP50", "mAP50-95", "per_class"}
+    assert 0.0 <= metrics["mAP50-95"] <= metrics["mAP50"] <= 1.0
+    assert set(metrics["per_class"]) <= {"croissant", "cookie", "cupcake"}
+    assert (run / "command.txt").read_text().strip()
+    assert (run / "results.csv").is_file()
+
+
+def test_data_yaml_is_resolved_to_absolute_paths(tiny_dataset, tmp_path, monkeypatch):
+    # as data/food.yaml: a relative `path` next to the yaml's folder, run from elsewhere
+    (tmp_path / "cfg").mkdir()
+    monkeypatch.chdir(tmp_path / "cfg")
+    shutil.copytree(tiny_dataset, tmp_path / "datasets" / "food")
+    src = tmp_path / "cfg" / "food.yaml"
+    src.write_text("path: datasets/food\ntrain: images/train\nval: images/val\nnames: {0: a, 1: b, 2: c}\n")
+    resolved = yaml.safe_load(resolve_data_yaml(src, tmp_path / "out").read_text())
+    assert resolved["path"] == str((tmp_path / "datasets" / "food").resolve())
+    assert resolved["train"] == str((tmp_path / "datasets" / "food" / "images" / "train").resolve())
+
+
+def test_roboflow_style_paths_are_resolved(tiny_dataset, tmp_path):
+    root = tmp_path / "export"
+    shutil.copytree(tiny_dataset / "images" / "train", root / "train" / "images")
+    shutil.copytree(tiny_dataset / "labels" / "train", root / "train" / "labels")
+    shutil.copytree(tiny_dataset / "images" / "val", root / "valid" / "images")
+    shutil.copytree(tiny_dataset / "labels" / "val", root / "valid" / "labels")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 3\nnames: [a, b, c]\n")
+    resolved = yaml.safe_load(resolve_data_yaml(root / "data.yaml", tmp_path / "out").read_text())
+    assert resolved["val"] == str((root / "valid" / "images").resolve())
+
+
+def test_missing_dataset_file(tmp_path):
+    with pytest.raises(DatasetError, match="dataset file not found"):
+        train(tmp_path / "nope.yaml", epochs=1, out=tmp_path / "run")
+
+
+def test_missing_split_folder(tmp_path):
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
+    with pytest.raises(DatasetError, match="train folder 'images/train' not found"):
+        train(tmp_path / "data.yaml", epochs=1, out=tmp_path / "run")
+
+
+def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no internet")
+
+    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", offline)
+    with pytest.raises(WeightsError, match="yolov8n.pt is not in .* could not be downloaded"):
+        train(tiny_dataset / "data.yaml", model="yolov8n.pt", epochs=1, out=tmp_path / "run")
