@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from data.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from data.food_items import CLASS_NAMES, DRAWERS
-from data.polygons import mask_to_polygons, mask_to_rle, merge_polygons
+from data.polygons import instance_polygons, mask_to_rle, merge_polygons
 from data.textures import background, lighting
 from data.yolo_format import yolo_line
 
@@ -160,21 +160,6 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
 def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """Independent stream per (seed, split, image): images never depend on each other."""
     return np.random.default_rng([seed, SPLITS.index(split), index])
-
-
-def instance_polygons(mask: np.ndarray) -> list[np.ndarray]:
-    """Polygons of one full-frame mask, traced on its bounding box (+1 px) for speed.
-
-    Identical to tracing the full frame: contour following is translation-invariant.
-    """
-    ys = np.flatnonzero(mask.any(1))
-    xs = np.flatnonzero(mask.any(0))
-    if len(ys) == 0:
-        return []
-    y0, y1 = max(ys[0] - 1, 0), min(ys[-1] + 2, mask.shape[0])
-    x0, x1 = max(xs[0] - 1, 0), min(xs[-1] + 2, mask.shape[1])
-    offset = np.array([x0, y0], np.float32)
-    return [p + offset for p in mask_to_polygons(mask[y0:y1, x0:x1])]
 
 
 def _scene_labels(scene: Scene, image_id: int, first_ann_id: int, masks_as: str) -> tuple[list[str], list[dict]]:

@@ -1,0 +1,7 @@
+"""The detector -> segmenter pipeline, its steps, the ``detseg`` CLI and evaluation."""
+
+from __future__ import annotations
+
+from pipeline.core import Frame, Pipeline
+
+__all__ = ["Pipeline", "Frame"]

@@ -109,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA_COMMANDS: list = [_add_train_command]
+def _add_predict_command(sub) -> None:
+    from pipeline.predict import add_predict_command
+
+    add_predict_command(sub)
+
+
+_EXTRA_COMMANDS: list = [_add_train_command, _add_predict_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ import supervision as sv
 
 from data.errors import InputError
 
+COMPACT_FROM_PIXELS = 2**20  # "auto" output: sv.CompactMask from ~1 megapixel up
+
 
 def check_image(image: np.ndarray) -> np.ndarray:
     """Validate an image: ``uint8`` array of shape ``(H, W, 3)``, BGR, H and W >= 1.
@@ -71,6 +73,43 @@ def empty_masks(n: int, image_shape: tuple[int, int], compact: bool):
         tiny = CompactMask.from_dense(np.zeros((n, 1, 1), bool), np.zeros((n, 4), np.float32), (1, 1))
         return tiny.with_offset(0, 0, tuple(image_shape))
     return np.zeros((n, *image_shape), bool)
+
+
+def wants_compact(output: str, shape: tuple[int, int]) -> bool:
+    """``output`` is "dense", "compact" or "auto" (compact from ~1 megapixel up)."""
+    if output not in ("auto", "compact", "dense"):
+        raise InputError(f"output must be 'auto', 'compact' or 'dense', got {output!r}")
+    return output == "compact" or (output == "auto" and shape[0] * shape[1] >= COMPACT_FROM_PIXELS)
+
+
+def assemble_masks(crops, rows, total: int, shape: tuple[int, int], compact: bool):
+    """Place per-mask crops at their rows: dense ``(total, H, W)`` bool or an ``sv.CompactMask``.
+
+    Args:
+        crops: ``(crop, (y0, x0))`` pairs, ``crop`` a bool array or None for an empty mask.
+        rows: the output row of each crop; rows not listed stay empty.
+        total: number of masks.
+        shape: ``(H, W)`` of the image.
+        compact: CompactMask (memory ~ mask area) instead of dense (memory ~ total x H x W).
+    """
+    if not compact:
+        out = np.zeros((total, *shape), bool)
+        for row, (crop, corner) in zip(rows, crops):
+            if crop is not None:
+                out[row, corner[0]:corner[0] + crop.shape[0], corner[1]:corner[1] + crop.shape[1]] = crop
+        return out
+    from supervision.detection.compact_mask import CompactMask
+
+    if total == 0:
+        return empty_masks(0, shape, True)
+    parts = [None] * total
+    for row, (crop, corner) in zip(rows, crops):
+        if crop is not None and crop.any():
+            ch, cw = crop.shape
+            one = CompactMask.from_dense(crop[None], np.array([[0, 0, cw - 1, ch - 1]], np.float32), (ch, cw))
+            parts[row] = one.with_offset(int(corner[1]), int(corner[0]), tuple(shape))
+    blank = empty_masks(1, shape, True)
+    return CompactMask.merge([p if p is not None else blank for p in parts])
 
 
 def attach_masks(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Detections:

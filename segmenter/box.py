@@ -8,55 +8,74 @@ from __future__ import annotations
 
 import numpy as np
 
-from segmenter.base import BoxPromptSegmenter, check_boxes, check_image
+from segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
 
 
-def _pixel_span(lo: float, hi: float, limit: int) -> tuple[int, int]:
+def pixel_span(lo: float, hi: float, limit: int) -> tuple[int, int]:
     """Pixels whose centres lie inside [lo, hi): the COCO-convention rasterisation of a box edge."""
     a = int(np.clip(np.ceil(lo - 0.5), 0, limit))
     b = int(np.clip(np.ceil(hi - 0.5), 0, limit))
     return a, max(a, b)
 
 
-class BoxSegmenter(BoxPromptSegmenter):
-    """The box as the mask (score 1.0). Dense ``(N, H, W)`` bool output."""
+def box_crop(box, shape: tuple[int, int]):
+    """The box as a crop: ``(ones, (y0, x0))`` or ``(None, None)`` when it covers no pixel centre."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    ya, yb = pixel_span(y0, y1, shape[0])
+    xa, xb = pixel_span(x0, x1, shape[1])
+    if yb <= ya or xb <= xa:
+        return None, None
+    return np.ones((yb - ya, xb - xa), bool), (ya, xa)
 
-    def predict_masks(self, image: np.ndarray, boxes):
-        """Masks ``(N, H, W)`` bool filling each clipped box, and scores ``(N,)`` (1.0, 0.0 for empty boxes)."""
-        check_image(image)
-        clipped, valid = check_boxes(boxes, image.shape[:2])
-        h, w = image.shape[:2]
-        masks = np.zeros((len(clipped), h, w), bool)
-        for i, (x0, y0, x1, y1) in enumerate(clipped):
-            ya, yb = _pixel_span(y0, y1, h)
-            xa, xb = _pixel_span(x0, x1, w)
-            masks[i, ya:yb, xa:xb] = True
-        return masks, valid.astype(np.float32)
+
+def ellipse_crop(box, shape: tuple[int, int]):
+    """The ellipse inscribed in an xyxy box, as a crop of its box: ``(mask, (y0, x0))`` or ``(None, None)``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    ya, yb = pixel_span(y0, y1, shape[0])
+    xa, xb = pixel_span(x0, x1, shape[1])
+    if yb <= ya or xb <= xa:
+        return None, None
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    ry, rx = max((y1 - y0) / 2, 1e-6), max((x1 - x0) / 2, 1e-6)
+    ys = (np.arange(ya, yb) + 0.5 - cy) / ry
+    xs = (np.arange(xa, xb) + 0.5 - cx) / rx
+    return ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0, (ya, xa)
 
 
 def ellipse_mask(box, shape: tuple[int, int]) -> np.ndarray:
-    """The ellipse inscribed in an xyxy box, rasterised at pixel centres. (H, W) bool."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    h, w = shape
-    ya, yb = _pixel_span(y0, y1, h)
-    xa, xb = _pixel_span(x0, x1, w)
+    """The inscribed ellipse as a full ``(H, W)`` bool mask."""
     out = np.zeros(shape, bool)
-    if yb <= ya or xb <= xa:
-        return out
-    cy, cx, ry, rx = (y0 + y1) / 2, (x0 + x1) / 2, max((y1 - y0) / 2, 1e-6), max((x1 - x0) / 2, 1e-6)
-    ys = (np.arange(ya, yb) + 0.5 - cy) / ry
-    xs = (np.arange(xa, xb) + 0.5 - cx) / rx
-    out[ya:yb, xa:xb] = ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
+    crop, corner = ellipse_crop(box, shape)
+    if crop is not None:
+        out[corner[0]:corner[0] + crop.shape[0], corner[1]:corner[1] + crop.shape[1]] = crop
     return out
 
 
-class EllipseSegmenter(BoxPromptSegmenter):
-    """The ellipse inscribed in each box as the mask (score 1.0). Dense ``(N, H, W)`` bool."""
+class _ShapeSegmenter(BoxPromptSegmenter):
+    """A mask computed from the box alone; ``output`` as in :func:`segmenter.base.wants_compact`."""
+
+    crop_fn = staticmethod(box_crop)
+
+    def __init__(self, output: str = "auto"):
+        self.output = output
 
     def predict_masks(self, image: np.ndarray, boxes):
+        """Masks ``(N, H, W)`` bool (or CompactMask for large frames) and scores ``(N,)``: 1.0, 0.0 for empty."""
         check_image(image)
-        clipped, valid = check_boxes(boxes, image.shape[:2])
-        masks = np.stack([ellipse_mask(b, image.shape[:2]) for b in clipped]) if len(clipped) else \
-            np.zeros((0, *image.shape[:2]), bool)
-        return masks, valid.astype(np.float32)
+        shape = image.shape[:2]
+        clipped, valid = check_boxes(boxes, shape)
+        crops = [self.crop_fn(b, shape) for b in clipped]
+        scores = np.array([c[0] is not None for c in crops], np.float32)
+        return assemble_masks(crops, range(len(crops)), len(crops), shape, wants_compact(self.output, shape)), scores
 
+
+class BoxSegmenter(_ShapeSegmenter):
+    """The box as the mask: the lower bound."""
+
+    crop_fn = staticmethod(box_crop)
+
+
+class EllipseSegmenter(_ShapeSegmenter):
+    """The ellipse inscribed in each box as the mask: the free shape prior."""
+
+    crop_fn = staticmethod(ellipse_crop)

@@ -15,25 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segmenter.base import BoxPromptSegmenter, check_boxes, check_image
+from segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
 from segmenter.box import ellipse_mask
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return mask
-    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == keep
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill background regions not connected to the border."""
-    padded = np.pad(mask.astype(np.uint8), 1)
-    flood = padded.copy()
-    cv2.floodFill(flood, None, (0, 0), 1)
-    holes = flood[1:-1, 1:-1] == 0
-    return mask | holes
+from segmenter.mask_ops import fill_holes, largest_component
 
 
 class GrabCutSegmenter(BoxPromptSegmenter):
@@ -47,16 +31,18 @@ class GrabCutSegmenter(BoxPromptSegmenter):
             replaced by the inscribed ellipse.
         seed: OpenCV's RNG seed before each box (GrabCut's k-means init is random), for
             reproducible masks.
+        output: "auto" (sv.CompactMask from ~1 megapixel up), "dense" or "compact".
     """
 
     def __init__(self, iterations: int = 4, margin: float = 0.2, max_side: int = 160,
-                 min_fill: float = 0.25, max_fill: float = 0.98, seed: int = 0):
+                 min_fill: float = 0.25, max_fill: float = 0.98, seed: int = 0, output: str = "auto"):
         self.iterations = iterations
         self.margin = margin
         self.max_side = max_side
         self.min_fill = min_fill
         self.max_fill = max_fill
         self.seed = seed
+        self.output = output
 
     def segment_box(self, image: np.ndarray, box) -> tuple[np.ndarray, tuple[int, int], float]:
         """One box: ``(crop_mask, (y0, x0), score)``; score 1.0 for GrabCut, 0.5 for the ellipse fallback."""
@@ -90,7 +76,7 @@ class GrabCutSegmenter(BoxPromptSegmenter):
             try:
                 cv2.grabCut(small, gc, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
                 fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-                fg = _fill_holes(_largest_component(fg))
+                fg = fill_holes(largest_component(fg))
                 fill = fg.sum() / box_area
                 if self.min_fill <= fill <= self.max_fill:
                     result = fg
@@ -108,15 +94,14 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         return up & box_pixels, (cy0, cx0), 1.0
 
     def predict_masks(self, image: np.ndarray, boxes):
-        """Masks ``(N, H, W)`` bool, one per box in order, and scores ``(N,)`` (1.0 GrabCut, 0.5 ellipse
-        fallback, 0.0 empty box)."""
+        """Masks ``(N, H, W)`` bool (CompactMask for large frames), one per box in order, and scores
+        ``(N,)``: 1.0 GrabCut, 0.5 ellipse fallback, 0.0 empty box."""
         check_image(image)
-        clipped, valid = check_boxes(boxes, image.shape[:2])
-        h, w = image.shape[:2]
-        masks = np.zeros((len(clipped), h, w), bool)
+        shape = image.shape[:2]
+        clipped, valid = check_boxes(boxes, shape)
+        crops = [(None, None)] * len(clipped)
         scores = np.zeros(len(clipped), np.float32)
         for i in np.flatnonzero(valid):
-            crop, (y0, x0), score = self.segment_box(image, clipped[i])
-            masks[i, y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
-            scores[i] = score
-        return masks, scores
+            crop, corner, scores[i] = self.segment_box(image, clipped[i])
+            crops[i] = (crop, corner)
+        return assemble_masks(crops, range(len(crops)), len(crops), shape, wants_compact(self.output, shape)), scores

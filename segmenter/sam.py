@@ -19,7 +19,14 @@ import numpy as np
 
 from data.assets import resolve_device
 from data.errors import InputError
-from segmenter.base import BoxPromptSegmenter, check_boxes, check_image, empty_masks
+from segmenter.base import (
+    BoxPromptSegmenter,
+    assemble_masks,
+    check_boxes,
+    check_image,
+    empty_masks,
+    wants_compact,
+)
 from segmenter.cache import EmbeddingCache, image_key
 from segmenter.upsample import Grid, upsample_mask
 
@@ -27,7 +34,6 @@ INPUT_SIZE = 1024  # SAM's square input side
 LOW_RES = 256  # side of the decoder's mask logits
 MULTIMASK = ("single", "best", "all")
 PRECISIONS = ("fp32", "bf16", "fp16")
-COMPACT_FROM_PIXELS = 2**20  # "auto" output: CompactMask from ~1 megapixel up
 
 
 @dataclass
@@ -96,8 +102,6 @@ class SamSegmenter(BoxPromptSegmenter):
             raise InputError(f"multimask must be one of {MULTIMASK}, got {self.multimask!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.output not in ("auto", "compact", "dense"):
-            raise InputError(f"output must be 'auto', 'compact' or 'dense', got {self.output!r}")
         self._device = torch.device(resolve_device(self.device))
         if self.precision == "fp16" and self._device.type != "cuda":
             raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
@@ -247,7 +251,7 @@ class SamSegmenter(BoxPromptSegmenter):
         k = 3 if self.multimask == "all" else 1
         n = len(clipped)
         h, w = image.shape[:2]
-        compact = self.output == "compact" or (self.output == "auto" and h * w >= COMPACT_FROM_PIXELS)
+        compact = wants_compact(self.output, (h, w))
         scores = np.zeros(n * k, np.float32)
         if not valid.any():  # nothing to decode: no decoder and no encoder
             return empty_masks(n * k, (h, w), compact), scores
@@ -258,24 +262,4 @@ class SamSegmenter(BoxPromptSegmenter):
         rows = np.repeat(np.flatnonzero(valid) * k, k) + np.tile(np.arange(k), int(valid.sum()))
         scores[rows] = iou.cpu().numpy().reshape(-1)
         crops = [upsample_mask(lg, emb.grid) for lg in logits.reshape(-1, LOW_RES, LOW_RES)]
-        return _assemble(crops, rows, n * k, (h, w), compact), scores
-
-
-def _assemble(crops, rows, total: int, shape: tuple[int, int], compact: bool):
-    """Place upsampled crops at their rows: dense (total, H, W) or a CompactMask."""
-    if not compact:
-        out = np.zeros((total, *shape), bool)
-        for row, (crop, corner) in zip(rows, crops):
-            if crop is not None:
-                out[row, corner[0]:corner[0] + crop.shape[0], corner[1]:corner[1] + crop.shape[1]] = crop
-        return out
-    from supervision.detection.compact_mask import CompactMask
-
-    parts = [None] * total
-    for row, (crop, corner) in zip(rows, crops):
-        if crop is not None and crop.any():
-            ch, cw = crop.shape
-            one = CompactMask.from_dense(crop[None], np.array([[0, 0, cw - 1, ch - 1]], np.float32), (ch, cw))
-            parts[row] = one.with_offset(int(corner[1]), int(corner[0]), shape)
-    blank = empty_masks(1, shape, True)
-    return CompactMask.merge([p if p is not None else blank for p in parts]) if total else empty_masks(0, shape, True)
+        return assemble_masks(crops, rows, n * k, (h, w), compact), scores

@@ -22,3 +22,46 @@ def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("food")
     generate_dataset(out, {"train": 6, "val": 3, "test": 2}, seed=7, imgsz=128, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def mobile_sam_checkpoint(tmp_path_factory):
+    """A random-initialised MobileSAM state dict written to a temp dir (no download).
+
+    Random weights give masks that cover large parts of the frame, which makes the
+    exactness checks strict.
+    """
+    from segmenter.sam_loading import save_random_checkpoint
+
+    return save_random_checkpoint(tmp_path_factory.mktemp("sam") / "mobile_sam.pt", "mobile_sam", seed=0)
+
+
+@pytest.fixture(scope="session")
+def sam(mobile_sam_checkpoint):
+    from segmenter import SamSegmenter
+
+    return SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense").load()
+
+
+@pytest.fixture(scope="session")
+def ultralytics_predictor(mobile_sam_checkpoint):
+    """ultralytics' own SAM predictor on the same checkpoint: the reference path."""
+    from ultralytics.models.sam import Predictor
+
+    return Predictor(overrides=dict(conf=0.0, model=str(mobile_sam_checkpoint), imgsz=1024, device="cpu",
+                                    verbose=False, save=False))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_dataset, tmp_path_factory):
+    """detseg train: 1 epoch of yolov8n.yaml at imgsz 64 on the tiny generated set, offline."""
+    from detectors.train import train
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    return train(tiny_dataset / "data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu",
+                 out=out, workers=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(trained_run):
+    return trained_run.best_weights

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from data.polygons import coco_segmentation_to_mask, mask_iou, polygons_to_mask
-from data.synth import _image_rng, generate_dataset, instance_polygons, render_scene
+from data.polygons import coco_segmentation_to_mask, instance_polygons, mask_iou, polygons_to_mask
+from data.synth import _image_rng, generate_dataset, render_scene
 
 
 def _files(root):

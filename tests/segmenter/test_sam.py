@@ -6,7 +6,7 @@ import torch
 from data.errors import InputError, WeightsError
 from segmenter import SamSegmenter
 from segmenter.upsample import Grid, upsample_full, upsample_mask
-from tests.segmenter.conftest import textured_image
+from tests.helpers import textured_image
 
 
 def _reference(predictor, image, boxes):

@@ -5,7 +5,7 @@ import supervision as sv
 
 from data.polygons import mask_iou
 from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter
-from tests.segmenter.conftest import textured_image
+from tests.helpers import textured_image
 
 
 def _disk_scene(h=160, w=200, center=(100, 80), radius=40, seed=0):

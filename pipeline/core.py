@@ -1,0 +1,168 @@
+"""The composing object: detector -> (box steps) -> segmenter -> (mask steps).
+
+Example:
+    >>> import numpy as np
+    >>> from pipeline import Pipeline
+    >>> from pipeline.steps import MinConfidence
+    >>> from detectors import BoxesDetector
+    >>> from segmenter import BoxSegmenter
+    >>> pipe = Pipeline(BoxesDetector([[10, 10, 40, 30]], class_names={0: "cookie"}), BoxSegmenter(),
+    ...                 box_steps=[MinConfidence(0.5)])
+    >>> dets = pipe(np.zeros((64, 64, 3), np.uint8))
+    >>> dets.mask.shape, dets.data["class_name"].tolist()
+    ((1, 64, 64), ['cookie'])
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+
+from data.images import to_bgr8
+
+
+@dataclass
+class Frame:
+    """One processed input of :meth:`Pipeline.run`.
+
+    Attributes:
+        index: position in the source (frame number for videos).
+        path: file the image came from ("" for arrays), ``video.mp4#12`` for video frames.
+        image: ``(H, W, 3)`` uint8 BGR, or None when reading failed.
+        detections: the result, or None when this input failed.
+        error: why it failed ("" when it did not).
+        seconds: time per stage for this input.
+    """
+
+    index: int
+    path: str
+    image: np.ndarray | None
+    detections: sv.Detections | None
+    error: str = ""
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _check_step(obj, role: str, needs: tuple[str, ...] = ()) -> None:
+    if not callable(obj):
+        raise TypeError(f"{role} {obj!r} ({type(obj).__name__}) is not callable; expected "
+                        f"{'an object with ' + ', '.join(needs) + ' and ' if needs else ''}__call__")
+    for attr in needs:
+        if not callable(getattr(obj, attr, None)):
+            raise TypeError(f"{role} {type(obj).__name__} has no {attr}(); a segmenter needs "
+                            "__call__(image, detections) and predict_masks(image, boxes)")
+
+
+def _empty_with_masks(detections: sv.Detections, shape) -> sv.Detections:
+    out = detections[np.zeros(0, dtype=int)] if len(detections) else detections
+    out.mask = np.zeros((0, *shape), bool)
+    out.data["mask_score"] = np.zeros(0, np.float32)
+    out.data.setdefault("class_name", np.array([], dtype=str))
+    return out
+
+
+class Pipeline:
+    """Detector boxes -> segmenter masks, with optional steps between and after.
+
+    Steps are checked here (a TypeError names a bad one); nothing else happens in the
+    constructor. Every step is swappable by any object honouring its interface.
+
+    Args:
+        detector: ``image -> sv.Detections`` (xyxy, confidence, class_id, data["class_name"]).
+        segmenter: ``(image, detections) -> sv.Detections`` with masks, and ``predict_masks``.
+        box_steps: callables ``sv.Detections -> sv.Detections`` run on the boxes (filters, NMS).
+        mask_steps: callables ``sv.Detections -> sv.Detections`` run on the masks (clean-up).
+    """
+
+    def __init__(self, detector, segmenter, box_steps: Iterable = (), mask_steps: Iterable = ()):
+        _check_step(detector, "detector")
+        _check_step(segmenter, "segmenter", needs=("predict_masks",))
+        self.box_steps = list(box_steps)
+        self.mask_steps = list(mask_steps)
+        for i, step in enumerate(self.box_steps):
+            _check_step(step, f"box_steps[{i}]")
+        for i, step in enumerate(self.mask_steps):
+            _check_step(step, f"mask_steps[{i}]")
+        self.detector = detector
+        self.segmenter = segmenter
+
+    def process(self, image: np.ndarray) -> tuple[sv.Detections, dict]:
+        """Like ``__call__``, also returning seconds per stage (detect, box_steps, segment, mask_steps)."""
+        image = to_bgr8(image)
+        seconds = {}
+        t = time.perf_counter()
+        dets = self.detector(image)
+        seconds["detect"] = time.perf_counter() - t
+        if not isinstance(dets, sv.Detections):
+            raise TypeError(f"detector {type(self.detector).__name__} returned {type(dets).__name__}, "
+                            "expected supervision.Detections")
+        t = time.perf_counter()
+        for step in self.box_steps:
+            dets = step(dets)
+        seconds["box_steps"] = time.perf_counter() - t
+        if len(dets) == 0:  # nothing found: the segmenter does not run
+            seconds["segment"] = seconds["mask_steps"] = 0.0
+            return _empty_with_masks(dets, image.shape[:2]), seconds
+        t = time.perf_counter()
+        dets = self.segmenter(image, dets)
+        seconds["segment"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for step in self.mask_steps:
+            dets = step(dets)
+        seconds["mask_steps"] = time.perf_counter() - t
+        return dets, seconds
+
+    def __call__(self, image: np.ndarray) -> sv.Detections:
+        """Instance masks for one image.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR (grayscale, BGRA and 16-bit are converted).
+
+        Returns:
+            ``sv.Detections``: the detector's xyxy, confidence, class_id, data["class_name"],
+            plus ``mask`` (one per row) and ``data["mask_score"]``.
+        """
+        return self.process(image)[0]
+
+    def run(self, source, stride: int = 1, max_frames: int | None = None, strict: bool = False) -> Iterator[Frame]:
+        """Process an image, folder, glob, video file, or a list of paths / arrays, lazily.
+
+        Inputs that cannot be read (or fail) yield a :class:`Frame` with ``error`` set, and the
+        run goes on; with ``strict=True`` the first failure raises instead.
+        """
+        from pipeline.sources import iter_source
+
+        for item in iter_source(source, stride=stride, max_frames=max_frames):
+            if item.error:
+                if strict:
+                    from data.errors import ImageReadError
+
+                    raise ImageReadError(item.error)
+                yield Frame(item.index, item.path, None, None, item.error)
+                continue
+            try:
+                dets, seconds = self.process(item.image)
+            except (ValueError, MemoryError) as e:  # a bad image: report it and go on
+                if strict:
+                    raise
+                yield Frame(item.index, item.path, item.image, None, f"{type(e).__name__}: {e}")
+                continue
+            seconds["read"] = item.seconds
+            yield Frame(item.index, item.path, item.image, dets, "", seconds)
+
+
+def stage_totals(frames_seconds: Iterable[dict]) -> dict:
+    """Sum per-stage seconds over frames."""
+    totals = defaultdict(float)
+    for seconds in frames_seconds:
+        for k, v in seconds.items():
+            totals[k] += v
+    return dict(totals)

@@ -1,0 +1,200 @@
+"""``detseg predict``: run a pipeline over images, folders, globs or a video and write the outputs.
+
+Bad inputs lose nothing: unreadable files are listed in ``summary.json`` and the run goes
+on; the exit code is non-zero only if nothing could be processed (or, with ``strict``,
+at the first failure). ``resume`` skips inputs whose outputs are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from data.errors import DetsegError, InputError, WeightsError
+from pipeline.core import Pipeline, stage_totals
+from pipeline.outputs import OutputWriter, output_name
+from pipeline.sources import is_video, list_files, video_info
+
+WEIGHT_FREE = ("grabcut", "box", "ellipse")
+
+
+def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "single",
+                    precision: str = "fp32") -> tuple[object, str]:
+    """A segmenter from a CLI spec, and a one-line note of what was chosen.
+
+    ``auto`` uses ``mobile_sam.pt`` when it is present or downloadable, else GrabCut (saying so).
+    """
+    from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
+
+    if spec == "grabcut":
+        return GrabCutSegmenter(), "segmenter: GrabCut (no weights)"
+    if spec == "box":
+        return BoxSegmenter(), "segmenter: the box as the mask"
+    if spec == "ellipse":
+        return EllipseSegmenter(), "segmenter: the ellipse inscribed in the box"
+    name = "mobile_sam.pt" if spec == "auto" else spec
+    sam = SamSegmenter(name, device=device, multimask=multimask, precision=precision)
+    try:
+        sam.load()
+    except WeightsError:
+        if spec != "auto":
+            raise
+        return GrabCutSegmenter(), ("segmenter: GrabCut, because mobile_sam.pt is neither here nor downloadable "
+                                    "(pass --segmenter PATH for a SAM checkpoint)")
+    return sam, f"segmenter: {sam._arch} from {name}"
+
+
+def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
+    """file name -> image id of a COCO dataset, so predictions.json matches its ids."""
+    if coco_json is None:
+        return {}
+    try:
+        data = json.loads(Path(coco_json).read_text())
+        return {Path(im["file_name"]).name: int(im["id"]) for im in data["images"]}
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"--image-ids {coco_json}: not a readable COCO JSON with images ({e})") from None
+
+
+def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
+                save_masks: bool = False, resume: bool = False, strict: bool = False,
+                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = ()) -> dict:
+    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    class_names = _class_names(pipeline)
+    writer = OutputWriter(out, class_names, save_masks=save_masks)
+    video = is_video(source)
+    root = Path(source) if not isinstance(source, (list, tuple)) and Path(str(source)).is_dir() else None
+    parts, failures, seconds, skipped = [], [], [], 0
+    video_writer, video_tmp = None, None
+    start = time.perf_counter()
+    bar = tqdm(desc="predict", unit="frame" if video else "img", disable=not progress)
+    image_ids = image_ids or {}
+    run_source, index_of = source, {}
+    if resume and not video and not isinstance(source, (list, tuple)):
+        # skip finished inputs before reading them; keep every input's original index (its image id)
+        files = list_files(source)
+        index_of = {str(f): i for i, f in enumerate(files)}
+        run_source = []
+        for f in files:
+            name = output_name(str(f), root, index_of[str(f)])
+            if writer.done(name):
+                parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
+                skipped += 1
+            else:
+                run_source.append(str(f))
+    try:
+        frames = pipeline.run(run_source, stride=stride, max_frames=max_frames, strict=strict)
+        for frame in frames:
+            bar.update(1)
+            index = index_of.get(frame.path, frame.index)
+            name = output_name(frame.path, root, index)
+            image_id = image_ids.get(Path(frame.path).name, index + 1)
+            if not frame.ok:
+                failures.append({"path": frame.path or name, "error": frame.error})
+                bar.set_postfix(failed=len(failures))
+                continue
+            annotated = None
+            if video:
+                annotated = writer.annotate(frame.image, frame.detections)
+                if video_writer is None:
+                    info = video_info(Path(source))
+                    h, w = frame.image.shape[:2]
+                    video_tmp = out / f".annotated.{os.getpid()}.mp4"
+                    video_writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                   info["fps"] / stride, (w, h))
+                video_writer.write(annotated)
+            t = time.perf_counter()
+            parts.append(writer.write(name, image_id, frame.path, frame.image, frame.detections, annotated))
+            frame.seconds["write"] = time.perf_counter() - t
+            seconds.append(frame.seconds)
+    finally:
+        bar.close()
+        if video_writer is not None:
+            video_writer.release()
+            os.replace(video_tmp, out / "annotated.mp4")  # complete: publish under the final name
+    elapsed = time.perf_counter() - start
+    per_class = Counter(c for p in parts for c in p["classes"])
+    processed = len(parts)
+    summary = {
+        "source": str(source) if not isinstance(source, (list, tuple)) else f"{len(source)} inputs",
+        "out": str(out),
+        "notes": list(notes),
+        "inputs": processed + len(failures),
+        "processed": processed,
+        "resumed_skipped": skipped,
+        "failed": failures,
+        "instances_per_class": {name: per_class.get(name, 0) for name in class_names.values()},
+        "instances": sum(per_class.values()),
+        "seconds_per_stage": {k: round(v, 4) for k, v in stage_totals(seconds).items()},
+        "seconds_total": round(elapsed, 3),
+        "images_per_second": round((processed - skipped) / elapsed, 3) if elapsed > 0 else None,
+    }
+    writer.finalize(parts, summary)
+    return summary
+
+
+def _class_names(pipeline: Pipeline) -> dict[int, str]:
+    names = getattr(pipeline.detector, "class_names", None)
+    if callable(names):
+        names = names()
+    if not names and hasattr(pipeline.detector, "_names"):
+        names = pipeline.detector._names()
+    return {int(k): str(v) for k, v in dict(names or {}).items()}
+
+
+def add_predict_command(sub) -> None:
+    p = sub.add_parser("predict", help="segment images, a folder, a glob or a video")
+    p.add_argument("source", help="image, folder (recursive), glob pattern, or video file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--detector", default=None, help="YOLO weights (default: the shipped food detector)")
+    p.add_argument("--segmenter", default="auto",
+                   help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box or ellipse; "
+                        "auto: mobile_sam.pt if present or downloadable, else grabcut")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument("--classes", default=None, help="comma-separated class names or ids to keep")
+    p.add_argument("--multimask", choices=("single", "best", "all"), default="single")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--stride", type=int, default=1, help="video: process every n-th frame")
+    p.add_argument("--max-frames", type=int, default=None, help="video: stop after this many processed frames")
+    p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
+    p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
+    p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
+    p.add_argument("--image-ids", default=None, help="COCO JSON whose image ids predictions.json should use")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args) -> int:
+    import sys
+
+    from detectors import DEFAULT_WEIGHTS, YoloDetector
+
+    from pipeline.sources import check_source
+
+    check_source(args.source)  # a bad source fails before any model loads
+    weights = args.detector or DEFAULT_WEIGHTS
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if classes:
+        classes = [int(c) if c.isdigit() else c for c in classes]
+    detector = YoloDetector(weights, conf=args.conf, classes=classes, device=args.device).load()
+    segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
+    print(note, file=sys.stderr)
+    pipeline = Pipeline(detector, segmenter)
+    summary = run_predict(pipeline, args.source, args.out, stride=args.stride, max_frames=args.max_frames,
+                          save_masks=args.save_masks, resume=args.resume, strict=args.strict,
+                          image_ids=load_image_ids(args.image_ids), notes=[note])
+    for failure in summary["failed"]:
+        print(f"failed: {failure['error']}", file=sys.stderr)
+    print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
+          f"{summary['instances_per_class']}; outputs in {args.out}", file=sys.stderr)
+    if summary["processed"] == 0:
+        raise DetsegError("nothing could be processed" + (f": {summary['failed'][0]['error']}"
+                                                          if summary["failed"] else ""))
+    return 0

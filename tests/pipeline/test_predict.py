@@ -1,0 +1,189 @@
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import Pipeline
+from pipeline.cli import main
+from pipeline.predict import run_predict
+from pipeline.sources import video_info
+from segmenter import BoxSegmenter, GrabCutSegmenter
+from tests.helpers import FakeDetector, textured_image
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Good images of several kinds plus every kind of bad file."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.jpg"), textured_image(60, 80, 1))
+    cv2.imwrite(str(folder / "sub" / "b.png"), textured_image(50, 50, 2))
+    cv2.imwrite(str(folder / "gray.png"), textured_image(40, 60, 3)[..., 0])
+    rgba = np.dstack([textured_image(40, 60, 4), np.full((40, 60), 200, np.uint8)])
+    cv2.imwrite(str(folder / "rgba.png"), rgba)
+    cv2.imwrite(str(folder / "deep.png"), textured_image(40, 60, 5).astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "one.png"), np.full((1, 1, 3), 128, np.uint8))
+    # EXIF orientation 6: stored 40 wide x 60 high landscape... displayed rotated 90 degrees
+    pil = Image.fromarray(textured_image(60, 40, 6)[..., ::-1])
+    exif = pil.getexif()
+    exif[0x0112] = 6
+    pil.save(folder / "exif.jpg", exif=exif)
+    good = (folder / "a.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8garbage" * 10)
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "notes.bin").write_bytes(b"hello")
+    return folder
+
+
+def _pipe():
+    return Pipeline(FakeDetector(), BoxSegmenter())
+
+
+def test_folder_run_goes_past_bad_files_and_lists_them(image_folder, tmp_path):
+    out = tmp_path / "out"
+    summary = run_predict(_pipe(), image_folder, out, progress=False, save_masks=True)
+    failed = {f["path"].split("/")[-1] for f in summary["failed"]}
+    assert {"corrupt.jpg", "zero.png", "notes.bin"} <= failed
+    assert summary["processed"] == summary["inputs"] - len(failed)
+    assert {"a", "sub__b", "gray", "rgba", "deep", "one", "exif"} <= {p.stem for p in (out / "annotated").iterdir()}
+    exif = cv2.imread(str(out / "annotated" / "exif.jpg"))
+    assert exif.shape[:2] == (40, 60)  # EXIF rotation applied
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*"))
+    masks = cv2.imread(str(out / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert masks.dtype == np.uint16 and masks.shape == (60, 80) and set(np.unique(masks)) == {0, 1, 2}
+
+
+def test_truncated_jpeg_is_either_decoded_or_reported(image_folder, tmp_path):
+    summary = run_predict(_pipe(), image_folder, tmp_path / "out", progress=False)
+    names = {f["path"].split("/")[-1] for f in summary["failed"]}
+    done = {p.stem for p in (tmp_path / "out" / "parts").iterdir()}
+    assert ("truncated.jpg" in names) != ("truncated" in done)
+
+
+def test_outputs_load_in_pycocotools_and_ultralytics_formats(tmp_path):
+    from pycocotools.coco import COCO
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"img{i}.jpg"), textured_image(64, 96, i))
+    out = tmp_path / "out"
+    summary = run_predict(_pipe(), folder, out, progress=False)
+    assert summary["instances"] == 6 and summary["instances_per_class"] == {"croissant": 3, "cookie": 3,
+                                                                             "cupcake": 0}
+    gt = COCO(str(out / "images.json"))
+    res = gt.loadRes(str(out / "predictions.json"))
+    assert len(res.getAnnIds()) == 6
+    ann = res.loadAnns(res.getAnnIds(imgIds=[1]))[0]
+    assert res.annToMask(ann).sum() > 0 and ann["category_id"] in (1, 2)
+    lines = (out / "labels" / "img0.txt").read_text().splitlines()
+    assert len(lines) == 2 and all(len(line.split()) >= 7 for line in lines)
+
+
+def test_yolo_seg_labels_train_an_ultralytics_seg_model(tmp_path):
+    from ultralytics import YOLO
+
+    folder = tmp_path / "ds" / "images" / "train"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        cv2.imwrite(str(folder / f"img{i}.jpg"), textured_image(64, 64, i))
+    run_predict(_pipe(), folder, tmp_path / "pred", progress=False)
+    shutil.copytree(tmp_path / "pred" / "labels", tmp_path / "ds" / "labels" / "train")
+    (tmp_path / "ds" / "data.yaml").write_text(
+        f"path: {tmp_path / 'ds'}\ntrain: images/train\nval: images/train\nnames: [croissant, cookie, cupcake]\n")
+    model = YOLO("yolov8n-seg.yaml")
+    model.train(data=str(tmp_path / "ds" / "data.yaml"), epochs=1, imgsz=64, batch=4, device="cpu", workers=0,
+                plots=False, project=str(tmp_path / "runs"), name="seg", verbose=False, val=False)
+    assert (tmp_path / "runs" / "seg" / "weights" / "last.pt").is_file()
+
+
+def test_large_image_uses_compact_masks(tmp_path):
+    big = np.zeros((6000, 8000, 3), np.uint8)
+    big[1000:3000, 2000:5000] = (40, 120, 200)
+    cv2.imwrite(str(tmp_path / "big.png"), big)
+    pipe = Pipeline(FakeDetector(), GrabCutSegmenter())
+    frames = list(pipe.run(str(tmp_path / "big.png")))
+    import supervision as sv
+
+    assert frames[0].ok and isinstance(frames[0].detections.mask, sv.CompactMask)
+    summary = run_predict(pipe, tmp_path / "big.png", tmp_path / "out", progress=False)
+    assert summary["processed"] == 1
+
+
+def test_interrupted_run_leaves_no_partial_files_and_resume_skips_done(image_folder, tmp_path):
+    class Interrupting(FakeDetector):
+        def __call__(self, image):
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super().__call__(image)
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(Pipeline(Interrupting(), BoxSegmenter()), image_folder, out, progress=False)
+    assert not list(out.rglob("*.part")) and not (out / "predictions.json").exists()
+    done_before = {p.name for p in (out / "parts").iterdir()}
+    assert len(done_before) == 3
+    detector = FakeDetector()
+    summary = run_predict(Pipeline(detector, BoxSegmenter()), image_folder, out, resume=True, progress=False)
+    assert summary["resumed_skipped"] == 3
+    assert detector.calls == summary["processed"] - 3  # finished inputs are not even read again
+    assert len(json.loads((out / "images.json").read_text())["images"]) == summary["processed"]
+
+
+def test_strict_stops_at_first_failure(image_folder, tmp_path):
+    from data.errors import ImageReadError
+
+    with pytest.raises(ImageReadError):
+        run_predict(_pipe(), image_folder, tmp_path / "out", strict=True, progress=False)
+
+
+def _video(path, frames=9, size=(96, 64), fps=12):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        writer.write(textured_image(size[1], size[0], i))
+    writer.release()
+    return path
+
+
+def test_video_run_writes_annotated_video_of_same_size_and_fps(tmp_path):
+    video = _video(tmp_path / "clip.mp4")
+    summary = run_predict(_pipe(), video, tmp_path / "out", progress=False)
+    assert summary["processed"] == 9
+    info = video_info(tmp_path / "out" / "annotated.mp4")
+    assert (info["width"], info["height"], info["fps"], info["frames"]) == (96, 64, 12.0, 9)
+    summary = run_predict(_pipe(), video, tmp_path / "out2", stride=2, max_frames=3, progress=False)
+    assert summary["processed"] == 3
+    assert sorted(p.stem for p in (tmp_path / "out2" / "labels").iterdir()) == \
+        ["clip_000000", "clip_000002", "clip_000004"]
+
+
+@pytest.mark.parametrize("bad", ["missing_dir", "missing.mp4", "empty.mp4", "garbage.mp4", "emptydir"])
+def test_bad_sources_give_one_clear_message(tmp_path, capsys, bad):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "garbage.mp4").write_bytes(b"not a video" * 100)
+    (tmp_path / "emptydir").mkdir()
+    code = main(["predict", str(tmp_path / bad), "--out", str(tmp_path / "out"), "--segmenter", "box"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("detseg: error:") == 1 and "Traceback" not in err
+
+
+def test_nothing_processed_exits_non_zero(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.jpg").write_bytes(b"nope")
+    code = main(["predict", str(folder), "--out", str(tmp_path / "out"), "--detector", str(tiny_weights),
+                 "--segmenter", "box"])
+    assert code == 2 and "nothing could be processed" in capsys.readouterr().err
+
+
+def test_cli_predict_with_yolo_and_grabcut(tmp_path, tiny_weights, tiny_dataset):
+    code = main(["predict", str(tiny_dataset / "images" / "val"), "--out", str(tmp_path / "out"),
+                 "--detector", str(tiny_weights), "--segmenter", "grabcut", "--conf", "0.001"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["processed"] == 3 and set(summary["seconds_per_stage"]) >= {"detect", "segment", "write"}
+    assert len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) == 3
