@@ -107,7 +107,7 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
     """The COCO JSON of one split (polygons in pixels, exact RLE kept as RLE)."""
     images, anns = [], []
     for idx, r in enumerate(ds.splits[split], 1):
-        image_id = r.image_id or idx
+        image_id = r.image_id if r.image_id is not None else idx
         images.append({"id": image_id, "file_name": file_names[idx - 1] if file_names else r.path.name,
                        "width": r.width, "height": r.height})
         for a in r.annotations:

@@ -55,13 +55,14 @@ class Annotation:
 
 @dataclass
 class ImageRecord:
-    """One image and its instances. ``path`` is absolute; ``image_id`` is the COCO id (1-based)."""
+    """One image and its instances. ``path`` is absolute; ``image_id`` is its COCO id (the source's
+    for COCO datasets, 1-based position for YOLO ones)."""
 
     path: Path
     width: int
     height: int
     annotations: list[Annotation] = field(default_factory=list)
-    image_id: int = 0
+    image_id: int | None = None
 
 
 @dataclass

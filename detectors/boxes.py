@@ -35,15 +35,17 @@ class BoxesDetector:
     def __init__(self, boxes=None, class_ids=None, class_names=None, dataset=None, split=None):
         self.boxes = boxes
         self.class_ids = class_ids
-        self.class_names = class_names
+        self._class_names = class_names
         self.dataset = dataset
         self.split = split
         self._index = None
 
-    def _names(self) -> dict[int, str]:
+    @property
+    def class_names(self) -> dict[int, str]:
+        """``{class_id: name}``: the dataset's classes, or those given."""
         if self.dataset is not None:
             return dict(enumerate(self.dataset.names))
-        return dict(self.class_names or {})
+        return dict(self._class_names or {})
 
     def _build_index(self) -> dict:
         from data.images import image_key, read_image
@@ -62,7 +64,7 @@ class BoxesDetector:
         class_ids = np.zeros(len(xyxy), int) if class_ids is None else np.asarray(class_ids, int).reshape(-1)
         if len(class_ids) != len(xyxy):
             raise InputError(f"class_ids has {len(class_ids)} entries for {len(xyxy)} boxes")
-        names = self._names()
+        names = self.class_names
         return sv.Detections(xyxy=xyxy, confidence=np.ones(len(xyxy), np.float32), class_id=class_ids,
                              data={"class_name": np.array([names.get(int(c), str(c)) for c in class_ids])})
 

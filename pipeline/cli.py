@@ -115,7 +115,13 @@ def _add_predict_command(sub) -> None:
     add_predict_command(sub)
 
 
-_EXTRA_COMMANDS: list = [_add_train_command, _add_predict_command]
+def _add_evaluate_command(sub) -> None:
+    from pipeline.evaluate import add_evaluate_command
+
+    add_evaluate_command(sub)
+
+
+_EXTRA_COMMANDS: list = [_add_train_command, _add_predict_command, _add_evaluate_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,8 @@ def coco_ap(gt: dict, predictions: list[dict], iou_type: str = "segm") -> dict:
     if ev is None:
         return {**{k: 0.0 for k in STAT_NAMES}, "per_class": {n: 0.0 for n in names.values()},
                 "mean_iou": 0.0, "matched": 0}
-    stats = {k: float(max(v, 0.0)) for k, v in zip(STAT_NAMES, ev.stats[:6])}
+    # pycocotools reports -1 where a metric is undefined (e.g. no large objects): keep that as None
+    stats = {k: (float(v) if v >= 0 else None) for k, v in zip(STAT_NAMES, ev.stats[:6])}
     precision = ev.eval["precision"]  # (T, R, K, A, M)
     per_class = {}
     for k, cat_id in enumerate(ev.params.catIds):

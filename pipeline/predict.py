@@ -141,11 +141,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
 
 
 def _class_names(pipeline: Pipeline) -> dict[int, str]:
-    names = getattr(pipeline.detector, "class_names", None)
-    if callable(names):
-        names = names()
-    if not names and hasattr(pipeline.detector, "_names"):
-        names = pipeline.detector._names()
+    names = getattr(pipeline.detector, "class_names", None)  # any detector may expose {id: name}
     return {int(k): str(v) for k, v in dict(names or {}).items()}
 
 

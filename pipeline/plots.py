@@ -1,0 +1,85 @@
+"""Pictures of evaluation and training results (matplotlib, Agg backend, PNG written atomically)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from data.atomic import atomic_write_bytes
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _figure().close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_pr_curves(evals: dict, path: str | Path) -> Path:
+    """Mask precision-recall curves (all classes averaged) at IoU 0.50 and 0.75, one line per config."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    recall = np.linspace(0, 1, 101)
+    for ax, (t, label) in zip(axes, ((0, "IoU 0.50"), (5, "IoU 0.75"))):
+        for name, ev in evals.items():
+            if ev is None:
+                continue
+            p = ev.eval["precision"][t, :, :, 0, -1]  # (R, K)
+            p = np.where(p < 0, np.nan, p)
+            ax.plot(recall, np.nanmean(p, axis=1), label=Path(name).name)
+        ax.set(title=f"mask PR, {label}", xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("precision")
+    axes[0].legend()
+    return _save(fig, Path(path))
+
+
+def plot_per_class_ap(report: dict, path: str | Path) -> Path:
+    """Grouped bars: mask AP50:95 per class for each configuration."""
+    plt = _figure()
+    configs = list(report["configs"])
+    classes = list(next(iter(report["configs"].values()))["segm"]["per_class"])[:30]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(classes) * max(1, len(configs)) / 2), 4))
+    width = 0.8 / max(len(configs), 1)
+    x = np.arange(len(classes))
+    for i, name in enumerate(configs):
+        values = [report["configs"][name]["segm"]["per_class"].get(c, 0.0) for c in classes]
+        ax.bar(x + i * width, values, width, label=Path(name).name)
+    ax.set_xticks(x + width * (len(configs) - 1) / 2, classes, rotation=30, ha="right")
+    ax.set(ylabel="mask AP50:95", ylim=(0, 1), title="per-class mask AP")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_training_curves(results_csv: str | Path, path: str | Path) -> Path:
+    """Losses and box mAP per epoch from an ultralytics ``results.csv``."""
+    import csv
+
+    plt = _figure()
+    with open(results_csv) as f:
+        rows = [{k.strip(): float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key in ("train/box_loss", "train/cls_loss", "val/box_loss", "val/cls_loss"):
+        if key in rows[0]:
+            axes[0].plot(epochs, [r[key] for r in rows], label=key)
+    axes[0].set(title="losses", xlabel="epoch")
+    axes[0].legend()
+    for key in ("metrics/mAP50(B)", "metrics/mAP50-95(B)"):
+        if key in rows[0]:
+            axes[1].plot(epochs, [r[key] for r in rows], label=key.split("/")[1])
+    axes[1].set(title="box mAP (val)", xlabel="epoch", ylim=(0, 1))
+    axes[1].legend()
+    return _save(fig, Path(path))
