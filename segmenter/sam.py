@@ -261,5 +261,6 @@ class SamSegmenter(BoxPromptSegmenter):
         logits = logits.cpu().numpy()
         rows = np.repeat(np.flatnonzero(valid) * k, k) + np.tile(np.arange(k), int(valid.sum()))
         scores[rows] = iou.cpu().numpy().reshape(-1)
-        crops = [upsample_mask(lg, emb.grid) for lg in logits.reshape(-1, LOW_RES, LOW_RES)]
+        # a generator: each crop is placed (or compressed) before the next is computed
+        crops = (upsample_mask(lg, emb.grid) for lg in logits.reshape(-1, LOW_RES, LOW_RES))
         return assemble_masks(crops, rows, n * k, (h, w), compact), scores

@@ -86,8 +86,11 @@ def positive_window(logits: np.ndarray, grid: Grid, threshold: float = 0.0) -> t
     return y0, y1, x0, x1
 
 
-def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0):
+def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0, band: int = 256):
     """Threshold-upsampled mask of one (256, 256) logit map, cropped to where it can be positive.
+
+    Rows are computed in bands of ``band`` so float temporaries stay small on huge frames;
+    the per-pixel arithmetic does not depend on the band, so the result is the same.
 
     Returns:
         ``(crop, (y0, x0))``: bool crop and its top-left corner in the output image, or
@@ -96,8 +99,12 @@ def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0):
     window = positive_window(logits, grid, threshold)
     if window is None:
         return None, None
-    crop = upsample_window(logits, grid, window) > threshold
-    return crop, (window[0], window[2])
+    y0, y1, x0, x1 = window
+    crop = np.empty((y1 - y0, x1 - x0), bool)
+    for a in range(y0, y1, band):
+        b = min(a + band, y1)
+        crop[a - y0:b - y0] = upsample_window(logits, grid, (a, b, x0, x1)) > threshold
+    return crop, (y0, x0)
 
 
 def upsample_full(logits: np.ndarray, grid: Grid) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""SAM segmenter speed and memory, ours vs ultralytics' predictor, measured in one run.
+
+Uses a random-initialised MobileSAM checkpoint (no weights can be downloaded here):
+timings do not depend on the weights' values; random weights make masks cover large
+parts of the frame, the worst case for the upsampling.
+
+Prints: encoder ms; decoder ms per box for a per-box loop, one big batch, our chunked
+path and ultralytics' predictor, for N in {1, 8, 32, 100}; re-prompt time of a cached
+image vs the first call; peak memory growth for a 4000x3000 image with 200 boxes
+(CompactMask vs dense, each in a fresh process); bf16 vs fp32 time and mask IoU.
+
+Usage:
+    python benchmarks/segmenter.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _image(h, w, seed=0):
+    from tests.helpers import textured_image
+
+    return textured_image(h, w, seed)
+
+
+def _boxes(n, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(0.05, 0.3, (n, 2)) * [w, h]
+    xy = rng.uniform(0, 1, (n, 2)) * ([w, h] - size)
+    return np.concatenate([xy, xy + size], 1).astype(np.float32)
+
+
+def _time(fn, repeat=1):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def _ultralytics_predictor(checkpoint):
+    from ultralytics.models.sam import Predictor
+
+    return Predictor(overrides=dict(conf=0.0, model=str(checkpoint), imgsz=1024, device="cpu", verbose=False,
+                                    save=False))
+
+
+def memory_child(checkpoint: str, output: str) -> None:
+    """Run in a fresh process: peak RSS growth of predict_masks on 4000x3000 with 200 boxes."""
+    from segmenter import SamSegmenter
+
+    seg = SamSegmenter(checkpoint, output=output, device="cpu").load()
+    image = _image(3000, 4000, 1)
+    boxes = _boxes(200, 3000, 4000, 1)
+    seg.embed(image)  # the encoder's own memory is not what this measures
+    import gc
+    import threading
+
+    gc.collect()
+    page = resource.getpagesize()
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    before, peak, done = rss(), [0], threading.Event()
+
+    def sample():  # RSS sampled every 2 ms during the call: its peak, not the process's all-time peak
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    masks, _ = seg.predict_masks(image, boxes)
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], rss())
+    area = int(sum(np.asarray(masks[i]).sum() for i in range(len(boxes))))
+    print(json.dumps({"peak_growth_mb": round((peak[0] - before) / 2**20, 1), "masks": len(masks),
+                      "mask_pixels": area}))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N in {1, 8, 32} only, one repeat")
+    parser.add_argument("--memory-child", nargs=2, metavar=("CHECKPOINT", "OUTPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+
+    import torch
+
+    from segmenter import SamSegmenter
+    from segmenter.sam_loading import save_random_checkpoint
+
+    torch.manual_seed(0)
+    tmp = Path(tempfile.mkdtemp())
+    ckpt = save_random_checkpoint(tmp / "mobile_sam.pt", "mobile_sam")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, random MobileSAM weights")
+    h, w = 768, 1024
+    image = _image(h, w)
+    repeat = 1 if args.quick else 2
+
+    seg = SamSegmenter(str(ckpt), output="dense", device="cpu").load()
+    enc, _ = _time(lambda: seg._encode(image), repeat)
+    print(f"encoder: {enc * 1000:.0f} ms per image ({w}x{h} -> 1024)")
+    emb = seg.embed(image)
+
+    predictor = _ultralytics_predictor(ckpt)
+    predictor.set_image(image)
+    feats = predictor.features
+    from ultralytics.models.sam import Predictor
+
+    print(f"\n{'N':>4} {'per-box loop':>13} {'one batch':>10} {'ours (auto)':>12} {'ultralytics':>12}"
+          f" {'ultra/ours':>10} {'mask agree':>10}   (ms per box, decode + upsample, cached embedding)")
+    for n in (1, 8, 32) if args.quick else (1, 8, 32, 100):
+        boxes = _boxes(n, h, w, n)
+        timings = {}
+        for name, chunk in (("loop", 1), ("batch", n), ("ours", "auto")):
+            seg.chunk_size = chunk
+            timings[name], result = _time(lambda: seg.predict_masks(image, boxes), repeat)
+            if name == "ours":
+                ours = result[0]
+        seg.chunk_size = "auto"
+        timings["ultra"], (ref, _) = _time(
+            lambda: Predictor.inference_features(predictor, feats, src_shape=(h, w), bboxes=boxes), repeat)
+        agree = (ref.numpy() == ours).mean()
+        print(f"{n:>4} {timings['loop'] / n * 1000:>13.1f} {timings['batch'] / n * 1000:>10.1f} "
+              f"{timings['ours'] / n * 1000:>12.1f} {timings['ultra'] / n * 1000:>12.1f} "
+              f"{timings['ultra'] / timings['ours']:>9.2f}x {agree:>10.5f}")
+
+    print()
+    for n in (1, 8):
+        fresh = SamSegmenter(str(ckpt), output="dense", device="cpu").load()
+        boxes = _boxes(n, h, w, 3)
+        first, _ = _time(lambda: fresh.predict_masks(image, boxes))
+        again, _ = _time(lambda: fresh.predict_masks(image, boxes), repeat)
+        print(f"re-prompt a cached image ({n} box{'es' if n > 1 else ''}): first call {first * 1000:.0f} ms, "
+              f"again {again * 1000:.0f} ms -> {first / again:.1f}x faster; cache {fresh.cache_info()}")
+
+    print("\npeak memory growth, 4000x3000 image, 200 boxes (fresh process each):")
+    for output in ("compact", "dense"):
+        res = subprocess.run([sys.executable, __file__, "--memory-child", str(ckpt), output], capture_output=True,
+                             text=True, cwd=ROOT)
+        line = res.stdout.strip().splitlines()[-1] if res.returncode == 0 else f"failed: {res.stderr[-300:]}"
+        print(f"  {output:<8} {line}")
+
+    boxes = _boxes(16, h, w, 5)
+    seg32 = SamSegmenter(str(ckpt), output="dense", device="cpu", cache_bytes=0).load()
+    seg16 = SamSegmenter(str(ckpt), output="dense", device="cpu", precision="bf16", cache_bytes=0).load()
+    t32, (m32, _) = _time(lambda: seg32.predict_masks(image, boxes), repeat)  # cache off: encoder each call
+    t16, (m16, _) = _time(lambda: seg16.predict_masks(image, boxes), repeat)
+    inter = (m32 & m16).sum((1, 2))
+    union = np.maximum((m32 | m16).sum((1, 2)), 1)
+    print(f"\nbf16 vs fp32 (encoder + 16 boxes): fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms "
+          f"-> {t32 / t16:.2f}x; mask IoU bf16 vs fp32: mean {np.mean(inter / union):.3f}, min {np.min(inter / union):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
