@@ -1,0 +1,132 @@
+"""End-to-end speed of ``detseg predict`` vs the ultralytics equivalent, measured in one run.
+
+On a folder of generated 1024x1024 images with >= 10 food items each, with the shipped
+food detector and a random-initialised MobileSAM checkpoint (no SAM weights can be
+downloaded here; timings do not depend on the weights' values):
+
+1. ours: ``run_predict`` (detect, segment with one embedding per image and chunked
+   decoding, write annotated images, labels, COCO predictions);
+2. ultralytics: ``ultralytics.data.annotator.auto_annotate`` on the same weights (YOLO
+   predict, then ``SAM(...)(image, bboxes=...)`` per image, writes YOLO-seg labels);
+3. the floor: detector + SAM encoder + SAM decoder forward passes alone, and our
+   in-memory ``Pipeline`` per stage against it.
+
+Usage:
+    python benchmarks/pipeline.py [--images 6] [--weights detectors/weights/food-yolov8n.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_folder(folder: Path, n: int, min_items: int = 10) -> None:
+    """``n`` generated 1024-px images, keeping scenes with at least ``min_items`` instances."""
+    import cv2
+    import numpy as np
+
+    from data.synth import render_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    seed, made = 0, 0
+    while made < n:
+        scene = render_scene(np.random.default_rng([2024, seed]), 1024, 1024)
+        seed += 1
+        if len(scene.masks) >= min_items:
+            cv2.imwrite(str(folder / f"scene_{made:03d}.jpg"), scene.image)
+            made += 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from data.images import read_image
+    from detectors import YoloDetector
+    from pipeline import Pipeline
+    from pipeline.predict import run_predict
+    from segmenter import SamSegmenter
+    from segmenter.sam_loading import save_random_checkpoint
+
+    tmp = Path(tempfile.mkdtemp())
+    folder = tmp / "images"
+    make_folder(folder, args.images)
+    ckpt = save_random_checkpoint(tmp / "sam" / "mobile_sam.pt", "mobile_sam")
+    weights = args.weights
+    if not Path(weights).is_file():
+        sys.exit(f"{weights} not found: train the food detector first (see detectors/weights/README.md)")
+
+    detector = YoloDetector(weights, device="cpu", imgsz=640).load()
+    segmenter = SamSegmenter(str(ckpt), device="cpu").load()
+    pipe = Pipeline(detector, segmenter)
+    files = sorted(folder.glob("*.jpg"))
+    images = [read_image(f) for f in files]
+    boxes = sum(len(detector(im)) for im in images)
+    print(f"{len(files)} images 1024x1024, {boxes} detected boxes ({boxes / len(files):.1f} per image), "
+          f"torch {torch.get_num_threads()} threads")
+
+    # 1. ours, end to end (CLI code path, outputs written)
+    t = time.perf_counter()
+    summary = run_predict(pipe, folder, tmp / "ours", progress=False)
+    ours = time.perf_counter() - t
+
+    # 2. ultralytics' auto_annotate on the same weights
+    from ultralytics.data.annotator import auto_annotate
+
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        auto_annotate(str(folder), det_model=weights, sam_model=str(ckpt), device="cpu", imgsz=640,
+                      output_dir=str(tmp / "ultra"))
+    ultra = time.perf_counter() - t
+    print(f"\nend to end: ours {len(files) / ours:.3f} images/s, ultralytics auto_annotate "
+          f"{len(files) / ultra:.3f} images/s -> {ultra / ours:.2f}x")
+
+    # 3. the floor: forward passes alone, vs our in-memory pipeline per stage
+    segmenter = SamSegmenter(str(ckpt), device="cpu", cache_bytes=0).load()
+    pipe = Pipeline(detector, segmenter)
+    floor = {"detector": 0.0, "encoder": 0.0, "decoder": 0.0}
+    stages, total = {}, 0.0
+    for image in images:
+        t = time.perf_counter()
+        dets = detector(image)
+        floor["detector"] += time.perf_counter() - t
+        t = time.perf_counter()
+        emb = segmenter._encode(image)
+        floor["encoder"] += time.perf_counter() - t
+        prompt = torch.as_tensor(dets.xyxy * emb.scale)
+        t = time.perf_counter()
+        segmenter.predict_torch(emb, prompt)
+        floor["decoder"] += time.perf_counter() - t
+        t = time.perf_counter()
+        _, seconds = pipe.process(image)
+        total += time.perf_counter() - t
+        for k, v in seconds.items():
+            stages[k] = stages.get(k, 0.0) + v
+    floor_total = sum(floor.values())
+    print("\nfloor (forward passes alone), seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in floor.items())
+          + f", total {floor_total:.2f}")
+    print("our Pipeline per stage, seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+          + f", total {total:.2f}")
+    print(f"pipeline overhead over the floor: {100 * (total - floor_total) / floor_total:.1f}% "
+          f"(upsampling to full resolution, box checks, Detections bookkeeping)")
+    written = summary["seconds_per_stage"].get("write", 0.0)
+    print(f"writing outputs (annotated JPEGs, labels, COCO RLE) in the end-to-end run: {written:.2f} s "
+          f"({100 * written / ours:.0f}% of it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
