@@ -157,6 +157,37 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     return Scene(image, masks, class_ids, jpeg_quality=int(rng.integers(55, 96)))
 
 
+def render_clip(path: str | Path, frames: int = 24, imgsz: int = 320, fps: float = 12.0, seed: int = 0) -> Path:
+    """A short synthetic video: the camera pans across one larger rendered scene.
+
+    Args:
+        path: output ``.mp4`` (written to a temporary name, then renamed).
+        frames: number of frames.
+        imgsz: square frame side in pixels.
+        fps: frames per second.
+        seed: scene seed.
+
+    Returns:
+        The path written.
+    """
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scene = render_scene(np.random.default_rng([seed, 99]), imgsz * 2, imgsz * 2)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.mp4")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (imgsz, imgsz))
+    try:
+        for i in range(frames):
+            t = i / max(frames - 1, 1)
+            y, x = int(t * imgsz * 0.8), int(t * imgsz)
+            writer.write(np.ascontiguousarray(scene.image[y:y + imgsz, x:x + imgsz]))
+    finally:
+        writer.release()
+    os.replace(tmp, path)
+    return path
+
+
 def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """Independent stream per (seed, split, image): images never depend on each other."""
     return np.random.default_rng([seed, SPLITS.index(split), index])

@@ -129,9 +129,10 @@ def load_yolo(data_yaml: Path) -> Dataset:
         raise DatasetError(f"not valid YAML ({e})", src) from None
     if not isinstance(cfg, dict):
         raise DatasetError("expected a mapping with keys names, train, val", src)
-    missing = [k for k in ("names", "train", "val") if k not in cfg]
-    if missing:
-        raise DatasetError(f"missing key(s) {', '.join(missing)} (a YOLO data.yaml needs names, train, val)", src)
+    if "names" not in cfg:
+        raise DatasetError("missing key(s) names (a YOLO data.yaml needs names and train/val/test folders)", src)
+    if not any(cfg.get(k) for k in ("train", "val", "test")):
+        raise DatasetError("missing key(s) train, val, test: name at least one split folder", src)
     names = _read_names(cfg, src)
     if "nc" in cfg and int(cfg["nc"]) != len(names):
         raise DatasetError(f"nc is {cfg['nc']} but names lists {len(names)} classes", src)

@@ -143,6 +143,39 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     return report
 
 
+def worst_masks(data, predictions: list[dict], split: str | None = None, n: int = 6) -> list[dict]:
+    """The ``n`` ground-truth instances whose best-overlapping prediction has the lowest mask IoU.
+
+    Args:
+        data: the dataset (path or :class:`Dataset`) the predictions were made on.
+        predictions: COCO results with RLE masks (e.g. an ``evaluate`` output's predictions.json).
+        split: the split evaluated.
+
+    Returns:
+        Dicts with ``image`` (BGR), ``truth`` and ``predicted`` (bool masks), ``iou``, ``class_name``,
+        worst first.
+    """
+    from data.polygons import mask_iou, rle_to_mask
+
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    split = split or ("val" if "val" in dataset.splits else next(iter(dataset.splits)))
+    by_image: dict[int, list[dict]] = {}
+    for p in predictions:
+        by_image.setdefault(p["image_id"], []).append(p)
+    rows = []
+    for record in dataset.splits[split]:
+        preds = [rle_to_mask(p["segmentation"]) for p in by_image.get(record.image_id, [])]
+        for a in record.annotations:
+            truth = a.mask(record.height, record.width)
+            ious = [mask_iou(truth, m) for m in preds]
+            best = int(np.argmax(ious)) if ious else -1
+            rows.append((ious[best] if ious else 0.0, record, truth, preds[best] if ious else np.zeros_like(truth),
+                         dataset.names[a.class_id]))
+    rows.sort(key=lambda r: r[0])
+    return [{"image": read_image(r.path), "truth": t, "predicted": p, "iou": iou, "class_name": name}
+            for iou, r, t, p, name in rows[:n]]
+
+
 def metrics_table(report: dict) -> str:
     """The comparison table (markdown): one row per configuration."""
     head = "| segmenter | mask AP50:95 | AP50 | AP75 | AP_s | AP_m | AP_l | box AP50:95 | mean IoU (matched) |"

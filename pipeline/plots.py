@@ -83,3 +83,34 @@ def plot_training_curves(results_csv: str | Path, path: str | Path) -> Path:
     axes[1].set(title="box mAP (val)", xlabel="epoch", ylim=(0, 1))
     axes[1].legend()
     return _save(fig, Path(path))
+
+
+def plot_mask_gallery(items: list[dict], path: str | Path | None = None, columns: int = 3):
+    """Ground truth (green) vs prediction (red) outlines on a crop around each instance.
+
+    Args:
+        items: from :func:`pipeline.evaluate.worst_masks`.
+        path: PNG to write; None returns the figure (for notebooks).
+    """
+    import cv2
+
+    plt = _figure()
+    rows = max(1, (len(items) + columns - 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, item in zip(axes.ravel(), items):
+        image = item["image"].copy()
+        for mask, colour in ((item["truth"], (0, 200, 0)), (item["predicted"], (0, 0, 230))):
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(image, contours, -1, colour, max(1, image.shape[0] // 200))
+        ys, xs = np.nonzero(item["truth"] | item["predicted"])
+        if len(ys):
+            pad = 10
+            image = image[max(ys.min() - pad, 0):ys.max() + pad, max(xs.min() - pad, 0):xs.max() + pad]
+        ax.imshow(image[..., ::-1])
+        ax.set_title(f"{item['class_name']}  IoU {item['iou']:.2f}", fontsize=9)
+    fig.suptitle("worst masks: ground truth green, prediction red")
+    if path is None:
+        return fig
+    return _save(fig, Path(path))

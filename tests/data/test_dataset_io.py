@@ -96,9 +96,11 @@ def _break(ds_dir, how):
         lbl.write_text("0 0.1 0.1 1.5 0.2 0.3 0.4\n")
     elif how == "duplicate file name":
         shutil.copy(ds_dir / "images" / "val" / "val_000000.jpg", ds_dir / "images" / "val" / "val_000000.png")
-    elif how == "missing key(s) val":
-        text = (ds_dir / "data.yaml").read_text().splitlines()
-        (ds_dir / "data.yaml").write_text("\n".join(t for t in text if not t.startswith("val:")) + "\n")
+    elif how == "missing key(s) names":
+        text = (ds_dir / "data.yaml").read_text().split("names:")[0]
+        (ds_dir / "data.yaml").write_text(text)
+    elif how == "missing key(s) train, val, test":
+        (ds_dir / "data.yaml").write_text("names: [a, b, c]\n")
     return lbl
 
 
@@ -111,7 +113,8 @@ def _break(ds_dir, how):
         ("polygon with 2 point(s)", "val_000000.txt:2"),
         ("coordinates outside [0, 1]", "val_000000.txt:1"),
         ("duplicate file name", "val_000000"),
-        ("missing key(s) val", "data.yaml"),
+        ("missing key(s) names", "data.yaml"),
+        ("missing key(s) train, val, test", "data.yaml"),
     ],
 )
 def test_bad_yolo_input_names_file_and_line(tiny_dataset, tmp_path, capsys, how, where):
