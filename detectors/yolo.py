@@ -123,8 +123,18 @@ class YoloDetector:
         if not batch:
             return []
         batch = [to_bgr8(im) for im in batch]
-        results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
-                                      imgsz=self._imgsz, device=self._device, max_det=self.max_det, verbose=False)
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
+                                          imgsz=self._imgsz, device=self._device, max_det=self.max_det,
+                                          verbose=False)
+        finally:
+            # ultralytics' select_device sets torch's global thread count to cores - 1 on CPU (1 on a
+            # 2-core machine), halving every later torch op in the process, SAM included: undo it
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         out = [self._to_detections(r) for r in results]
         return out if isinstance(image, list) else out[0]
 

@@ -65,3 +65,14 @@ def trained_run(tiny_dataset, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_weights(trained_run):
     return trained_run.best_weights
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No weights in the working folder and every ultralytics download failing, as on a machine without internet."""
+    monkeypatch.chdir(tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("no internet")
+
+    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", no_network)

@@ -53,12 +53,6 @@ def test_missing_split_folder(tmp_path):
         train(tmp_path / "data.yaml", epochs=1, out=tmp_path / "run")
 
 
-def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("no internet")
-
-    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", offline)
+def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, offline):
     with pytest.raises(WeightsError, match="yolov8n.pt is not in .* could not be downloaded"):
         train(tiny_dataset / "data.yaml", model="yolov8n.pt", epochs=1, out=tmp_path / "run")

@@ -88,13 +88,7 @@ def test_classification_model_is_rejected(tmp_path):
         YoloDetector(str(path)).load()
 
 
-def test_downloadable_name_offline_suggests_yaml(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("no internet")
-
-    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", offline)
+def test_downloadable_name_offline_suggests_yaml(offline):
     with pytest.raises(WeightsError, match="yolov8n.pt is not in .*could not be downloaded.*yolov8n.yaml"):
         YoloDetector("yolov8n.pt").load()
 

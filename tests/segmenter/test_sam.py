@@ -191,13 +191,7 @@ def test_missing_checkpoint_names_the_file(tmp_path):
         SamSegmenter(str(tmp_path / "nowhere.pt")).load()
 
 
-def test_unknown_name_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("no internet")
-
-    monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", offline)
+def test_unknown_name_offline_says_what_to_do(offline):
     with pytest.raises(WeightsError, match="mobile_sam.pt is not in .* could not be downloaded.*grabcut"):
         SamSegmenter("mobile_sam.pt").load()
 
