@@ -53,12 +53,12 @@ class Annotator:
         key = (h, w)
         if key not in self._cache:
             thickness = sv.calculate_optimal_line_thickness((w, h))
-            scale = sv.calculate_optimal_text_scale((w, h))
+            scale = 0.6 * sv.calculate_optimal_text_scale((w, h))  # food items are small: keep labels small
             self._cache[key] = (
                 sv.MaskAnnotator(opacity=0.45, color_lookup=sv.ColorLookup.CLASS),
                 sv.BoxAnnotator(thickness=thickness, color_lookup=sv.ColorLookup.CLASS),
-                sv.LabelAnnotator(text_scale=scale, text_thickness=max(1, thickness // 2),
-                                  color_lookup=sv.ColorLookup.CLASS),
+                sv.LabelAnnotator(text_scale=scale, text_thickness=1, text_padding=max(2, thickness),
+                                  color_lookup=sv.ColorLookup.CLASS, smart_position=True),
             )
         masks, boxes, labels = self._cache[key]
         out = image.copy()

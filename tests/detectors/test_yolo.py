@@ -115,3 +115,14 @@ def test_boxes_detector_from_dataset_recognises_images(tiny_dataset):
     assert list(dets.class_id) == [a.class_id for a in record.annotations]
     with pytest.raises(InputError, match="not in the dataset"):
         det(_image())
+
+
+def test_seg_model_gives_boxes_without_masks(tmp_path):
+    from ultralytics import YOLO
+
+    path = tmp_path / "seg.pt"
+    YOLO("yolov8n-seg.yaml").save(str(path))
+    detector = YoloDetector(str(path), conf=0.0001, device="cpu", imgsz=64)
+    dets = detector(_image())
+    assert detector.load()._model.task == "segment"
+    assert isinstance(dets, sv.Detections) and dets.mask is None
