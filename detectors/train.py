@@ -36,7 +36,7 @@ class TrainResult:
     metrics: dict
 
 
-def resolve_data_yaml(data: str | Path, out_dir: Path) -> Path:
+def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] = ("train", "val")) -> Path:
     """Write a copy of an ultralytics dataset file with every path made absolute.
 
     ``path`` (if relative) is looked up relative to the current folder, then to the
@@ -60,7 +60,7 @@ def resolve_data_yaml(data: str | Path, out_dir: Path) -> Path:
         raise DatasetError(f"not valid YAML: {e}", src) from None
     if not isinstance(cfg, dict):
         raise DatasetError("expected a mapping with keys train, val, names", src)
-    missing = [k for k in ("train", "val", "names") if k not in cfg]
+    missing = [k for k in (*require, "names") if k not in cfg]
     if missing:
         raise DatasetError(f"missing key(s) {missing}; an ultralytics dataset file needs train, val and names", src)
 
@@ -89,6 +89,8 @@ def resolve_data_yaml(data: str | Path, out_dir: Path) -> Path:
                 raise DatasetError(f"{split} folder {entry!r} not found under {root}", src)
             fixed.append(str(target))
         resolved[split] = fixed if isinstance(value, list) else fixed[0]
+    for split in ("train", "val"):  # ultralytics insists on both keys even when only evaluating
+        resolved.setdefault(split, resolved[require[0]])
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / "data.yaml"
     atomic_write_text(dst, yaml.safe_dump(resolved, sort_keys=False))
@@ -121,7 +123,7 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     from ultralytics import YOLO
 
     out_dir = Path(out) if out else Path(weights).resolve().parent
-    data_yaml = resolve_data_yaml(data, out_dir / "val-data")
+    data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
     model = YOLO(str(resolve_weights(weights)))
     metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=resolve_device(device),
                         plots=False, verbose=False, project=str(out_dir), name="val", exist_ok=True)

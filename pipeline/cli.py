@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from data.errors import DetsegError
 
@@ -100,6 +101,31 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _add_val_command(sub) -> None:
+    p = sub.add_parser("val", help="box mAP of a detector on a dataset split (ultralytics' validator)")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True, help="ultralytics data.yaml")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="folder for the JSON metrics (default: beside the weights)")
+    p.set_defaults(func=_cmd_val)
+
+
+def _cmd_val(args) -> int:
+    from data.atomic import atomic_write_json
+    from detectors.train import evaluate_detector, metrics_summary
+
+    out = Path(args.out) if args.out else Path(args.weights).resolve().parent
+    metrics = evaluate_detector(args.weights, args.data, split=args.split, imgsz=args.imgsz, batch=args.batch,
+                                device=args.device, out=out)
+    atomic_write_json(out / f"metrics_{args.split}.json", {"data": str(args.data), "split": args.split,
+                                                            "weights": str(args.weights), **metrics}, indent=2)
+    print(metrics_summary(metrics))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +147,7 @@ def _add_evaluate_command(sub) -> None:
     add_evaluate_command(sub)
 
 
-_EXTRA_COMMANDS: list = [_add_train_command, _add_predict_command, _add_evaluate_command]
+_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command]
 
 
 def main(argv: list[str] | None = None) -> int:

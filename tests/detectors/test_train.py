@@ -56,3 +56,16 @@ def test_missing_split_folder(tmp_path):
 def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, offline):
     with pytest.raises(WeightsError, match="yolov8n.pt is not in .* could not be downloaded"):
         train(tiny_dataset / "data.yaml", model="yolov8n.pt", epochs=1, out=tmp_path / "run")
+
+
+def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_path, capsys):
+    """A held-out split generated alone (only `test:` in data.yaml) can be evaluated."""
+    from data.synth import generate_dataset
+    from pipeline.cli import main
+
+    generate_dataset(tmp_path / "held", {"test": 2}, seed=99, imgsz=128, progress=False)
+    code = main(["val", "--weights", str(tiny_weights), "--data", str(tmp_path / "held" / "data.yaml"),
+                 "--split", "test", "--imgsz", "64", "--device", "cpu", "--out", str(tmp_path / "v")])
+    assert code == 0 and "mAP50-95" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "v" / "metrics_test.json").read_text())
+    assert metrics["split"] == "test" and 0 <= metrics["mAP50-95"] <= 1
