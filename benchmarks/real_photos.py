@@ -17,7 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "uj-staple-pantry-valid"
+ROOT = Path(__file__).resolve().parents[1]
+# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+DEFAULT = ROOT.parent / "shared" / "datasets" / "uj-staple-pantry-valid"
 
 
 def make_segmenter(name: str):
