@@ -7,7 +7,6 @@ architectures of ``ultralytics.models.sam.build``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from data.assets import resolve_weights
@@ -79,18 +78,7 @@ def build_sam_model(checkpoint: str | Path, arch: str | None = None):
     path = resolve_weights(checkpoint, hint=_HINT)
     arch = infer_arch(checkpoint, arch)
     state = _state_dict(path)
-    builder = getattr(sam_build, ARCHS[arch])
-    if arch.startswith("sam2.1"):
-        # ultralytics switches on SAM 2.1's extra layers by the checkpoint's *name*: hand it a
-        # copy of the (already safely loaded) tensors under the expected name.
-        with tempfile.TemporaryDirectory() as tmp:
-            import torch
-
-            marker = Path(tmp) / f"{arch}.pt"
-            torch.save({k: v for k, v in state.items()}, marker)
-            model = builder(str(marker))
-    else:
-        model = builder(None)
+    model = _build_random(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -99,13 +87,30 @@ def build_sam_model(checkpoint: str | Path, arch: str | None = None):
     return model.eval(), arch
 
 
+def _build_random(arch: str):
+    """The architecture with random weights, built by ultralytics' builder without loading anything.
+
+    ultralytics switches on SAM 2.1's extra layers only when the checkpoint *name* contains
+    "sam2.1", and then loads that file itself (unsafely, and it may download). So the name is
+    passed with ultralytics' loader disabled for the duration of the build.
+    """
+    from unittest import mock
+
+    from ultralytics.models.sam import build as sam_build
+
+    builder = getattr(sam_build, ARCHS[arch])
+    if not arch.startswith("sam2.1"):
+        return builder(None)
+    with mock.patch.object(sam_build, "_load_checkpoint", lambda model, checkpoint: model):
+        return builder(f"{arch}.pt")
+
+
 def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int = 0) -> Path:
     """Write a random-initialised checkpoint (for tests and benchmarks without weights)."""
     import torch
-    from ultralytics.models.sam import build as sam_build
 
     torch.manual_seed(seed)
-    model = getattr(sam_build, ARCHS[arch])(None)
+    model = _build_random(arch)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
