@@ -1,4 +1,8 @@
-"""Pictures of evaluation and training results (matplotlib, Agg backend, PNG written atomically)."""
+"""Pictures of evaluation and training results (matplotlib; PNG files written atomically).
+
+No backend is forced: without a display matplotlib picks Agg by itself, and in a notebook
+the inline backend shows the figures that functions return.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,6 @@ from data.atomic import atomic_write_bytes
 
 
 def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt
