@@ -15,24 +15,29 @@ from pycocotools import mask as mask_utils
 
 
 def _bridge(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """Join ring ``inner`` into ring ``outer`` through their closest pair of points.
+    """Join ring ``inner`` into ring ``outer`` through a short cut between them.
 
     The zero-width cut is walked twice in opposite directions, so even-odd filling
-    (``cv2.fillPoly``, pycocotools) keeps holes as holes and parts as parts.
+    (``cv2.fillPoly``, pycocotools) keeps holes as holes and parts as parts. The cut
+    is found in two linear passes (nearest outer point to the inner ring's first point,
+    then the nearest inner point to that), not by an all-pairs search: fragmented masks
+    have thousands of boundary points and many holes.
     """
-    d = ((outer[:, None, :] - inner[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    i = int(np.argmin(((outer - inner[0]) ** 2).sum(-1)))
+    j = int(np.argmin(((inner - outer[i]) ** 2).sum(-1)))
     inner_loop = np.concatenate([inner[j:], inner[: j + 1]])
     return np.concatenate([outer[: i + 1], inner_loop, outer[i:]])
 
 
-def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3) -> list[np.ndarray]:
+def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3,
+                     min_area: float = 0.0) -> list[np.ndarray]:
     """Trace a binary mask into one polygon per connected part, holes bridged in.
 
     Args:
         mask: ``(H, W)`` bool or 0/1 array.
         epsilon: Douglas-Peucker tolerance in pixels (0 keeps every boundary pixel).
         min_points: parts whose simplified outline has fewer points are dropped.
+        min_area: parts and holes smaller than this many pixels are dropped (0 keeps all).
 
     Returns:
         A list of float32 ``(K, 2)`` polygons, largest part first. Empty for an empty mask.
@@ -52,13 +57,13 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3
     for idx, (_, _, child, parent) in enumerate(hierarchy):
         if parent != -1:
             continue
+        area = cv2.contourArea(contours[idx]) / 4  # traced at 2x
         ring = simplify(contours[idx])
-        if len(ring) < min_points:
+        if len(ring) < min_points or (min_area and area < min_area):
             continue
-        area = cv2.contourArea(contours[idx])
         while child != -1:  # holes of this part
             hole = simplify(contours[child])
-            if len(hole) >= min_points:
+            if len(hole) >= min_points and cv2.contourArea(contours[child]) / 4 >= min_area:
                 ring = _bridge(ring, hole)
             child = hierarchy[child][0]
         parts.append((area, ring))
@@ -66,7 +71,7 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3
     return [ring for _, ring in parts]
 
 
-def instance_polygons(mask: np.ndarray) -> list[np.ndarray]:
+def instance_polygons(mask: np.ndarray, min_area: float = 0.0) -> list[np.ndarray]:
     """Polygons of one full-frame mask, traced on its bounding box (+1 px) for speed.
 
     Identical to tracing the full frame: contour following is translation-invariant.
@@ -78,7 +83,7 @@ def instance_polygons(mask: np.ndarray) -> list[np.ndarray]:
     y0, y1 = max(ys[0] - 1, 0), min(ys[-1] + 2, mask.shape[0])
     x0, x1 = max(xs[0] - 1, 0), min(xs[-1] + 2, mask.shape[1])
     offset = np.array([x0, y0], np.float32)
-    return [p + offset for p in mask_to_polygons(mask[y0:y1, x0:x1])]
+    return [p + offset for p in mask_to_polygons(mask[y0:y1, x0:x1], min_area=min_area)]
 
 
 def merge_polygons(polygons: list[np.ndarray]) -> np.ndarray:

@@ -82,7 +82,8 @@ def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]
         cls = int(dets.class_id[i]) if dets.class_id is not None else 0
         results.append(result_entry(image_id, cls + 1, float(conf[i]), mask, dets.xyxy[i]))
         if mask is not None and mask.any():
-            poly = merge_polygons(instance_polygons(mask))
+            # predicted masks can be fragmented: specks under 4 px would only bloat the label line
+            poly = merge_polygons(instance_polygons(mask, min_area=4.0))
             if len(poly) >= 3:
                 lines.append(yolo_line(cls, poly, w, h))
     return results, lines
