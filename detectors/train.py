@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -198,8 +197,3 @@ def metrics_summary(metrics: dict) -> str:
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:<12} {m['mAP50']:7.3f} {m['mAP50-95']:9.3f}")
     return "\n".join(lines)
-
-
-def main_json(result: TrainResult) -> str:
-    return json.dumps({"run_dir": str(result.run_dir), "best_weights": str(result.best_weights),
-                       "metrics": result.metrics}, indent=2)

@@ -78,9 +78,8 @@ class YoloDetector:
             raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
         self._model = model
         self._class_ids = self._resolve_classes(self.classes)
-        train_args = getattr(model, "overrides", {}) or {}
-        ckpt_args = (getattr(model, "ckpt", None) or {}).get("train_args", {}) if hasattr(model, "ckpt") else {}
-        self._imgsz = self.imgsz or ckpt_args.get("imgsz") or train_args.get("imgsz") or 640
+        train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
+        self._imgsz = self.imgsz or train_args.get("imgsz") or 640
         self._device = ultralytics_device(self.device)
         return self
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from data.dataset import Dataset, ImageRecord
-from data.errors import ImageReadError
+from data.dataset import Dataset
+from data.images import read_image
 from data.polygons import mask_iou
 from pipeline.metrics import coco_ap, result_entry
 
@@ -33,13 +32,6 @@ def jitter_boxes(boxes: np.ndarray, amount: float, rng: np.random.Generator, sha
     out[:, [0, 2]] = np.sort(out[:, [0, 2]], axis=1).clip(0, shape[1])
     out[:, [1, 3]] = np.sort(out[:, [1, 3]], axis=1).clip(0, shape[0])
     return out
-
-
-def _read(record: ImageRecord) -> np.ndarray:
-    image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError(f"cannot read image {record.path}")
-    return image
 
 
 def evaluate_on_gt_boxes(dataset: Dataset, segmenter, split: str | None = None, jitter: float = 0.0,
@@ -69,7 +61,7 @@ def evaluate_on_gt_boxes(dataset: Dataset, segmenter, split: str | None = None, 
     for idx, record in enumerate(tqdm(records, desc=f"{type(segmenter).__name__}", disable=not progress), 1):
         if not record.annotations:
             continue
-        image = _read(record)
+        image = read_image(record.path)
         h, w = image.shape[:2]
         images.append({"id": idx, "file_name": record.path.name, "width": w, "height": h})
         gt_boxes = np.stack([a.xyxy for a in record.annotations]).astype(np.float32)
@@ -93,7 +85,8 @@ def evaluate_on_gt_boxes(dataset: Dataset, segmenter, split: str | None = None, 
         a.pop("score", None)
     gt = {"images": images, "annotations": annotations, "categories": categories}
     metrics = coco_ap(gt, predictions, "segm")
-    metrics.pop("per_class", None) if agnostic else None
+    if agnostic:
+        metrics.pop("per_class", None)  # one class: nothing per class to report
     metrics.update(paired_miou=float(np.mean(ious)) if ious else 0.0,
                    ms_per_box=1000 * seconds / max(n_boxes, 1), images=len(images), boxes=n_boxes)
     return metrics

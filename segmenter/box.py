@@ -18,23 +18,30 @@ def pixel_span(lo: float, hi: float, limit: int) -> tuple[int, int]:
     return a, max(a, b)
 
 
-def box_crop(box, shape: tuple[int, int]):
-    """The box as a crop: ``(ones, (y0, x0))`` or ``(None, None)`` when it covers no pixel centre."""
+def box_pixels(box, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Rows ``[ya, yb)`` and columns ``[xa, xb)`` of the pixels inside an xyxy box, or None if none."""
     x0, y0, x1, y1 = (float(v) for v in box)
     ya, yb = pixel_span(y0, y1, shape[0])
     xa, xb = pixel_span(x0, x1, shape[1])
-    if yb <= ya or xb <= xa:
+    return (ya, yb, xa, xb) if yb > ya and xb > xa else None
+
+
+def box_crop(box, shape: tuple[int, int]):
+    """The box as a crop: ``(ones, (y0, x0))`` or ``(None, None)`` when it covers no pixel centre."""
+    span = box_pixels(box, shape)
+    if span is None:
         return None, None
+    ya, yb, xa, xb = span
     return np.ones((yb - ya, xb - xa), bool), (ya, xa)
 
 
 def ellipse_crop(box, shape: tuple[int, int]):
     """The ellipse inscribed in an xyxy box, as a crop of its box: ``(mask, (y0, x0))`` or ``(None, None)``."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    ya, yb = pixel_span(y0, y1, shape[0])
-    xa, xb = pixel_span(x0, x1, shape[1])
-    if yb <= ya or xb <= xa:
+    span = box_pixels(box, shape)
+    if span is None:
         return None, None
+    ya, yb, xa, xb = span
+    x0, y0, x1, y1 = (float(v) for v in box)
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     ry, rx = max((y1 - y0) / 2, 1e-6), max((x1 - x0) / 2, 1e-6)
     ys = (np.arange(ya, yb) + 0.5 - cy) / ry
