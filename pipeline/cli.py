@@ -87,7 +87,38 @@ def _add_train_command(sub) -> None:
                    help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--plots", action="store_true", help="ultralytics plots (need a font download when online)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="any other ultralytics training argument, e.g. lr0=0.002 close_mosaic=2 warmup_epochs=0.5")
     p.set_defaults(func=_cmd_train)
+
+
+_TRAIN_FLAGS = {"data", "model", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "resume", "plots",
+                "project", "name"}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["lr0=0.002", "cos_lr=True"]`` -> ``{"lr0": 0.002, "cos_lr": True}`` (values read as YAML scalars).
+
+    Raises:
+        DetsegError: an item is not ``KEY=VALUE`` or names an argument ultralytics does not know.
+    """
+    import yaml
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DetsegError(f"training override {item!r} is not KEY=VALUE (e.g. lr0=0.002)")
+        if key in _TRAIN_FLAGS:
+            raise DetsegError(f"{key!r} has its own flag: use --{key.replace('_', '-')} instead of {item!r}")
+        if key not in DEFAULT_CFG_DICT:
+            raise DetsegError(f"unknown ultralytics training argument {key!r} in {item!r}")
+        try:
+            parsed[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            parsed[key] = value
+    return parsed
 
 
 def _cmd_train(args) -> int:
@@ -95,7 +126,7 @@ def _cmd_train(args) -> int:
 
     result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
-                   plots=args.plots, **({"time": args.time} if args.time else {}))
+                   plots=args.plots, **({"time": args.time} if args.time else {}), **parse_overrides(args.overrides))
     print(metrics_summary(result.metrics))
     print(f"best weights: {result.best_weights}")
     return 0

@@ -34,6 +34,7 @@ INPUT_SIZE = 1024  # SAM's square input side
 LOW_RES = 256  # side of the decoder's mask logits
 MULTIMASK = ("single", "best", "all")
 PRECISIONS = ("fp32", "bf16", "fp16")
+DECODERS = ("auto", "reference")
 
 
 @dataclass
@@ -45,7 +46,8 @@ class Embedding:
             ``high_res_feats`` (SAM 2).
         src_shape: ``(H, W)`` of the original image.
         scale: letterbox gain from the original image to the 1024 input.
-        nbytes: memory held by the features.
+        nbytes: memory held by the features (and ``terms``).
+        terms: per-image tensors of the shared-image box decoder (SAM / MobileSAM), or None.
     """
 
     features: object
@@ -53,6 +55,7 @@ class Embedding:
     scale: float
     nbytes: int
     grid: Grid = field(repr=False, default=None)
+    terms: object = field(repr=False, default=None)  # box_decoder.ImageTerms, SAM / MobileSAM only
 
 
 class SamSegmenter(BoxPromptSegmenter):
@@ -73,10 +76,14 @@ class SamSegmenter(BoxPromptSegmenter):
             image embedding per box and big chunks fall out of cache), 64 on CUDA.
         cache_bytes: embedding cache size (LRU, keyed by image content); 0 disables it.
         output: ``"auto"`` (CompactMask from ~1 MP up), ``"compact"`` or ``"dense"``.
+        decoder: ``"auto"``: SAM / MobileSAM boxes go through :class:`~segmenter.box_decoder.BoxPromptDecoder`,
+            which does the per-image part of the mask decoder once (same logits up to float rounding,
+            2-3x faster on a CPU); ``"reference"``: ultralytics' decoder module as it is. SAM 2 always
+            uses its own decoder.
     """
 
     def __init__(self, checkpoint="mobile_sam.pt", arch=None, device="auto", precision="fp32",
-                 multimask="single", chunk_size="auto", cache_bytes=256 * 2**20, output="auto"):
+                 multimask="single", chunk_size="auto", cache_bytes=256 * 2**20, output="auto", decoder="auto"):
         self.checkpoint = checkpoint
         self.arch = arch
         self.device = device
@@ -85,6 +92,7 @@ class SamSegmenter(BoxPromptSegmenter):
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
         self.output = output
+        self.decoder = decoder
         self._model = None
         self._cache = None
         self.encoder_calls = 0
@@ -96,10 +104,13 @@ class SamSegmenter(BoxPromptSegmenter):
             return self
         import torch
 
+        from segmenter.box_decoder import BoxPromptDecoder
         from segmenter.sam_loading import build_sam_model
 
         if self.multimask not in MULTIMASK:
             raise InputError(f"multimask must be one of {MULTIMASK}, got {self.multimask!r}")
+        if self.decoder not in DECODERS:
+            raise InputError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         self._device = torch.device(resolve_device(self.device))
@@ -108,6 +119,9 @@ class SamSegmenter(BoxPromptSegmenter):
         model, self._arch = build_sam_model(self.checkpoint, self.arch)
         self._model = model.to(self._device).float().eval()
         self._is_sam2 = self._arch.startswith("sam2")
+        self._box_decoder = None
+        if self.decoder == "auto" and BoxPromptDecoder.supports(getattr(self._model, "mask_decoder", None)):
+            self._box_decoder = BoxPromptDecoder(self._model.mask_decoder, self._model.prompt_encoder)
         self._mean = torch.tensor([123.675, 116.28, 103.53], device=self._device).view(-1, 1, 1)
         self._std = torch.tensor([58.395, 57.12, 57.375], device=self._device).view(-1, 1, 1)
         self._cache = EmbeddingCache(self.cache_bytes)
@@ -160,9 +174,13 @@ class SamSegmenter(BoxPromptSegmenter):
             else:
                 features = self._model.image_encoder(x).float()
                 nbytes = features.numel() * features.element_size()
+            terms = self._box_decoder.image_terms(features) if self._box_decoder is not None else None
+        if terms is not None:
+            terms = terms.float()
+            nbytes += terms.nbytes
         self.encoder_calls += 1
         h, w = image.shape[:2]
-        return Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)))
+        return Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)), terms)
 
     def embed(self, image: np.ndarray) -> Embedding:
         """The image's embedding: from the cache when the same pixels were seen, else encoded now.
@@ -186,8 +204,12 @@ class SamSegmenter(BoxPromptSegmenter):
                 "entries": len(c)}
 
     # ------------------------------------------------------------------ decoder
-    def _decode(self, features, boxes, multimask: bool):
+    def _decode(self, embedding: Embedding, boxes, multimask: bool):
         m = self._model
+        features = embedding.features
+        if embedding.terms is not None and self._box_decoder is not None:
+            sparse, _ = m.prompt_encoder(points=None, boxes=boxes, masks=None)
+            return self._box_decoder(embedding.terms, sparse, multimask)
         if self._is_sam2:
             corners = boxes.view(-1, 2, 2)
             labels = corners.new_tensor([[2, 3]], dtype=None).int().expand(len(boxes), -1)
@@ -222,7 +244,7 @@ class SamSegmenter(BoxPromptSegmenter):
         all_logits, all_scores = [], []
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(boxes_input), chunk):
-                logits, scores = self._decode(embedding.features, boxes_input[start:start + chunk], multimask)
+                logits, scores = self._decode(embedding, boxes_input[start:start + chunk], multimask)
                 all_logits.append(logits.float())
                 all_scores.append(scores.float())
         logits, scores = torch.cat(all_logits), torch.cat(all_scores)
