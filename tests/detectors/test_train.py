@@ -69,3 +69,23 @@ def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_pat
     assert code == 0 and "mAP50-95" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "v" / "metrics_test.json").read_text())
     assert metrics["split"] == "test" and 0 <= metrics["mAP50-95"] <= 1
+
+
+def test_train_overrides_are_parsed_as_yaml_scalars():
+    from pipeline.cli import parse_overrides
+
+    assert parse_overrides(["lr0=0.002", "cos_lr=True", "close_mosaic=2", "optimizer=AdamW"]) == {
+        "lr0": 0.002, "cos_lr": True, "close_mosaic": 2, "optimizer": "AdamW"}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lr0", "is not KEY=VALUE"),
+    ("not_an_arg=1", "unknown ultralytics training argument 'not_an_arg'"),
+    ("epochs=5", "use --epochs"),
+])
+def test_bad_train_overrides_are_clear_errors(item, message, capsys):
+    from pipeline.cli import main
+
+    assert main(["train", "--data", "missing.yaml", item]) == 2  # checked before the dataset is looked at
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
