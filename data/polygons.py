@@ -29,8 +29,33 @@ def _bridge(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     return np.concatenate([outer[: i + 1], inner_loop, outer[i:]])
 
 
+def _splice_holes(outer: np.ndarray, holes: list[np.ndarray]) -> np.ndarray:
+    """Join every hole to the outer ring at its nearest outer point, in one pass.
+
+    Each cut is the one :func:`_bridge` would make to the outer ring alone; the ring is
+    assembled once instead of growing hole by hole, so a fragmented mask with hundreds
+    of holes costs linear, not quadratic, time.
+    """
+    if not holes:
+        return outer
+    firsts = np.stack([h[0] for h in holes])
+    nearest = np.empty(len(holes), np.int64)
+    for s in range(0, len(holes), 32):  # (32, n) distances at a time
+        d = ((outer[None] - firsts[s:s + 32, None]) ** 2).sum(-1)
+        nearest[s:s + 32] = d.argmin(1)
+    pieces, prev = [], 0
+    for k in np.argsort(nearest, kind="stable"):
+        i, hole = int(nearest[k]), holes[k]
+        j = int(np.argmin(((hole - outer[i]) ** 2).sum(-1)))
+        pieces += [outer[prev:i + 1], hole[j:], hole[:j + 1]]
+        prev = i
+    pieces.append(outer[prev:])
+    return np.concatenate(pieces)
+
+
 def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3,
-                     min_area: float = 0.0) -> list[np.ndarray]:
+                     min_area: float = 0.0, max_parts: int | None = None,
+                     splice_holes: bool = False) -> list[np.ndarray]:
     """Trace a binary mask into one polygon per connected part, holes bridged in.
 
     Args:
@@ -38,6 +63,10 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3
         epsilon: Douglas-Peucker tolerance in pixels (0 keeps every boundary pixel).
         min_points: parts whose simplified outline has fewer points are dropped.
         min_area: parts and holes smaller than this many pixels are dropped (0 keeps all).
+        max_parts: keep only this many of the largest parts (None keeps all).
+        splice_holes: join every hole to its part's outer ring in one linear pass
+            (:func:`_splice_holes`; for fragmented predicted masks) instead of to the ring
+            built so far, hole by hole (the synthetic dataset's labels are made that way).
 
     Returns:
         A list of float32 ``(K, 2)`` polygons, largest part first. Empty for an empty mask.
@@ -53,25 +82,35 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3
         c = cv2.approxPolyDP(c, 2 * epsilon, True) if epsilon > 0 else c
         return (c.reshape(-1, 2).astype(np.float32) + 0.5) / 2  # 2x pixel centres -> continuous coords
 
+    # areas first (cheap), so specks of a fragmented mask are never simplified
+    outer = [(cv2.contourArea(contours[i]) / 4, i) for i in range(len(contours)) if hierarchy[i][3] == -1]
+    outer = [(area, i) for area, i in outer if not min_area or area >= min_area]
+    outer.sort(key=lambda p: -p[0])  # stable: equal areas keep the tracing order
     parts = []
-    for idx, (_, _, child, parent) in enumerate(hierarchy):
-        if parent != -1:
-            continue
-        area = cv2.contourArea(contours[idx]) / 4  # traced at 2x
+    for area, idx in outer:
+        if max_parts is not None and len(parts) >= max_parts:
+            break
         ring = simplify(contours[idx])
-        if len(ring) < min_points or (min_area and area < min_area):
+        if len(ring) < min_points:
             continue
+        child, holes = hierarchy[idx][2], []
         while child != -1:  # holes of this part
-            hole = simplify(contours[child])
-            if len(hole) >= min_points and cv2.contourArea(contours[child]) / 4 >= min_area:
-                ring = _bridge(ring, hole)
+            if not min_area or cv2.contourArea(contours[child]) / 4 >= min_area:
+                hole = simplify(contours[child])
+                if len(hole) >= min_points:
+                    holes.append(hole)
             child = hierarchy[child][0]
-        parts.append((area, ring))
-    parts.sort(key=lambda p: -p[0])
-    return [ring for _, ring in parts]
+        if splice_holes:
+            ring = _splice_holes(ring, holes)
+        else:
+            for hole in holes:
+                ring = _bridge(ring, hole)
+        parts.append(ring)
+    return parts
 
 
-def instance_polygons(mask: np.ndarray, min_area: float = 0.0) -> list[np.ndarray]:
+def instance_polygons(mask: np.ndarray, min_area: float = 0.0, max_parts: int | None = None,
+                      splice_holes: bool = False) -> list[np.ndarray]:
     """Polygons of one full-frame mask, traced on its bounding box (+1 px) for speed.
 
     Identical to tracing the full frame: contour following is translation-invariant.
@@ -83,7 +122,8 @@ def instance_polygons(mask: np.ndarray, min_area: float = 0.0) -> list[np.ndarra
     y0, y1 = max(ys[0] - 1, 0), min(ys[-1] + 2, mask.shape[0])
     x0, x1 = max(xs[0] - 1, 0), min(xs[-1] + 2, mask.shape[1])
     offset = np.array([x0, y0], np.float32)
-    return [p + offset for p in mask_to_polygons(mask[y0:y1, x0:x1], min_area=min_area)]
+    return [p + offset for p in mask_to_polygons(mask[y0:y1, x0:x1], min_area=min_area, max_parts=max_parts,
+                                                 splice_holes=splice_holes)]
 
 
 def merge_polygons(polygons: list[np.ndarray]) -> np.ndarray:

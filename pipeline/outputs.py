@@ -85,7 +85,7 @@ def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]
             # predicted masks can be fragmented: a YOLO-seg line keeps the 20 largest parts and
             # drops specks (< 4 px or < 0.2% of the mask); the COCO RLE stays exact
             min_area = max(4.0, 0.002 * float(np.count_nonzero(mask)))
-            poly = merge_polygons(instance_polygons(mask, min_area=min_area)[:20])
+            poly = merge_polygons(instance_polygons(mask, min_area=min_area, max_parts=20, splice_holes=True))
             if len(poly) >= 3:
                 lines.append(yolo_line(cls, poly, w, h))
     return results, lines
