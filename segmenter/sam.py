@@ -72,8 +72,9 @@ class SamSegmenter(BoxPromptSegmenter):
         precision: ``"fp32"``; ``"bf16"`` autocast (CPU or CUDA); ``"fp16"`` autocast (CUDA).
         multimask: ``"single"`` (SAM's one-mask output, the default for boxes), ``"best"`` (of
             three by predicted IoU), ``"all"`` (three masks per box, box-major).
-        chunk_size: boxes per decoder call; ``"auto"``: 4 on CPU (the decoder repeats the
-            image embedding per box and big chunks fall out of cache), 64 on CUDA.
+        chunk_size: boxes per decoder call; ``"auto"``: on CPU 1 with the shared-image decoder
+            and 4 with the reference one (per-box tensors of 4096x256 and up: big chunks fall
+            out of cache; measured by ``benchmarks/segmenter.py``), 64 on CUDA.
         cache_bytes: embedding cache size (LRU, keyed by image content); 0 disables it.
         output: ``"auto"`` (CompactMask from ~1 MP up), ``"compact"`` or ``"dense"``.
         decoder: ``"auto"``: SAM / MobileSAM boxes go through :class:`~segmenter.box_decoder.BoxPromptDecoder`,
@@ -144,7 +145,7 @@ class SamSegmenter(BoxPromptSegmenter):
             if int(self.chunk_size) < 1:
                 raise InputError(f"chunk_size must be >= 1 or 'auto', got {self.chunk_size}")
             return int(self.chunk_size)
-        return {"cuda": 64, "mps": 16}.get(self._device.type, 4)
+        return {"cuda": 64, "mps": 16}.get(self._device.type, 1 if self._box_decoder is not None else 4)
 
     # ------------------------------------------------------------------ encoder
     def preprocess(self, image: np.ndarray):
