@@ -5,11 +5,16 @@ and a crop downscaled to ~160 px makes GrabCut many times faster than on the who
 (and better: far-away clutter no longer pollutes the background model).
 
 Initialisation: outside the box is sure background; inside, the inscribed ellipse is
-probable foreground, its central 30% sure foreground, and the box corners probable
-background (most objects are rounder than their box). When GrabCut collapses (almost
+probable foreground, the central ellipse of 55% of the box's width and height sure
+foreground, and the box corners probable background (most objects are rounder than their
+box, and a box prompt is centred on its object). When GrabCut collapses (almost
 nothing or almost the whole box, or a shape that barely overlaps the ellipse), the
-inscribed ellipse is returned instead. The defaults were tuned on the UJ Staple Pantry
-photos (see the README's figures).
+inscribed ellipse is returned instead. The defaults were tuned on every third UJ Staple
+Pantry photo and measured on all of them (see the README's figures): a large sure core
+(0.3 -> 0.55), a wider background ring (0.2 -> 0.3) and 2 iterations instead of 4 gained
++0.03 AP at half the time. A larger core scored slightly higher still but fails on loose
+boxes, where it forces background into the mask. Since the core is always kept, a result
+that adds almost nothing outside it counts as a collapse too.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         max_side: the crop is downscaled so that its longer side is at most this many pixels.
         min_fill, max_fill: a result covering less / more of the box than this is a collapse,
             replaced by the inscribed ellipse.
+        min_grow: a result covering less than this fraction of the box outside the sure core is
+            a collapse too (GrabCut found nothing beyond what it was told).
         core: the central ellipse of this fraction of the box is marked sure foreground (0: none).
         min_prior_iou: a result whose IoU with the inscribed ellipse is below this is replaced by it.
         smooth: Gaussian sigma (pixels of the downscaled crop) smoothing the mask's outline.
@@ -40,9 +47,10 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         output: "auto" (sv.CompactMask from ~1 megapixel up), "dense" or "compact".
     """
 
-    def __init__(self, iterations: int = 4, margin: float = 0.2, max_side: int = 160,
-                 min_fill: float = 0.25, max_fill: float = 0.98, core: float = 0.3, min_prior_iou: float = 0.3,
-                 smooth: float = 1.5, min_side: int = 96, seed: int = 0, output: str = "auto"):
+    def __init__(self, iterations: int = 2, margin: float = 0.3, max_side: int = 160,
+                 min_fill: float = 0.25, max_fill: float = 0.98, core: float = 0.55, min_prior_iou: float = 0.3,
+                 smooth: float = 1.5, min_side: int = 96, min_grow: float = 0.05, seed: int = 0,
+                 output: str = "auto"):
         self.iterations = iterations
         self.margin = margin
         self.max_side = max_side
@@ -52,6 +60,7 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         self.min_prior_iou = min_prior_iou
         self.smooth = smooth
         self.min_side = min_side
+        self.min_grow = min_grow
         self.seed = seed
         self.output = output
 
@@ -84,10 +93,12 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         gc = np.full((sh, sw), cv2.GC_BGD, np.uint8)
         gc[inside] = cv2.GC_PR_BGD
         gc[small_prior] = cv2.GC_PR_FGD
+        core = np.zeros((sh, sw), bool)
         if self.core > 0:
             cx, cy = (sbox[0] + sbox[2]) / 2, (sbox[1] + sbox[3]) / 2
             hw, hh = (sbox[2] - sbox[0]) * self.core / 2, (sbox[3] - sbox[1]) * self.core / 2
-            gc[ellipse_mask((cx - hw, cy - hh, cx + hw, cy + hh), (sh, sw))] = cv2.GC_FGD
+            core = ellipse_mask((cx - hw, cy - hh, cx + hw, cy + hh), (sh, sw))
+            gc[core] = cv2.GC_FGD
         box_area = max(int(inside.sum()), 1)
         result = None
         if min(sh, sw) >= 4 and (gc == cv2.GC_BGD).any() and small_prior.any():
@@ -99,7 +110,9 @@ class GrabCutSegmenter(BoxPromptSegmenter):
                 fg = fill_holes(largest_component(fg))
                 fill = fg.sum() / box_area
                 prior_iou = (fg & small_prior).sum() / max((fg | small_prior).sum(), 1)
-                if self.min_fill <= fill <= self.max_fill and prior_iou >= self.min_prior_iou:
+                grown = (fg & ~core).sum() / max((inside & ~core).sum(), 1)
+                if (self.min_fill <= fill <= self.max_fill and prior_iou >= self.min_prior_iou
+                        and grown >= self.min_grow):
                     result = fg
             except cv2.error:  # degenerate colour models (e.g. a flat crop): use the fallback
                 result = None
