@@ -77,3 +77,19 @@ def test_call_keeps_rows_and_adds_mask_scores():
     assert out.mask.shape == (2, *image.shape[:2])
     np.testing.assert_array_equal(out.class_id, [1, 2])
     assert set(out.data) >= {"mask_score"}
+
+
+def test_grabcut_that_keeps_only_the_forced_core_is_a_collapse(monkeypatch):
+    import segmenter.grabcut as grabcut_module
+
+    def only_the_core(img, mask, rect, bgd, fgd, iterations, mode):  # GrabCut that finds nothing
+        mask[mask != cv2.GC_FGD] = cv2.GC_BGD
+
+    monkeypatch.setattr(grabcut_module.cv2, "grabCut", only_the_core)
+    image, _, box = _disk_scene()
+    # a core of 0.7 passes the fill and prior-IoU checks on its own: only the growth check catches it
+    (mask,), (score,) = GrabCutSegmenter(core=0.7).predict_masks(image, box)
+    (ellipse,), _ = EllipseSegmenter().predict_masks(image, box)
+    assert score == 0.5 and np.array_equal(mask, ellipse)
+    (_,), (score,) = GrabCutSegmenter(core=0.7, min_grow=0).predict_masks(image, box)
+    assert score == 1.0
