@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -72,7 +73,6 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
     video = is_video(source)
     root = Path(source) if not isinstance(source, (list, tuple)) and Path(str(source)).is_dir() else None
     parts, failures, seconds, skipped = [], [], [], 0
-    video_writer, video_tmp = None, None
     start = time.perf_counter()
     bar = tqdm(desc="predict", unit="frame" if video else "img", disable=not progress)
     image_ids = image_ids or {}
@@ -89,6 +89,35 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                 skipped += 1
             else:
                 run_source.append(str(f))
+    # outputs are written by one background thread while the next input is detected and segmented
+    # (numpy, OpenCV and torch release the GIL); one thread keeps files and video frames in order
+    video_state = {"writer": None, "tmp": None}
+
+    def write(frame, name: str, image_id: int) -> tuple[dict, dict]:
+        t = time.perf_counter()
+        annotated = None
+        if video:
+            annotated = writer.annotate(frame.image, frame.detections)
+            if video_state["writer"] is None:
+                info = video_info(Path(source))
+                h, w = frame.image.shape[:2]
+                video_state["tmp"] = out / f".annotated.{os.getpid()}.mp4"
+                video_state["writer"] = cv2.VideoWriter(str(video_state["tmp"]), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                        info["fps"] / stride, (w, h))
+            video_state["writer"].write(annotated)
+        part = writer.write(name, image_id, frame.path, frame.image, frame.detections, annotated)
+        frame.seconds["write"] = time.perf_counter() - t
+        return part, frame.seconds
+
+    pending: deque[Future] = deque()
+
+    def collect(limit: int) -> None:  # results in input order; a writing error surfaces here
+        while len(pending) > limit:
+            part, frame_seconds = pending.popleft().result()
+            parts.append(part)
+            seconds.append(frame_seconds)
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detseg-write")
     try:
         frames = pipeline.run(run_source, stride=stride, max_frames=max_frames, strict=strict)
         for frame in frames:
@@ -100,25 +129,15 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                 failures.append({"path": frame.path or name, "error": frame.error})
                 bar.set_postfix(failed=len(failures))
                 continue
-            annotated = None
-            if video:
-                annotated = writer.annotate(frame.image, frame.detections)
-                if video_writer is None:
-                    info = video_info(Path(source))
-                    h, w = frame.image.shape[:2]
-                    video_tmp = out / f".annotated.{os.getpid()}.mp4"
-                    video_writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                   info["fps"] / stride, (w, h))
-                video_writer.write(annotated)
-            t = time.perf_counter()
-            parts.append(writer.write(name, image_id, frame.path, frame.image, frame.detections, annotated))
-            frame.seconds["write"] = time.perf_counter() - t
-            seconds.append(frame.seconds)
+            pending.append(executor.submit(write, frame, name, image_id))
+            collect(limit=2)  # at most two frames wait to be written: memory stays bounded
+        collect(limit=0)
     finally:
+        executor.shutdown(wait=True)  # inputs already segmented are still written completely
         bar.close()
-        if video_writer is not None:
-            video_writer.release()
-            os.replace(video_tmp, out / "annotated.mp4")  # complete: publish under the final name
+        if video_state["writer"] is not None:
+            video_state["writer"].release()
+            os.replace(video_state["tmp"], out / "annotated.mp4")  # complete: publish under the final name
     elapsed = time.perf_counter() - start
     per_class = Counter(c for p in parts for c in p["classes"])
     processed = len(parts)

@@ -134,6 +134,25 @@ def test_interrupted_run_leaves_no_partial_files_and_resume_skips_done(image_fol
     assert len(json.loads((out / "images.json").read_text())["images"]) == summary["processed"]
 
 
+def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder, tmp_path, monkeypatch):
+    from pipeline.outputs import OutputWriter
+
+    original, written = OutputWriter.write, []
+
+    def failing_write(self, name, *args, **kwargs):  # outputs are written by a background thread
+        if len(written) == 2:
+            raise OSError("disk full")
+        written.append(name)
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(OutputWriter, "write", failing_write)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        run_predict(_pipe(), image_folder, out, progress=False)
+    assert sorted(p.stem for p in (out / "parts").iterdir()) == sorted(written)
+    assert not list(out.rglob("*.part")) and not (out / "predictions.json").exists()
+
+
 def test_strict_stops_at_first_failure(image_folder, tmp_path):
     from data.errors import ImageReadError
 
