@@ -106,7 +106,7 @@ class SamSegmenter(BoxPromptSegmenter):
         import torch
 
         from segmenter.box_decoder import BoxPromptDecoder
-        from segmenter.sam_loading import build_sam_model
+        from segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
 
         if self.multimask not in MULTIMASK:
             raise InputError(f"multimask must be one of {MULTIMASK}, got {self.multimask!r}")
@@ -119,6 +119,7 @@ class SamSegmenter(BoxPromptSegmenter):
             raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
         model, self._arch = build_sam_model(self.checkpoint, self.arch)
         self._model = model.to(self._device).float().eval()
+        self._channels_last = prepare_encoder_for_inference(self._model)
         self._is_sam2 = self._arch.startswith("sam2")
         self._box_decoder = None
         if self.decoder == "auto" and BoxPromptDecoder.supports(getattr(self._model, "mask_decoder", None)):
@@ -161,6 +162,8 @@ class SamSegmenter(BoxPromptSegmenter):
         import torch
 
         x = self.preprocess(image)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             if self._is_sam2:
                 m = self._model
@@ -173,7 +176,7 @@ class SamSegmenter(BoxPromptSegmenter):
                 features = {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
                 nbytes = sum(t.numel() * t.element_size() for t in maps)
             else:
-                features = self._model.image_encoder(x).float()
+                features = self._model.image_encoder(x).float().contiguous()
                 nbytes = features.numel() * features.element_size()
             terms = self._box_decoder.image_terms(features) if self._box_decoder is not None else None
         if terms is not None:

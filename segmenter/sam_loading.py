@@ -117,3 +117,29 @@ def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     return path
+
+
+def prepare_encoder_for_inference(model) -> bool:
+    """Make a MobileSAM (TinyViT) image encoder faster for inference, in place.
+
+    Each ``Conv2d_BN`` gets its batch norm folded into the convolution (eval-mode BN is
+    an affine map), and the encoder runs in channels-last memory layout, which oneDNN's
+    convolutions prefer: ~1.4x faster on a 2-core CPU (``benchmarks/segmenter.py``), with
+    outputs equal up to float rounding (~1e-5). Other encoders are left as they are.
+
+    Returns:
+        Whether the encoder was changed; feed it ``torch.channels_last`` inputs when it was.
+    """
+    import torch
+    from ultralytics.models.sam.modules.tiny_encoder import Conv2d_BN, TinyViT
+    from ultralytics.utils.torch_utils import fuse_conv_and_bn
+
+    encoder = getattr(model, "image_encoder", None)
+    if not isinstance(encoder, TinyViT):
+        return False
+    for module in encoder.modules():
+        if isinstance(module, Conv2d_BN) and isinstance(module.bn, torch.nn.BatchNorm2d):
+            module.c = fuse_conv_and_bn(module.c, module.bn).requires_grad_(False)
+            module.bn = torch.nn.Identity()
+    encoder.to(memory_format=torch.channels_last)
+    return True

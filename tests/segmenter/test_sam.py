@@ -211,3 +211,29 @@ def test_corrupt_or_wrong_checkpoint(tmp_path, mobile_sam_checkpoint):
     # any file name works when arch says which
     renamed_ok = SamSegmenter(str(tmp_path / "weights.pt"), arch="mobile_sam").load()
     assert renamed_ok.model is not None
+
+
+def test_encoder_prepared_for_inference_gives_the_same_embedding(mobile_sam_checkpoint):
+    import copy
+
+    from segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
+
+    model, _ = build_sam_model(str(mobile_sam_checkpoint))
+    model = model.eval()
+    generator = torch.Generator().manual_seed(0)
+    for m in model.image_encoder.modules():  # trained-like BN statistics, so folding them is not trivial
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+    prepared = copy.deepcopy(model)
+    assert prepare_encoder_for_inference(prepared)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.image_encoder.modules())
+    x = torch.randn(1, 3, 1024, 1024)
+    with torch.inference_mode():
+        ref = model.image_encoder(x)
+        out = prepared.image_encoder(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(out, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))
+    assert not prepare_encoder_for_inference(torch.nn.Module())  # not TinyViT: left alone
