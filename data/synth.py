@@ -237,6 +237,22 @@ def write_data_yaml(path: Path, root: Path, splits: list[str], names=CLASS_NAMES
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int]]:
+    """One image of a dataset: JPEG bytes, YOLO-seg lines, COCO annotations (ids from 0) and class ids.
+
+    Depends only on ``job`` (its own RNG stream), so workers give the same bytes as one process.
+    """
+    seed, split, index, imgsz, masks_as = job
+    scene = render_scene(_image_rng(seed, split, index), imgsz, imgsz)
+    ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
+    lines, anns = _scene_labels(scene, index + 1, 0, masks_as)
+    return jpg.tobytes(), lines, anns, [int(c) for c in scene.class_ids]
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core: no oversubscription
+
+
 def generate_dataset(
     out: str | Path,
     counts: dict[str, int],
@@ -244,6 +260,7 @@ def generate_dataset(
     imgsz: int = 640,
     masks_as: str = "polygon",
     progress: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Generate a synthetic food dataset in the fixed layout (see ``detseg data synth --help``).
 
@@ -254,6 +271,7 @@ def generate_dataset(
         imgsz: square image side in pixels.
         masks_as: COCO segmentation as ``"polygon"`` (one polygon per part, holes bridged) or ``"rle"`` (exact).
         progress: show a tqdm bar.
+        workers: processes rendering images in parallel; the files are the same for any number.
 
     Returns:
         A summary dict: images and instances per class for each split.
@@ -265,34 +283,46 @@ def generate_dataset(
         raise ValueError(f"unknown split(s) {sorted(unknown)}; expected some of {SPLITS}")
     if imgsz < 32:
         raise ValueError(f"imgsz must be at least 32, got {imgsz}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
     summary = {}
     total = sum(counts[s] for s in splits)
     bar = tqdm(total=total, desc="synth", unit="img", disable=not progress)
-    for split in splits:
-        images, annotations = [], []
-        per_class = [0] * len(CLASS_NAMES)
-        for i in range(counts[split]):
-            scene = render_scene(_image_rng(seed, split, i), imgsz, imgsz)
-            name = f"{split}_{i:06d}"
-            ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
-            atomic_write_bytes(out / "images" / split / f"{name}.jpg", jpg.tobytes())
-            lines, anns = _scene_labels(scene, i + 1, len(annotations) + 1, masks_as)
-            atomic_write_text(out / "labels" / split / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
-            images.append({"id": i + 1, "file_name": f"{name}.jpg", "width": imgsz, "height": imgsz})
-            annotations += anns
-            for c in scene.class_ids:
-                per_class[int(c)] += 1
-            bar.update(1)
-        coco = {
-            "info": {"description": f"detseg synthetic food, split {split}, seed {seed}", "version": "1"},
-            "images": images,
-            "annotations": annotations,
-            "categories": coco_categories(),
-        }
-        atomic_write_json(out / "annotations" / f"{split}.json", coco)
-        summary[split] = {"images": counts[split], "instances": dict(zip(CLASS_NAMES, per_class))}
-    bar.close()
+    pool = None
+    if workers > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+    try:
+        for split in splits:
+            images, annotations = [], []
+            per_class = [0] * len(CLASS_NAMES)
+            jobs = [(seed, split, i, imgsz, masks_as) for i in range(counts[split])]
+            results = pool.imap(_render_image, jobs, chunksize=4) if pool else map(_render_image, jobs)
+            for i, (jpg, lines, anns, class_ids) in enumerate(results):
+                name = f"{split}_{i:06d}"
+                atomic_write_bytes(out / "images" / split / f"{name}.jpg", jpg)
+                atomic_write_text(out / "labels" / split / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
+                images.append({"id": i + 1, "file_name": f"{name}.jpg", "width": imgsz, "height": imgsz})
+                for ann in anns:
+                    ann["id"] += len(annotations) + 1
+                annotations += anns
+                for c in class_ids:
+                    per_class[c] += 1
+                bar.update(1)
+            coco = {
+                "info": {"description": f"detseg synthetic food, split {split}, seed {seed}", "version": "1"},
+                "images": images,
+                "annotations": annotations,
+                "categories": coco_categories(),
+            }
+            atomic_write_json(out / "annotations" / f"{split}.json", coco)
+            summary[split] = {"images": counts[split], "instances": dict(zip(CLASS_NAMES, per_class))}
+    finally:
+        if pool is not None:
+            pool.terminate()
+        bar.close()
     write_data_yaml(out / "data.yaml", out, splits)
     return {"out": str(out), "seed": seed, "imgsz": imgsz, "splits": summary}

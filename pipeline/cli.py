@@ -28,6 +28,8 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--imgsz", type=int, default=640, help="square image side in pixels")
     synth.add_argument("--coco-masks", choices=("polygon", "rle"), default="polygon",
                        help="COCO segmentation format: polygons (default) or exact RLE")
+    synth.add_argument("--workers", type=int, default=1,
+                       help="processes rendering in parallel (e.g. the number of cores); same files for any number")
     synth.set_defaults(func=_cmd_synth)
 
     check = dsub.add_parser("check", help="validate a YOLO or COCO dataset and print a summary")
@@ -50,7 +52,10 @@ def _cmd_synth(args) -> int:
     for split, n in counts.items():
         if n < 0:
             raise DetsegError(f"--{split} must be >= 0, got {n}")
-    summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks)
+    if args.workers < 1:
+        raise DetsegError(f"--workers must be >= 1, got {args.workers}")
+    summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks,
+                               workers=args.workers)
     print(json.dumps(summary, indent=2))
     return 0
 

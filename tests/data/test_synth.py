@@ -123,3 +123,33 @@ def test_yolo_output_loads_in_supervision(tiny_dataset):
         name = path.split("/")[-1]
         image_id = next(i["id"] for i in coco["images"] if i["file_name"] == name)
         assert len(dets) == sum(a["image_id"] == image_id for a in coco["annotations"])
+
+
+def test_workers_write_the_same_bytes_as_one_process(tmp_path):
+    generate_dataset(tmp_path / "one", {"train": 5, "val": 2}, seed=4, imgsz=96, progress=False)
+    generate_dataset(tmp_path / "two", {"train": 5, "val": 2}, seed=4, imgsz=96, progress=False, workers=2)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                   if p.is_file() and p.name != "data.yaml")
+    assert len(files) == 2 * 7 + 2
+    for rel in files:
+        assert (tmp_path / "two" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes(), rel
+
+
+def test_cli_synth_writes_the_layout(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--imgsz", "64",
+                 "--workers", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["train"]["images"] == 2
+    assert len(list((tmp_path / "d" / "images" / "train").glob("*.jpg"))) == 2
+    assert (tmp_path / "d" / "annotations" / "val.json").is_file()
+
+
+@pytest.mark.parametrize("args, message", [(["--train", "-1"], "--train must be >= 0"),
+                                           (["--workers", "0"], "--workers must be >= 1")])
+def test_cli_synth_bad_numbers_are_clear_errors(tmp_path, capsys, args, message):
+    from pipeline.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
