@@ -88,8 +88,8 @@ def test_grabcut_that_keeps_only_the_forced_core_is_a_collapse(monkeypatch):
     monkeypatch.setattr(grabcut_module.cv2, "grabCut", only_the_core)
     image, _, box = _disk_scene()
     # a core of 0.7 passes the fill and prior-IoU checks on its own: only the growth check catches it
-    (mask,), (score,) = GrabCutSegmenter(core=0.7).predict_masks(image, box)
+    (mask,), (score,) = GrabCutSegmenter(core=0.7, max_hug=1.0).predict_masks(image, box)  # no retry
     (ellipse,), _ = EllipseSegmenter().predict_masks(image, box)
     assert score == 0.5 and np.array_equal(mask, ellipse)
-    (_,), (score,) = GrabCutSegmenter(core=0.7, min_grow=0).predict_masks(image, box)
+    (_,), (score,) = GrabCutSegmenter(core=0.7, max_hug=1.0, min_grow=0).predict_masks(image, box)
     assert score == 1.0
