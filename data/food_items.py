@@ -43,6 +43,32 @@ def _wobbly_outline(rng, cx, cy, rx, ry, roughness, n=96) -> np.ndarray:
     return np.stack([cx + rx * r * np.cos(theta), cy + ry * r * np.sin(theta)], 1)
 
 
+def _layer(colour: np.ndarray, alpha: np.ndarray, layer_alpha: np.ndarray, layer_colour) -> np.ndarray:
+    """Paint a layer over ``colour`` and merge its alpha (in place), inside the layer's bounding box only.
+
+    Outside that box the layer's alpha is 0 and the full-canvas blend would leave every value
+    as it is (x * 1 + 0), so the result is the same to the bit at the cost of the box; dtype
+    promotion (a float64 layer colour turns the canvas float64) is kept too.
+    ``layer_colour``: an (h, w, 3) array, or a callable ``(rows, cols) -> colour`` of the box.
+
+    Returns:
+        The canvas: ``colour`` itself, or a promoted copy.
+    """
+    rows = np.flatnonzero(layer_alpha.any(1))
+    if len(rows) == 0:
+        return colour
+    cols = np.flatnonzero(layer_alpha.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a = layer_alpha[box][..., None]
+    top = layer_colour(*box) if callable(layer_colour) else layer_colour[box]
+    blended = colour[box] * (1 - a) + top * a
+    if blended.dtype != colour.dtype:
+        colour = colour.astype(blended.dtype)
+    colour[box] = blended
+    np.maximum(alpha[box], layer_alpha[box], out=alpha[box])
+    return colour
+
+
 def _speckle(rng, h, w, strength) -> np.ndarray:
     return 1 + strength * fractal_noise(rng, h, w, (max(4.0, w / 6), max(2.0, w / 25), 1.5))
 
@@ -73,7 +99,8 @@ def draw_cookie(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.n
 
     # cracks: short random walks, darker than the dough (all drawn, then one multiply)
     cracks = np.zeros((h, w), np.float32)
-    for _ in range(rng.integers(0, 6) if size > 30 else 0):
+    n_cracks = int(rng.integers(0, 6)) if size > 30 else 0
+    for _ in range(n_cracks):
         p = np.array([cx, cy]) + rng.normal(0, 0.35, 2) * [rx, ry]
         pts = [p.copy()]
         direction = rng.uniform(0, 2 * np.pi)
@@ -82,7 +109,8 @@ def draw_cookie(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.n
             p = p + size * rng.uniform(0.04, 0.09) * np.array([np.cos(direction), np.sin(direction)])
             pts.append(p.copy())
         cv2.polylines(cracks, [_pts(np.array(pts))], False, 1.0, max(1, int(size / 80)), _AA, _SUB)
-    colour *= (1 - 0.45 * cracks * rim)[..., None]
+    if n_cracks:  # with no crack the factor is exactly 1 everywhere
+        colour *= (1 - 0.45 * cracks * rim)[..., None]
 
     # chips: dark chocolate on light dough, white chocolate on dark dough; opaque, drawn in place
     chip = np.array([25, 35, 55], np.float32) if base.mean() > 80 else np.array([200, 225, 235], np.float32)
@@ -126,8 +154,7 @@ def draw_croissant(rng: np.random.Generator, size: float) -> tuple[np.ndarray, n
         for k, frac in enumerate((1.0, 0.8, 0.6, 0.4, 0.22)):
             tone = brown + (golden - brown) * (k / 4) ** 0.8 * (1 - 0.25 * abs(t))
             _ellipse(seg_col, (px, py), (width * frac, length * frac), angle_deg, tone.tolist())
-        colour = colour * (1 - seg_alpha[..., None]) + seg_col * seg_alpha[..., None]
-        alpha = np.maximum(alpha, seg_alpha)
+        colour = _layer(colour, alpha, seg_alpha, seg_col)
     colour *= _speckle(rng, h, w, 0.12)[..., None]
     # glaze highlight along the top of the middle
     hl = np.zeros((h, w), np.float32)
@@ -184,9 +211,9 @@ def draw_cupcake(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.
         y = base_y - k * tier_h * 0.95
         tier_a = np.zeros((h, w), np.float32)
         _ellipse(tier_a, (cx + rng.normal(0, rx * 0.04), y), (max(rx, 1), max(ry, 1)), rng.normal(0, 4), 1.0)
-        shade = np.clip(1.05 - 0.35 * (ys - (y - ry)) / max(2 * ry, 1), 0.6, 1.1)
-        colour = colour * (1 - tier_a[..., None]) + (frost * shade[..., None]) * tier_a[..., None]
-        alpha = np.maximum(alpha, tier_a)
+        shade = np.clip(1.05 - 0.35 * (ys - (y - ry)) / max(2 * ry, 1), 0.6, 1.1)  # (h, 1)
+        colour = _layer(colour, alpha, tier_a,
+                        lambda r, c: np.broadcast_to(frost * shade[r][..., None], (*tier_a[r, c].shape, 3)))
     # sprinkles
     if rng.random() < 0.5 and size > 24:
         for _ in range(int(rng.integers(5, 20))):

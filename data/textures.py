@@ -137,7 +137,7 @@ BACKGROUNDS = {"wood": wood, "marble": marble, "cloth": cloth, "tray": tray, "pl
 def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A random surface from :data:`BACKGROUNDS`. Returns float32 BGR (h, w, 3)."""
     name = rng.choice(sorted(BACKGROUNDS))
-    return BACKGROUNDS[name](rng, h, w).astype(np.float32)
+    return BACKGROUNDS[name](rng, h, w).astype(np.float32, copy=False)
 
 
 def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, tuple[float, float]]:
