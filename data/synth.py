@@ -82,7 +82,8 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     h, w = height, width
     side = min(h, w)
     light, light_dir = lighting(rng, h, w)
-    img = background(rng, h, w) * light[..., None]
+    img = background(rng, h, w)
+    img *= light[..., None]  # in place, here and below: the same operations, fewer temporaries
     ids = np.zeros((h, w), np.int16)  # 0 = background, k = k-th placed item
 
     n_items = int(rng.integers(1, 26))
@@ -129,8 +130,12 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
         shadow = cv2.warpAffine(alpha, shift, (pw, ph))
         shadow = cv2.GaussianBlur(shadow, (0, 0), max(1.0, size * 0.04))[local]
         a = alpha[local][..., None]
-        patch = img[region] * (1 - 0.45 * shadow[..., None])
-        img[region] = patch * (1 - a) + colour[local] * light[region][..., None] * a
+        patch = img[region]  # a view: img * (1 - 0.45 shadow) * (1 - a) + colour * light * a, in place
+        patch *= (1 - 0.45 * shadow)[..., None]
+        patch *= 1 - a
+        lit = colour[local] * light[region][..., None]
+        lit *= a
+        patch += lit
         ids[region][sub] = len(visible)
         visible = list(after) + [inside]
         full_area.append(inside)
@@ -145,8 +150,10 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     sigma = np.float32(rng.uniform(1, 6) * np.sqrt(12))
     img += sigma * (rng.random((h, w, 1), dtype=np.float32) - 0.5)
     chroma = rng.random((h // 2 + 1, w // 2 + 1, 3), dtype=np.float32) - 0.5
-    img += (sigma * 0.5) * cv2.resize(chroma, (w, h), interpolation=cv2.INTER_NEAREST)
-    image = np.clip(img, 0, 255).astype(np.uint8)
+    chroma = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_NEAREST)
+    chroma *= sigma * 0.5
+    img += chroma
+    image = np.clip(img, 0, 255, out=img).astype(np.uint8)
 
     keep = [k for k in range(1, len(visible)) if visible[k] > 0]
     masks = np.zeros((len(keep), h, w), bool)

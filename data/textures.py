@@ -35,7 +35,9 @@ def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Per-pixel blend of two BGR colours; ``t`` (H, W) in [0, 1] -> (H, W, 3)."""
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
-    return a + (b - a) * t[..., None]
+    out = t[..., None] * (b - a)  # a + (b - a) * t, one (H, W, 3) temporary instead of two
+    out += a
+    return out
 
 
 def _jitter(rng: np.random.Generator, bgr, amount: float = 18.0) -> np.ndarray:
