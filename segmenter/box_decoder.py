@@ -191,7 +191,7 @@ class BoxPromptDecoder:
         key_pe = self.key_pe().to(tokens.dtype)
         point_pe = tokens
         queries, keys = tokens, None
-        for i, layer in enumerate(tr.layers):
+        for layer in tr.layers:
             if layer.skip_first_layer_pe:
                 queries = layer.self_attn(q=queries, k=queries, v=queries)
             else:

@@ -211,7 +211,7 @@ class SamSegmenter(BoxPromptSegmenter):
     def _decode(self, embedding: Embedding, boxes, multimask: bool):
         m = self._model
         features = embedding.features
-        if embedding.terms is not None and self._box_decoder is not None:
+        if embedding.terms is not None:  # only made when this segmenter has a box decoder
             sparse, _ = m.prompt_encoder(points=None, boxes=boxes, masks=None)
             return self._box_decoder(embedding.terms, sparse, multimask)
         if self._is_sam2:

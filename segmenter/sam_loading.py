@@ -139,7 +139,7 @@ def prepare_encoder_for_inference(model) -> bool:
         return False
     for module in encoder.modules():
         if isinstance(module, Conv2d_BN) and isinstance(module.bn, torch.nn.BatchNorm2d):
-            module.c = fuse_conv_and_bn(module.c, module.bn).requires_grad_(False)
+            module.c = fuse_conv_and_bn(module.c, module.bn)
             module.bn = torch.nn.Identity()
     encoder.to(memory_format=torch.channels_last)
     return True
