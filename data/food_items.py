@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from data.textures import fractal_noise
+from data.textures import fractal_noise, per_channel, per_pixel
 
 _AA = cv2.LINE_AA
 _SUB = 4  # sub-pixel bits for anti-aliased cv2 drawing
@@ -59,9 +59,9 @@ def _layer(colour: np.ndarray, alpha: np.ndarray, layer_alpha: np.ndarray, layer
         return colour
     cols = np.flatnonzero(layer_alpha.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    a = layer_alpha[box][..., None]
+    a = layer_alpha[box]
     top = layer_colour(*box) if callable(layer_colour) else layer_colour[box]
-    blended = colour[box] * (1 - a) + top * a
+    blended = colour[box] * per_pixel(1 - a) + top * per_pixel(a)
     if blended.dtype != colour.dtype:
         colour = colour.astype(blended.dtype)
     colour[box] = blended
@@ -70,7 +70,10 @@ def _layer(colour: np.ndarray, alpha: np.ndarray, layer_alpha: np.ndarray, layer
 
 
 def _speckle(rng, h, w, strength) -> np.ndarray:
-    return 1 + strength * fractal_noise(rng, h, w, (max(4.0, w / 6), max(2.0, w / 25), 1.5))
+    noise = fractal_noise(rng, h, w, (max(4.0, w / 6), max(2.0, w / 25), 1.5))
+    noise *= strength
+    noise += 1
+    return noise
 
 
 def draw_cookie(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +98,7 @@ def draw_cookie(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.n
     ys, xs = (g.astype(np.float32) for g in np.ogrid[0:h, 0:w])
     dome = 1 + 0.12 * (-(xs - cx) / rx - (ys - cy) / ry) * 0.5
     tone = (0.72 + 0.28 * rim) * dome * _speckle(rng, h, w, 0.18)
-    colour = base * tone[..., None]
+    colour = per_channel(base, w) * per_pixel(tone)
 
     # cracks: short random walks, darker than the dough (all drawn, then one multiply)
     cracks = np.zeros((h, w), np.float32)
@@ -110,7 +113,7 @@ def draw_cookie(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.n
             pts.append(p.copy())
         cv2.polylines(cracks, [_pts(np.array(pts))], False, 1.0, max(1, int(size / 80)), _AA, _SUB)
     if n_cracks:  # with no crack the factor is exactly 1 everywhere
-        colour *= (1 - 0.45 * cracks * rim)[..., None]
+        colour *= per_pixel(1 - 0.45 * cracks * rim)
 
     # chips: dark chocolate on light dough, white chocolate on dark dough; opaque, drawn in place
     chip = np.array([25, 35, 55], np.float32) if base.mean() > 80 else np.array([200, 225, 235], np.float32)
@@ -155,12 +158,12 @@ def draw_croissant(rng: np.random.Generator, size: float) -> tuple[np.ndarray, n
             tone = brown + (golden - brown) * (k / 4) ** 0.8 * (1 - 0.25 * abs(t))
             _ellipse(seg_col, (px, py), (width * frac, length * frac), angle_deg, tone.tolist())
         colour = _layer(colour, alpha, seg_alpha, seg_col)
-    colour *= _speckle(rng, h, w, 0.12)[..., None]
+    colour *= per_pixel(_speckle(rng, h, w, 0.12))
     # glaze highlight along the top of the middle
     hl = np.zeros((h, w), np.float32)
     _ellipse(hl, (cx, cy - radius - thick * 0.1), (thick * 0.25, thick * 0.08), 0, 1.0)
     hl = cv2.GaussianBlur(hl, (0, 0), max(0.6, size / 90))
-    colour += 60 * (hl * alpha)[..., None]
+    colour += per_pixel(60 * (hl * alpha))
     return np.clip(colour, 0, 255), alpha
 
 
@@ -189,14 +192,14 @@ def draw_cupcake(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.
     pleats = 0.5 + 0.5 * np.cos(u * np.pi * rng.integers(5, 10))
     side = 1 - 0.35 * u**2
     wrap_col = np.array(_WRAPPERS[rng.integers(len(_WRAPPERS))], np.float32) + rng.uniform(-15, 15, 3)
-    colour += wrap_col * ((0.7 + 0.3 * pleats) * side)[..., None] * wrap_a[..., None]
+    colour += per_channel(wrap_col, w) * per_pixel((0.7 + 0.3 * pleats) * side) * per_pixel(wrap_a)
     alpha = np.maximum(alpha, wrap_a)
 
     # cake dome just above the wrapper
     dome_a = np.zeros((h, w), np.float32)
     _ellipse(dome_a, (cx, wrap_top), (top_w * 1.02, h * 0.08), 0, 1.0)
     cake = np.array([60, 120, 180], np.float32) if rng.random() < 0.6 else np.array([40, 60, 90], np.float32)
-    colour = colour * (1 - dome_a[..., None]) + cake * dome_a[..., None]
+    colour = colour * per_pixel(1 - dome_a) + per_channel(cake, w) * per_pixel(dome_a)
     alpha = np.maximum(alpha, dome_a)
 
     # frosting: stacked tiers, each lighter on top with a dark crease below
@@ -224,7 +227,7 @@ def draw_cupcake(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.
             d = d / (np.linalg.norm(d) + 1e-6) * size * 0.03
             cv2.line(colour, tuple(_pts(p - d).ravel()), tuple(_pts(p + d).ravel()),
                      rng.uniform(40, 255, 3).tolist(), max(1, int(size / 60)), _AA, _SUB)
-    colour *= _speckle(rng, h, w, 0.06)[..., None]
+    colour *= per_pixel(_speckle(rng, h, w, 0.06))
     return np.clip(colour, 0, 255), alpha
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from data.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from data.food_items import CLASS_NAMES, DRAWERS
 from data.polygons import instance_polygons, mask_to_rle, merge_polygons
-from data.textures import background, lighting
+from data.textures import background, lighting, per_channel, per_pixel
 from data.yolo_format import yolo_line
 
 SPLITS = ("train", "val", "test")
@@ -83,7 +83,7 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     side = min(h, w)
     light, light_dir = lighting(rng, h, w)
     img = background(rng, h, w)
-    img *= light[..., None]  # in place, here and below: the same operations, fewer temporaries
+    img *= per_pixel(light)  # in place, here and below: the same operations, fewer temporaries
     ids = np.zeros((h, w), np.int16)  # 0 = background, k = k-th placed item
 
     n_items = int(rng.integers(1, 26))
@@ -129,11 +129,11 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
         shift = np.float32([[1, 0, -light_dir[0] * size * 0.06], [0, 1, -light_dir[1] * size * 0.06]])
         shadow = cv2.warpAffine(alpha, shift, (pw, ph))
         shadow = cv2.GaussianBlur(shadow, (0, 0), max(1.0, size * 0.04))[local]
-        a = alpha[local][..., None]
+        a = per_pixel(alpha[local])
         patch = img[region]  # a view: img * (1 - 0.45 shadow) * (1 - a) + colour * light * a, in place
-        patch *= (1 - 0.45 * shadow)[..., None]
+        patch *= per_pixel(1 - 0.45 * shadow)
         patch *= 1 - a
-        lit = colour[local] * light[region][..., None]
+        lit = colour[local] * per_pixel(light[region])
         lit *= a
         patch += lit
         ids[region][sub] = len(visible)
@@ -143,12 +143,12 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
         boxes.append((fy0, fy1, fx0, fx1))
 
     # camera: white balance, blur, sensor noise
-    img *= rng.uniform(0.92, 1.08, 3).astype(np.float32)
+    img *= per_channel(rng.uniform(0.92, 1.08, 3).astype(np.float32), w)
     if rng.random() < 0.6:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
     # sensor noise: uniform with std ``sigma`` (several times cheaper to draw than normal)
     sigma = np.float32(rng.uniform(1, 6) * np.sqrt(12))
-    img += sigma * (rng.random((h, w, 1), dtype=np.float32) - 0.5)
+    img += per_pixel(sigma * (rng.random((h, w), dtype=np.float32) - 0.5))
     chroma = rng.random((h // 2 + 1, w // 2 + 1, 3), dtype=np.float32) - 0.5
     chroma = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_NEAREST)
     chroma *= sigma * 0.5
