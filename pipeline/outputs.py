@@ -72,22 +72,46 @@ class Annotator:
         return labels.annotate(out, dets, labels=[f"{n} {c:.2f}" for n, c in zip(names, conf)])
 
 
+def mask_crop(masks, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One mask as ``(crop, (x0, y0))``: an ``sv.CompactMask``'s stored crop, or a dense mask's bounding box.
+
+    Spares materialising (and rescanning) a full-frame array per instance on large images.
+    """
+    if hasattr(masks, "crop") and hasattr(masks, "offsets"):  # sv.CompactMask
+        x0, y0 = (int(v) for v in masks.offsets[index][:2])
+        return masks.crop(index), (x0, y0)
+    mask = np.asarray(masks[index], dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return mask[:0, :0], (0, 0)
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(cols[0]), int(rows[0]))
+
+
 def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]):
     """COCO results and YOLO-seg lines of one image's detections."""
     h, w = shape
     results, lines = [], []
     conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
+    canvas = np.zeros((w, h), np.uint8).T if dets.mask is not None else None  # (H, W) Fortran order, as RLE reads
     for i in range(len(dets)):
-        mask = np.asarray(dets.mask[i]) if dets.mask is not None else None
         cls = int(dets.class_id[i]) if dets.class_id is not None else 0
-        results.append(result_entry(image_id, cls + 1, float(conf[i]), mask, dets.xyxy[i]))
-        if mask is not None and mask.any():
+        if canvas is None:
+            results.append(result_entry(image_id, cls + 1, float(conf[i]), None, dets.xyxy[i]))
+            continue
+        crop, (x0, y0) = mask_crop(dets.mask, i)
+        region = canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
+        region[...] = crop  # the full-frame mask, for its exact RLE; cleared again below
+        results.append(result_entry(image_id, cls + 1, float(conf[i]), canvas, dets.xyxy[i]))
+        region[...] = 0
+        pixels = int(np.count_nonzero(crop))
+        if pixels:
             # predicted masks can be fragmented: a YOLO-seg line keeps the 20 largest parts and
             # drops specks (< 4 px or < 0.2% of the mask); the COCO RLE stays exact
-            min_area = max(4.0, 0.002 * float(np.count_nonzero(mask)))
-            poly = merge_polygons(instance_polygons(mask, min_area=min_area, max_parts=20, splice_holes=True))
+            min_area = max(4.0, 0.002 * pixels)
+            parts = instance_polygons(crop, min_area=min_area, max_parts=20, splice_holes=True)
+            poly = merge_polygons(parts)
             if len(poly) >= 3:
-                lines.append(yolo_line(cls, poly, w, h))
+                lines.append(yolo_line(cls, poly + np.array([x0, y0], np.float32), w, h))
     return results, lines
 
 

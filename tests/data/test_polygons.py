@@ -42,3 +42,32 @@ def test_max_parts_keeps_the_largest_parts_and_min_area_drops_specks():
     assert len(largest_two) == 2
     drawn = polygons_to_mask(largest_two, 100, 100)
     assert drawn[20, 20] and drawn[75, 75] and not drawn[10, 75]
+
+
+def _fragmented(seed: int, shape=(150, 200)) -> np.ndarray:
+    """Thresholded smooth noise plus salt and pepper: parts, holes, islands in holes, specks."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    field = cv2.resize(rng.random((int(rng.integers(4, 30)), int(rng.integers(4, 30)))).astype(np.float32),
+                       shape[::-1], interpolation=cv2.INTER_CUBIC)
+    return (field > rng.uniform(0.3, 0.7)) ^ (rng.random(shape) < rng.uniform(0.0, 0.1))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("min_area", [4.0, 30.0])
+def test_erasing_specks_first_traces_exactly_the_same_polygons(seed, min_area, monkeypatch):
+    import data.polygons as polygons
+
+    mask = _fragmented(seed)
+    fast = instance_polygons(mask, min_area=min_area, max_parts=20, splice_holes=True)
+    monkeypatch.setattr(polygons, "_drop_specks", lambda m, area: m)  # trace everything, filter after
+    slow = instance_polygons(mask, min_area=min_area, max_parts=20, splice_holes=True)
+    assert len(fast) == len(slow) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
+
+
+def test_a_mask_of_specks_only_gives_no_polygon():
+    mask = np.zeros((40, 40), bool)
+    mask[5, 5] = mask[20, 30] = mask[30:32, 10:12] = True
+    assert instance_polygons(mask, min_area=9) == []

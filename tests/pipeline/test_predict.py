@@ -206,3 +206,28 @@ def test_cli_predict_with_yolo_and_grabcut(tmp_path, tiny_weights, tiny_dataset)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processed"] == 3 and set(summary["seconds_per_stage"]) >= {"detect", "segment", "write"}
     assert len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) == 3
+
+
+def test_records_from_compact_masks_equal_records_from_dense_masks():
+    import supervision as sv
+    from supervision.detection.compact_mask import CompactMask
+
+    from pipeline.outputs import detection_records
+    from tests.data.test_polygons import _fragmented
+
+    masks = np.zeros((4, 150, 200), bool)
+    masks[0] = _fragmented(0)
+    masks[1, 0:20, 180:200] = True  # touches the frame's corner
+    masks[2, 40:90, 30:100] = True
+    masks[2, 50:60, 40:50] = False  # a hole
+    xyxy = np.array([[0, 0, 200, 150], [180, 0, 200, 20], [30, 40, 100, 90], [5, 5, 9, 9]], np.float32)
+    dense = sv.Detections(xyxy=xyxy, confidence=np.full(4, 0.9), class_id=np.array([0, 1, 2, 0]), mask=masks)
+    compact = sv.Detections(xyxy=xyxy, confidence=dense.confidence, class_id=dense.class_id,
+                            mask=CompactMask.from_dense(masks, xyxy, (150, 200)))
+    results, lines = detection_records(dense, 3, (150, 200))
+    assert (results, lines) == detection_records(compact, 3, (150, 200))
+    assert len(results) == 4 and len(lines) == 3  # the empty fourth mask has a result but no label line
+    from data.polygons import rle_to_mask
+
+    for entry, mask in zip(results, masks):
+        assert np.array_equal(rle_to_mask(entry["segmentation"]), mask)
