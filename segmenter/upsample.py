@@ -63,13 +63,15 @@ def upsample_window(logits: np.ndarray, grid: Grid, window: tuple[int, int, int,
     """Bilinear logits of output rows ``[y0, y1)`` and columns ``[x0, x1)``. float32 (y1-y0, x1-x0)."""
     y0, y1, x0, x1 = window
     r, c = grid.rows, grid.cols
-    wy = r.w_hi[y0:y1, None]
+    lo, hi = r.lo[y0:y1], r.hi[y0:y1]
+    # the horizontal pass once per low-res row (output rows repeat each ~4x), then rows gathered:
+    # every output value comes from the same operands in the same order, so the bits are the same
+    first = lo[0]
+    rows = logits[first : hi[-1] + 1]
     wx = c.w_hi[None, x0:x1]
-    top = logits[r.lo[y0:y1]]
-    bottom = logits[r.hi[y0:y1]]
-    top = top[:, c.lo[x0:x1]] * (1 - wx) + top[:, c.hi[x0:x1]] * wx
-    bottom = bottom[:, c.lo[x0:x1]] * (1 - wx) + bottom[:, c.hi[x0:x1]] * wx
-    return top * (1 - wy) + bottom * wy
+    across = rows[:, c.lo[x0:x1]] * (1 - wx) + rows[:, c.hi[x0:x1]] * wx
+    wy = r.w_hi[y0:y1, None]
+    return across[lo - first] * (1 - wy) + across[hi - first] * wy
 
 
 def positive_window(logits: np.ndarray, grid: Grid, threshold: float = 0.0) -> tuple[int, int, int, int] | None:

@@ -51,6 +51,17 @@ def test_windowed_upsampling_equals_full_frame_bit_for_bit(shape):
         assert np.array_equal(placed, full)
 
 
+@pytest.mark.parametrize("shape", [(240, 320), (97, 1013), (1024, 1024)])
+def test_upsampling_equals_the_plain_four_tap_formula_bit_for_bit(shape):
+    logits = np.random.default_rng(2).normal(0, 1, (256, 256)).astype(np.float32)
+    grid = Grid.build(shape)
+    r, c = grid.rows, grid.cols
+    wy, wx = r.w_hi[:, None], c.w_hi[None, :]
+    top = logits[r.lo][:, c.lo] * (1 - wx) + logits[r.lo][:, c.hi] * wx
+    bottom = logits[r.hi][:, c.lo] * (1 - wx) + logits[r.hi][:, c.hi] * wx
+    assert np.array_equal(upsample_full(logits, grid), top * (1 - wy) + bottom * wy)
+
+
 def test_upsampling_matches_torch_interpolate():
     """Our sampling grid is the one of F.interpolate(bilinear, align_corners=False)."""
     logits = np.random.default_rng(1).normal(0, 1, (256, 256)).astype(np.float32)
