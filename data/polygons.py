@@ -67,15 +67,16 @@ def _drop_specks(m: np.ndarray, min_area: float) -> np.ndarray:
     erase = (w - 0.5) * (h - 0.5) < min_area
     erase[0] = False  # the background
     if erase.any():
-        m = (labels > 0) & ~erase[labels]
-        m = m.view(np.uint8)
+        keep = ~erase
+        keep[0] = False
+        m = keep.view(np.uint8).take(labels)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - m, connectivity=4)  # holes: 4-connected
     x, y, w, h = (stats[:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     enclosed = (x > 0) & (y > 0) & (x + w < m.shape[1]) & (y + h < m.shape[0])  # not the outside
     fill = enclosed & ((w + 0.5) * (h + 0.5) < min_area)
     fill[0] = False  # the parts themselves
     if fill.any():
-        m = m | fill[labels].view(np.uint8)
+        m = m | fill.view(np.uint8).take(labels)
     return m
 
 
