@@ -11,8 +11,12 @@ downloaded here; timings do not depend on the weights' values):
 3. the floor: detector + SAM encoder + SAM decoder forward passes alone, and our
    in-memory ``Pipeline`` per stage against it.
 
+With ``--device cuda`` both run on the GPU, each after a warm-up on one image in the same
+process (CUDA start-up and kernel selection are not timed); auto_annotate still loads its
+two models inside the timed call, as it always does.
+
 Usage:
-    python benchmarks/pipeline.py [--images 6] [--weights detectors/weights/food-yolov8n.pt]
+    python benchmarks/pipeline.py [--images 6] [--weights detectors/weights/food-yolov8n.pt] [--device cpu]
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args(argv)
+    device, cuda = args.device, args.device.startswith("cuda")
 
     import torch
 
@@ -71,14 +77,28 @@ def main(argv=None) -> int:
     if not Path(weights).is_file():
         sys.exit(f"{weights} not found: train the food detector first (see detectors/weights/README.md)")
 
-    detector = YoloDetector(weights, device="cpu", imgsz=640).load()
-    segmenter = SamSegmenter(str(ckpt), device="cpu").load()
+    detector = YoloDetector(weights, device=device, imgsz=640).load()
+    segmenter = SamSegmenter(str(ckpt), device=device).load()
     pipe = Pipeline(detector, segmenter)
     files = sorted(folder.glob("*.jpg"))
     images = [read_image(f) for f in files]
     boxes = sum(len(detector(im)) for im in images)
-    print(f"{len(files)} images 1024x1024, {boxes} detected boxes ({boxes / len(files):.1f} per image), "
-          f"torch {torch.get_num_threads()} threads")
+    where = torch.cuda.get_device_name(device) if cuda else f"torch {torch.get_num_threads()} threads"
+    print(f"{len(files)} images 1024x1024, {boxes} detected boxes ({boxes / len(files):.1f} per image), {where}")
+    from ultralytics.data.annotator import auto_annotate
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    if cuda:  # warm-ups, not timed
+        (tmp / "warm").mkdir()
+        os.link(files[0], tmp / "warm" / files[0].name)
+        run_predict(pipe, tmp / "warm", tmp / "warm-ours", progress=False)
+        segmenter._cache.clear()
+        with contextlib.redirect_stdout(io.StringIO()):
+            auto_annotate(str(tmp / "warm"), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
+                          output_dir=str(tmp / "warm-ultra"))
 
     # 1. ours, end to end (CLI code path, outputs written). ultralytics' select_device pins torch to
     # cores - 1 threads for the rest of its process; ours keeps the default. Ours is timed with both.
@@ -86,28 +106,28 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     summary = run_predict(pipe, folder, tmp / "ours", progress=False)
     ours = time.perf_counter() - t
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    segmenter._cache.clear()
-    t = time.perf_counter()
-    run_predict(pipe, folder, tmp / "ours-same-threads", progress=False)
-    ours_same = time.perf_counter() - t
-    torch.set_num_threads(threads)
+    if not cuda:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        segmenter._cache.clear()
+        t = time.perf_counter()
+        run_predict(pipe, folder, tmp / "ours-same-threads", progress=False)
+        ours_same = time.perf_counter() - t
+        torch.set_num_threads(threads)
 
     # 2. ultralytics' auto_annotate on the same weights
-    from ultralytics.data.annotator import auto_annotate
-
     t = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        auto_annotate(str(folder), det_model=weights, sam_model=str(ckpt), device="cpu", imgsz=640,
+        auto_annotate(str(folder), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
                       output_dir=str(tmp / "ultra"))
     ultra = time.perf_counter() - t
-    print(f"\nend to end: ours {len(files) / ours:.3f} images/s ({threads} torch threads), ultralytics "
+    print(f"\nend to end: ours {len(files) / ours:.3f} images/s ({where}), ultralytics "
           f"auto_annotate {len(files) / ultra:.3f} images/s -> {ultra / ours:.2f}x")
-    print(f"same torch threads as ultralytics sets ({max(1, (os.cpu_count() or 2) - 1)}): ours "
-          f"{len(files) / ours_same:.3f} images/s -> {ultra / ours_same:.2f}x")
+    if not cuda:
+        print(f"same torch threads as ultralytics sets ({max(1, (os.cpu_count() or 2) - 1)}): ours "
+              f"{len(files) / ours_same:.3f} images/s -> {ultra / ours_same:.2f}x")
 
     # 3. the floor: forward passes alone, vs our in-memory pipeline per stage
-    segmenter = SamSegmenter(str(ckpt), device="cpu", cache_bytes=0).load()
+    segmenter = SamSegmenter(str(ckpt), device=device, cache_bytes=0).load()
     pipe = Pipeline(detector, segmenter)
     floor = {"detector": 0.0, "encoder": 0.0, "decoder": 0.0}
     stages, total = {}, 0.0
@@ -117,10 +137,12 @@ def main(argv=None) -> int:
         floor["detector"] += time.perf_counter() - t
         t = time.perf_counter()
         emb = segmenter._encode(image)
+        sync()
         floor["encoder"] += time.perf_counter() - t
-        prompt = torch.as_tensor(dets.xyxy * emb.scale)
+        prompt = torch.as_tensor(dets.xyxy * emb.scale, device=segmenter._device)
         t = time.perf_counter()
         segmenter.predict_torch(emb, prompt)
+        sync()
         floor["decoder"] += time.perf_counter() - t
         t = time.perf_counter()
         _, seconds = pipe.process(image)

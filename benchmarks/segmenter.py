@@ -9,9 +9,11 @@ decoder module in a per-box loop and in one big batch, our path (the shared-imag
 decoder, auto chunks) and ultralytics' predictor; re-prompt time of a cached
 image vs the first call; peak memory growth for a 4000x3000 image with 200 boxes
 (CompactMask vs dense, each in a fresh process); bf16 vs fp32 time and mask IoU.
+With ``--device cuda``: the same comparisons on the GPU, peak CUDA memory of 200 boxes
+in chunks of 64 instead of the RSS figures, and fp16 / bf16 vs fp32.
 
 Usage:
-    python benchmarks/segmenter.py [--quick]
+    python benchmarks/segmenter.py [--quick] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -46,18 +48,22 @@ def _boxes(n, h, w, seed=0):
 
 
 def _time(fn, repeat=1):
+    import torch
+
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # GPU work is asynchronous: time it to completion
         best = min(best, time.perf_counter() - t)
     return best, out
 
 
-def _ultralytics_predictor(checkpoint):
+def _ultralytics_predictor(checkpoint, device="cpu"):
     from ultralytics.models.sam import Predictor
 
-    return Predictor(overrides=dict(conf=0.0, model=str(checkpoint), imgsz=1024, device="cpu", verbose=False,
+    return Predictor(overrides=dict(conf=0.0, model=str(checkpoint), imgsz=1024, device=device, verbose=False,
                                     save=False))
 
 
@@ -100,6 +106,7 @@ def memory_child(checkpoint: str, output: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N in {1, 8, 32} only, one repeat")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--memory-child", nargs=2, metavar=("CHECKPOINT", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
@@ -114,18 +121,22 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp())
     ckpt = save_random_checkpoint(tmp / "mobile_sam.pt", "mobile_sam")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, random MobileSAM weights")
+    device = args.device
+    cuda = device.startswith("cuda")
+    where = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, random MobileSAM weights")
     h, w = 768, 1024
     image = _image(h, w)
     repeat = 1 if args.quick else 2
+    repeat += cuda  # the first GPU call pays for lazy initialisation
 
-    seg = SamSegmenter(str(ckpt), output="dense", device="cpu").load()
-    reference = SamSegmenter(str(ckpt), output="dense", device="cpu", decoder="reference").load()
+    seg = SamSegmenter(str(ckpt), output="dense", device=device).load()
+    reference = SamSegmenter(str(ckpt), output="dense", device=device, decoder="reference").load()
     enc, _ = _time(lambda: seg._encode(image), repeat)
     print(f"encoder: {enc * 1000:.0f} ms per image ({w}x{h} -> 1024)")
-    emb = seg.embed(image)
+    seg.embed(image)
 
-    predictor = _ultralytics_predictor(ckpt)
+    predictor = _ultralytics_predictor(ckpt, device)
     predictor.set_image(image)
     feats = predictor.features
     from ultralytics.models.sam import Predictor
@@ -143,36 +154,51 @@ def main(argv=None) -> int:
         timings["ours"], (ours, _) = _time(lambda: seg.predict_masks(image, boxes), repeat)
         timings["ultra"], (ref, _) = _time(
             lambda: Predictor.inference_features(predictor, feats, src_shape=(h, w), bboxes=boxes), repeat)
-        agree = (ref.numpy() == ours).mean()
+        agree = (ref.cpu().numpy() == ours).mean()
         print(f"{n:>4} {timings['loop'] / n * 1000:>10.1f} {timings['batch'] / n * 1000:>11.1f} "
               f"{timings['ours'] / n * 1000:>12.1f} {timings['ultra'] / n * 1000:>12.1f} "
               f"{timings['ultra'] / timings['ours']:>9.2f}x {agree:>10.5f}")
 
     print()
     for n in (1, 8):
-        fresh = SamSegmenter(str(ckpt), output="dense", device="cpu").load()
+        fresh = SamSegmenter(str(ckpt), output="dense", device=device).load()
         boxes = _boxes(n, h, w, 3)
         first, _ = _time(lambda: fresh.predict_masks(image, boxes))
         again, _ = _time(lambda: fresh.predict_masks(image, boxes), repeat)
         print(f"re-prompt a cached image ({n} box{'es' if n > 1 else ''}): first call {first * 1000:.0f} ms, "
               f"again {again * 1000:.0f} ms -> {first / again:.1f}x faster; cache {fresh.cache_info()}")
 
-    print("\npeak memory growth, 4000x3000 image, 200 boxes (fresh process each):")
-    for output in ("compact", "dense"):
-        res = subprocess.run([sys.executable, __file__, "--memory-child", str(ckpt), output], capture_output=True,
-                             text=True, cwd=ROOT)
-        line = res.stdout.strip().splitlines()[-1] if res.returncode == 0 else f"failed: {res.stderr[-300:]}"
-        print(f"  {output:<8} {line}")
+    if cuda:
+        big, big_boxes = _image(3000, 4000, 1), _boxes(200, 3000, 4000, 1)
+        for output in ("compact", "dense"):
+            big_seg = SamSegmenter(str(ckpt), output=output, device=device).load()
+            big_seg.embed(big)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            seconds, _ = _time(lambda: big_seg.predict_masks(big, big_boxes))
+            peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            print(f"4000x3000 image, 200 boxes, chunks of {big_seg._chunk()}, {output}: {seconds * 1000:.0f} ms, "
+                  f"peak CUDA memory over the cached embedding {peak:.0f} MB")
+    else:
+        print("\npeak memory growth, 4000x3000 image, 200 boxes (fresh process each):")
+        for output in ("compact", "dense"):
+            res = subprocess.run([sys.executable, __file__, "--memory-child", str(ckpt), output],
+                                 capture_output=True, text=True, cwd=ROOT)
+            line = res.stdout.strip().splitlines()[-1] if res.returncode == 0 else f"failed: {res.stderr[-300:]}"
+            print(f"  {output:<8} {line}")
 
     boxes = _boxes(16, h, w, 5)
-    seg32 = SamSegmenter(str(ckpt), output="dense", device="cpu", cache_bytes=0).load()
-    seg16 = SamSegmenter(str(ckpt), output="dense", device="cpu", precision="bf16", cache_bytes=0).load()
+    seg32 = SamSegmenter(str(ckpt), output="dense", device=device, cache_bytes=0).load()
     t32, (m32, _) = _time(lambda: seg32.predict_masks(image, boxes), repeat)  # cache off: encoder each call
-    t16, (m16, _) = _time(lambda: seg16.predict_masks(image, boxes), repeat)
-    inter = (m32 & m16).sum((1, 2))
-    union = np.maximum((m32 | m16).sum((1, 2)), 1)
-    print(f"\nbf16 vs fp32 (encoder + 16 boxes): fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms "
-          f"-> {t32 / t16:.2f}x; mask IoU bf16 vs fp32: mean {np.mean(inter / union):.3f}, min {np.min(inter / union):.3f}")
+    for precision in ("fp16", "bf16") if cuda else ("bf16",):
+        half = SamSegmenter(str(ckpt), output="dense", device=device, precision=precision, cache_bytes=0).load()
+        t16, (m16, _) = _time(lambda: half.predict_masks(image, boxes), repeat)
+        inter = (m32 & m16).sum((1, 2))
+        union = np.maximum((m32 | m16).sum((1, 2)), 1)
+        print(f"\n{precision} vs fp32 (encoder + 16 boxes): fp32 {t32 * 1000:.0f} ms, {precision} {t16 * 1000:.0f} ms"
+              f" -> {t32 / t16:.2f}x; mask IoU {precision} vs fp32: mean {np.mean(inter / union):.3f}, "
+              f"min {np.min(inter / union):.3f}")
     return 0
 
 
