@@ -16,7 +16,8 @@ process (CUDA start-up and kernel selection are not timed); auto_annotate still 
 two models inside the timed call, as it always does.
 
 Usage:
-    python benchmarks/pipeline.py [--images 6] [--weights detectors/weights/food-yolov8n.pt] [--device cpu]
+    python benchmarks/pipeline.py [--images 6] [--repeats 1] [--weights detectors/weights/food-yolov8n.pt]
+        [--device cpu]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,6 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating rounds of ours and ultralytics")
     args = parser.parse_args(argv)
     device, cuda = args.device, args.device.startswith("cuda")
 
@@ -100,31 +103,41 @@ def main(argv=None) -> int:
             auto_annotate(str(tmp / "warm"), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
                           output_dir=str(tmp / "warm-ultra"))
 
-    # 1. ours, end to end (CLI code path, outputs written). ultralytics' select_device pins torch to
-    # cores - 1 threads for the rest of its process; ours keeps the default. Ours is timed with both.
+    # 1. ours, end to end (CLI code path, outputs written), then 2. ultralytics' auto_annotate on the
+    # same weights; alternating rounds, so that a slow spell of the machine hits both sides.
+    # ultralytics' select_device pins torch to cores - 1 threads for the rest of its process: ours gets
+    # its default back each round, and is also timed once at ultralytics' count (below).
     threads = torch.get_num_threads()
-    t = time.perf_counter()
-    summary = run_predict(pipe, folder, tmp / "ours", progress=False)
-    ours = time.perf_counter() - t
+    n, rounds = len(files), []
+    print()
+    for r in range(args.repeats):
+        torch.set_num_threads(threads)
+        segmenter._cache.clear()
+        t = time.perf_counter()
+        summary = run_predict(pipe, folder, tmp / f"ours-{r}", progress=False)
+        ours = time.perf_counter() - t
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            auto_annotate(str(folder), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
+                          output_dir=str(tmp / f"ultra-{r}"))
+        ultra = time.perf_counter() - t
+        rounds.append(ultra / ours)
+        label = f"end to end, round {r + 1}" if args.repeats > 1 else "end to end"
+        print(f"{label}: ours {n / ours:.3f} images/s ({where}), ultralytics auto_annotate {n / ultra:.3f} "
+              f"images/s -> {ultra / ours:.2f}x")
+    if len(rounds) > 1:
+        print(f"median of {len(rounds)} rounds: {statistics.median(rounds):.2f}x (min {min(rounds):.2f}x, "
+              f"max {max(rounds):.2f}x)")
     if not cuda:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        same = max(1, (os.cpu_count() or 2) - 1)
+        torch.set_num_threads(same)
         segmenter._cache.clear()
         t = time.perf_counter()
         run_predict(pipe, folder, tmp / "ours-same-threads", progress=False)
         ours_same = time.perf_counter() - t
         torch.set_num_threads(threads)
-
-    # 2. ultralytics' auto_annotate on the same weights
-    t = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        auto_annotate(str(folder), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
-                      output_dir=str(tmp / "ultra"))
-    ultra = time.perf_counter() - t
-    print(f"\nend to end: ours {len(files) / ours:.3f} images/s ({where}), ultralytics "
-          f"auto_annotate {len(files) / ultra:.3f} images/s -> {ultra / ours:.2f}x")
-    if not cuda:
-        print(f"same torch threads as ultralytics sets ({max(1, (os.cpu_count() or 2) - 1)}): ours "
-              f"{len(files) / ours_same:.3f} images/s -> {ultra / ours_same:.2f}x")
+        print(f"same torch threads as ultralytics sets ({same}): ours {n / ours_same:.3f} images/s -> "
+              f"{ultra / ours_same:.2f}x (against the last round's ultralytics time)")
 
     # 3. the floor: forward passes alone, vs our in-memory pipeline per stage
     segmenter = SamSegmenter(str(ckpt), device=device, cache_bytes=0).load()
