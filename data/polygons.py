@@ -62,7 +62,7 @@ def _drop_specks(m: np.ndarray, min_area: float) -> np.ndarray:
     inside its pixels' edges (area <= (w - 0.5)(h - 0.5)), a hole's a quarter pixel outside
     (<= (w + 0.5)(h + 0.5)), so what remains traces exactly as before.
     """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)  # parts: 8-connected
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)  # parts: 8-connected
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     erase = (w - 0.5) * (h - 0.5) < min_area
     erase[0] = False  # the background
@@ -70,7 +70,7 @@ def _drop_specks(m: np.ndarray, min_area: float) -> np.ndarray:
         keep = ~erase
         keep[0] = False
         m = keep.view(np.uint8).take(labels)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - m, connectivity=4)  # holes: 4-connected
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(1 - m, connectivity=4)  # holes: 4-connected
     x, y, w, h = (stats[:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     enclosed = (x > 0) & (y > 0) & (x + w < m.shape[1]) & (y + h < m.shape[0])  # not the outside
     fill = enclosed & ((w + 0.5) * (h + 0.5) < min_area)

@@ -73,18 +73,14 @@ class Annotator:
 
 
 def mask_crop(masks, index: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """One mask as ``(crop, (x0, y0))``: an ``sv.CompactMask``'s stored crop, or a dense mask's bounding box.
+    """One mask as ``(crop, (x0, y0))``: an ``sv.CompactMask``'s stored crop, or a dense mask whole at (0, 0).
 
-    Spares materialising (and rescanning) a full-frame array per instance on large images.
+    Spares materialising a full-frame array per instance on large (compact) images.
     """
     if hasattr(masks, "crop") and hasattr(masks, "offsets"):  # sv.CompactMask
         x0, y0 = (int(v) for v in masks.offsets[index][:2])
         return masks.crop(index), (x0, y0)
-    mask = np.asarray(masks[index], dtype=bool)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if len(rows) == 0:
-        return mask[:0, :0], (0, 0)
-    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(cols[0]), int(rows[0]))
+    return np.asarray(masks[index], dtype=bool), (0, 0)
 
 
 def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]):
@@ -92,12 +88,11 @@ def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]
     h, w = shape
     results, lines = [], []
     conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
-    canvas = np.zeros((w, h), np.uint8).T if dets.mask is not None else None  # (H, W) Fortran order, as RLE reads
-    for i in range(len(dets)):
-        cls = int(dets.class_id[i]) if dets.class_id is not None else 0
-        if canvas is None:
-            results.append(result_entry(image_id, cls + 1, float(conf[i]), None, dets.xyxy[i]))
-            continue
+    classes = dets.class_id.astype(int) if dets.class_id is not None else np.zeros(len(dets), int)
+    if dets.mask is None:
+        return [result_entry(image_id, c + 1, float(s), None, b) for c, s, b in zip(classes, conf, dets.xyxy)], []
+    canvas = np.zeros((w, h), np.uint8).T  # (H, W) in Fortran order, as RLE encoding reads it
+    for i, cls in enumerate(classes):
         crop, (x0, y0) = mask_crop(dets.mask, i)
         region = canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
         region[...] = crop  # the full-frame mask, for its exact RLE; cleared again below
