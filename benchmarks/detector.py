@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 
 def main(argv=None) -> int:
@@ -33,8 +31,8 @@ def main(argv=None) -> int:
     import numpy as np
     from ultralytics import YOLO
 
-    from data.synth import render_scene
-    from detectors import YoloDetector
+    from detseg.data.synth import render_scene
+    from detseg.detectors import YoloDetector
 
     weights = Path(args.weights)
     if not weights.is_file():  # timing does not depend on the weights' values

@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 
 def make_folder(folder: Path, n: int, min_items: int = 10) -> None:
@@ -42,7 +40,7 @@ def make_folder(folder: Path, n: int, min_items: int = 10) -> None:
     import cv2
     import numpy as np
 
-    from data.synth import render_scene
+    from detseg.data.synth import render_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     seed, made = 0, 0
@@ -65,12 +63,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from data.images import read_image
-    from detectors import YoloDetector
-    from pipeline import Pipeline
-    from pipeline.predict import run_predict
-    from segmenter import SamSegmenter
-    from segmenter.sam_loading import save_random_checkpoint
+    from detseg.images import read_image
+    from detseg.detectors import YoloDetector
+    from detseg.pipeline import Pipeline
+    from detseg.pipeline.predict import run_predict
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam_loading import save_random_checkpoint
 
     tmp = Path(tempfile.mkdtemp())
     folder = tmp / "images"
@@ -98,7 +96,7 @@ def main(argv=None) -> int:
         (tmp / "warm").mkdir()
         os.link(files[0], tmp / "warm" / files[0].name)
         run_predict(pipe, tmp / "warm", tmp / "warm-ours", progress=False)
-        segmenter._cache.clear()
+        segmenter.clear_cache()
         with contextlib.redirect_stdout(io.StringIO()):
             auto_annotate(str(tmp / "warm"), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
                           output_dir=str(tmp / "warm-ultra"))
@@ -112,7 +110,7 @@ def main(argv=None) -> int:
     print()
     for r in range(args.repeats):
         torch.set_num_threads(threads)
-        segmenter._cache.clear()
+        segmenter.clear_cache()
         t = time.perf_counter()
         summary = run_predict(pipe, folder, tmp / f"ours-{r}", progress=False)
         ours = time.perf_counter() - t
@@ -131,7 +129,7 @@ def main(argv=None) -> int:
     if not cuda:
         same = max(1, (os.cpu_count() or 2) - 1)
         torch.set_num_threads(same)
-        segmenter._cache.clear()
+        segmenter.clear_cache()
         t = time.perf_counter()
         run_predict(pipe, folder, tmp / "ours-same-threads", progress=False)
         ours_same = time.perf_counter() - t

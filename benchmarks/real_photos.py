@@ -18,13 +18,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 DEFAULT = ROOT.parent / "shared" / "datasets" / "uj-staple-pantry-valid"
 
 
 def make_segmenter(name: str):
-    from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
+    from detseg.segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
 
     if name == "box":
         return BoxSegmenter()
@@ -46,8 +44,8 @@ def main(argv=None) -> int:
     if not (folder / "annotations.json").is_file():
         print(f"skipped: {folder}/annotations.json not found (the UJ dataset is not on this machine)")
         return 0
-    from data.dataset import load_dataset
-    from pipeline.segmenter_eval import evaluate_on_gt_boxes
+    from detseg.data.io import load_dataset
+    from detseg.pipeline.segmenter_eval import evaluate_on_gt_boxes
 
     ds = load_dataset(folder / "annotations.json")
     rows = []

@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 
 def _image(h, w, seed=0):
@@ -69,7 +67,7 @@ def _ultralytics_predictor(checkpoint, device="cpu"):
 
 def memory_child(checkpoint: str, output: str) -> None:
     """Run in a fresh process: peak RSS growth of predict_masks on 4000x3000 with 200 boxes."""
-    from segmenter import SamSegmenter
+    from detseg.segmenter import SamSegmenter
 
     seg = SamSegmenter(checkpoint, output=output, device="cpu").load()
     image = _image(3000, 4000, 1)
@@ -115,8 +113,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from segmenter import SamSegmenter
-    from segmenter.sam_loading import save_random_checkpoint
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam_loading import save_random_checkpoint
 
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp())

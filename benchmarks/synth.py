@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is first on sys.path and its pipeline.py / segmenter.py would shadow the packages
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 
 def main(argv=None) -> int:
@@ -34,7 +32,7 @@ def main(argv=None) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from data.synth import generate_dataset
+    from detseg.data.synth import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

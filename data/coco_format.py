@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from data.atomic import atomic_write_json
-from data.dataset import Annotation, Dataset, ImageRecord, split_name
-from data.errors import DatasetError
-from data.yolo_format import _place_image
+from detseg.atomic import atomic_write_json, place_file
+from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
+from detseg.errors import DatasetError
 
 
 def _polygons_from_segmentation(seg, where: str, path: Path) -> list[np.ndarray]:
@@ -133,6 +132,6 @@ def save_coco(ds: Dataset, out: Path) -> Path:
     """Write annotations/{split}.json and images/{split}/ for every split. Returns ``out``."""
     for split, records in ds.splits.items():
         for r in records:
-            _place_image(r.path, out / "images" / split / r.path.name)
+            place_file(r.path, out / "images" / split / r.path.name)
         atomic_write_json(out / "annotations" / f"{split}.json", coco_dict(ds, split))
     return out

@@ -1,7 +1,7 @@
 """One in-memory model of an instance dataset, whatever format it came in.
 
 Example:
-    >>> from data.dataset import load_dataset
+    >>> from detseg.data.io import load_dataset
     >>> ds = load_dataset("data/samples")            # doctest: +SKIP
     >>> print(ds.summary_table())                    # doctest: +SKIP
     >>> dets = ds.detections(ds.splits["val"][0])    # sv.Detections with masks   # doctest: +SKIP
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DatasetError
-from data.images import IMAGE_SUFFIXES
-from data.polygons import coco_segmentation_to_mask, polygons_to_mask
+from detseg.errors import DatasetError
+from detseg.images import IMAGE_SUFFIXES
+from detseg.data.polygons import coco_segmentation_to_mask, polygons_to_mask
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -128,48 +128,6 @@ class Dataset:
         annotations = {str(r.path): self.detections(r, masks=masks) for r in records}
         return sv.DetectionDataset(classes=list(self.names), images=[str(r.path) for r in records],
                                    annotations=annotations)
-
-    def save_yolo(self, out: str | Path) -> Path:
-        """Write a YOLO(-seg) dataset (data.yaml, images/, labels/). Returns the data.yaml path."""
-        from data.yolo_format import save_yolo
-
-        return save_yolo(self, Path(out))
-
-    def save_coco(self, out: str | Path) -> Path:
-        """Write COCO JSON per split (annotations/{split}.json) with images/{split}/. Returns ``out``."""
-        from data.coco_format import save_coco
-
-        return save_coco(self, Path(out))
-
-
-def load_dataset(path: str | Path, images: str | Path | None = None) -> Dataset:
-    """Load a dataset from a YOLO ``data.yaml`` (or a folder holding one) or a COCO ``.json``.
-
-    A folder without data.yaml but with ``annotations/*.json`` (detseg's own layout)
-    or Roboflow COCO exports (``train/_annotations.coco.json``) loads as COCO.
-
-    Raises:
-        DatasetError: the path does not exist, or a file in it is malformed; the message
-            names the file and line.
-    """
-    from data.coco_format import load_coco, load_coco_folder
-    from data.yolo_format import load_yolo
-
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError("dataset path does not exist", path)
-    if path.is_file():
-        if path.suffix.lower() == ".json":
-            return load_coco(path, images)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return load_yolo(path)
-        raise DatasetError("expected a data.yaml (YOLO) or a .json (COCO) file", path)
-    for name in ("data.yaml", "data.yml"):
-        if (path / name).is_file():
-            return load_yolo(path / name)
-    if list(path.glob("annotations/*.json")) or list(path.glob("*/_annotations.coco.json")):
-        return load_coco_folder(path)
-    raise DatasetError("no data.yaml, annotations/*.json or */_annotations.coco.json found in this folder", path)
 
 
 def split_name(name: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from data.textures import fractal_noise, per_channel, per_pixel
+from detseg.data.textures import fractal_noise, per_channel, per_pixel
 
 _AA = cv2.LINE_AA
 _SUB = 4  # sub-pixel bits for anti-aliased cv2 drawing

@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from data.synth import render_scene
+    >>> from detseg.data.synth import render_scene
     >>> scene = render_scene(np.random.default_rng(0), 320, 320)
     >>> scene.image.shape, scene.image.dtype
     ((320, 320, 3), dtype('uint8'))
@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from data.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from data.food_items import CLASS_NAMES, DRAWERS
-from data.polygons import instance_polygons, mask_to_rle, merge_polygons
-from data.textures import background, lighting, per_channel, per_pixel
-from data.yolo_format import yolo_line
+from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, place_file
+from detseg.data.food_items import CLASS_NAMES, DRAWERS
+from detseg.data.polygons import instance_polygons, mask_to_rle, merge_polygons
+from detseg.data.textures import background, lighting, per_channel, per_pixel
+from detseg.data.yolo_format import yolo_line
 
 SPLITS = ("train", "val", "test")
 MIN_VISIBLE_FRACTION = 0.4  # an item may hide at most 60% of an earlier one
@@ -67,6 +67,108 @@ def _crop(alpha: np.ndarray, colour: np.ndarray, margin: int):
     return colour[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
 
 
+@dataclass
+class Placed:
+    """What :func:`place_items` put down: per placed item (index k >= 1 in ``ids``) its visible
+    pixel count, class id and region ``(y0, y1, x0, x1)``. Index 0 is a placeholder."""
+
+    visible: list = field(default_factory=lambda: [0])
+    full_area: list = field(default_factory=lambda: [0])
+    classes: list = field(default_factory=lambda: [0])
+    boxes: list = field(default_factory=lambda: [None])
+
+    def masks(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, H, W)`` bool visible masks and ``(N,)`` class ids of the items still visible."""
+        keep = [k for k in range(1, len(self.visible)) if self.visible[k] > 0]
+        masks = np.zeros((len(keep), *ids.shape), bool)
+        for row, k in enumerate(keep):
+            y0, y1, x0, x1 = self.boxes[k]
+            masks[row, y0:y1, x0:x1] = ids[y0:y1, x0:x1] == k
+        return masks, np.array([self.classes[k] for k in keep], dtype=np.int64)
+
+
+def place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, drawers=DRAWERS, upright=(2,),
+                class_ids=None, placed=None, tint=None, label=True) -> Placed:
+    """Draw ``n_items`` items from ``drawers`` into ``img`` (float32 BGR, in place) with soft shadows.
+
+    Args:
+        ids: ``(H, W)`` int16 instance map, updated in place when ``label`` (k = k-th labelled item).
+        light, light_dir: the scene's lighting field and direction (items are lit by it).
+        drawers: ``(rng, size) -> (colour, alpha)`` functions; ``upright`` lists those drawn
+            with only a small tilt (cupcakes stand on their wrapper).
+        class_ids: class id of each drawer (default: its index).
+        placed: the record to extend (several calls build one scene).
+        tint: optional per-channel colour factor for the items (a photo's colour cast).
+        label: False draws unlabelled look-alikes: they cover the background only (placed
+            before the labelled items, so they never hide a labelled one).
+
+    Returns:
+        The :class:`Placed` record. An item that would hide more than 60% of an earlier one
+        is moved (up to 6 tries) or skipped; fully hidden items are dropped by ``Placed.masks``.
+    """
+    h, w = ids.shape
+    placed = placed if placed is not None else Placed()
+    visible, full_area = placed.visible, placed.full_area
+    for _ in range(n_items):
+        cls = int(rng.integers(len(drawers)))
+        size = float(np.exp(rng.uniform(np.log(min_size), np.log(max(max_size, min_size * 1.5)))))
+        colour, alpha = drawers[cls](rng, size)
+        if rng.random() < 0.5:  # random aspect
+            fx, fy = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
+            new = (max(3, int(alpha.shape[1] * fx)), max(3, int(alpha.shape[0] * fy)))
+            colour, alpha = cv2.resize(colour, new), cv2.resize(alpha, new)
+        angle = rng.normal(0, 20) if cls in upright else rng.uniform(0, 360)
+        margin = int(size * 0.1) + 3
+        colour, alpha = _rotate(colour, alpha, angle, margin)
+        colour, alpha = _crop(alpha, colour, margin)
+        if tint is not None:
+            colour *= tint
+        ph, pw = alpha.shape
+        item_mask = alpha >= 0.5
+        item_area = int(item_mask.sum())
+        if item_area == 0:
+            continue
+
+        for _attempt in range(6):
+            y0 = int(rng.integers(-ph // 2, h - ph // 2))
+            x0 = int(rng.integers(-pw // 2, w - pw // 2))
+            fy0, fy1, fx0, fx1 = max(y0, 0), min(y0 + ph, h), max(x0, 0), min(x0 + pw, w)
+            sub = item_mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+            inside = int(sub.sum())
+            if inside < MIN_INSIDE_FRACTION * item_area or inside == 0:
+                continue
+            if not label:
+                break
+            covered = np.bincount(ids[fy0:fy1, fx0:fx1][sub], minlength=len(visible))
+            after = np.asarray(visible) - covered
+            if np.all(after[1:] >= MIN_VISIBLE_FRACTION * np.asarray(full_area[1:])):
+                break
+        else:
+            continue  # no free spot: skip the item rather than bury another one
+
+        region = (slice(fy0, fy1), slice(fx0, fx1))
+        local = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
+        # soft shadow cast away from the light
+        shift = np.float32([[1, 0, -light_dir[0] * size * 0.06], [0, 1, -light_dir[1] * size * 0.06]])
+        shadow = cv2.warpAffine(alpha, shift, (pw, ph))
+        shadow = cv2.GaussianBlur(shadow, (0, 0), max(1.0, size * 0.04))[local]
+        a = per_pixel(alpha[local])
+        patch = img[region]  # a view: img * (1 - 0.45 shadow) * (1 - a) + colour * light * a, in place
+        patch *= per_pixel(1 - 0.45 * shadow)
+        patch *= 1 - a
+        lit = colour[local] * per_pixel(light[region])
+        lit *= a
+        patch += lit
+        if not label:
+            continue
+        ids[region][sub] = len(visible)
+        visible[:] = list(after) + [inside]
+        full_area.append(inside)
+        placed.classes.append(class_ids[cls] if class_ids is not None else cls)
+        placed.boxes.append((fy0, fy1, fx0, fx1))
+    return placed
+
+
 def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) -> Scene:
     """Render one photo-like scene of 1 to 25 food items.
 
@@ -89,58 +191,7 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     n_items = int(rng.integers(1, 26))
     max_size = max(side * 0.5 / np.sqrt(max(1.0, n_items / 3)), 24.0)
     min_size = max(12.0, side * 0.03)
-    full_area, visible, classes, boxes = [0], [0], [0], [None]
-    for _ in range(n_items):
-        cls = int(rng.integers(len(DRAWERS)))
-        size = float(np.exp(rng.uniform(np.log(min_size), np.log(max(max_size, min_size * 1.5)))))
-        colour, alpha = DRAWERS[cls](rng, size)
-        if rng.random() < 0.5:  # random aspect
-            fx, fy = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2)
-            new = (max(3, int(alpha.shape[1] * fx)), max(3, int(alpha.shape[0] * fy)))
-            colour, alpha = cv2.resize(colour, new), cv2.resize(alpha, new)
-        angle = rng.normal(0, 20) if cls == 2 else rng.uniform(0, 360)
-        margin = int(size * 0.1) + 3
-        colour, alpha = _rotate(colour, alpha, angle, margin)
-        colour, alpha = _crop(alpha, colour, margin)
-        ph, pw = alpha.shape
-        item_mask = alpha >= 0.5
-        item_area = int(item_mask.sum())
-        if item_area == 0:
-            continue
-
-        for _attempt in range(6):
-            y0 = int(rng.integers(-ph // 2, h - ph // 2))
-            x0 = int(rng.integers(-pw // 2, w - pw // 2))
-            fy0, fy1, fx0, fx1 = max(y0, 0), min(y0 + ph, h), max(x0, 0), min(x0 + pw, w)
-            sub = item_mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-            inside = int(sub.sum())
-            if inside < MIN_INSIDE_FRACTION * item_area or inside == 0:
-                continue
-            covered = np.bincount(ids[fy0:fy1, fx0:fx1][sub], minlength=len(visible))
-            after = np.asarray(visible) - covered
-            if np.all(after[1:] >= MIN_VISIBLE_FRACTION * np.asarray(full_area[1:])):
-                break
-        else:
-            continue  # no free spot: skip the item rather than bury another one
-
-        region = (slice(fy0, fy1), slice(fx0, fx1))
-        local = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
-        # soft shadow cast away from the light
-        shift = np.float32([[1, 0, -light_dir[0] * size * 0.06], [0, 1, -light_dir[1] * size * 0.06]])
-        shadow = cv2.warpAffine(alpha, shift, (pw, ph))
-        shadow = cv2.GaussianBlur(shadow, (0, 0), max(1.0, size * 0.04))[local]
-        a = per_pixel(alpha[local])
-        patch = img[region]  # a view: img * (1 - 0.45 shadow) * (1 - a) + colour * light * a, in place
-        patch *= per_pixel(1 - 0.45 * shadow)
-        patch *= 1 - a
-        lit = colour[local] * per_pixel(light[region])
-        lit *= a
-        patch += lit
-        ids[region][sub] = len(visible)
-        visible = list(after) + [inside]
-        full_area.append(inside)
-        classes.append(cls)
-        boxes.append((fy0, fy1, fx0, fx1))
+    placed = place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size)
 
     # camera: white balance, blur, sensor noise
     img *= per_channel(rng.uniform(0.92, 1.08, 3).astype(np.float32), w)
@@ -155,12 +206,7 @@ def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) 
     img += chroma
     image = np.clip(img, 0, 255, out=img).astype(np.uint8)
 
-    keep = [k for k in range(1, len(visible)) if visible[k] > 0]
-    masks = np.zeros((len(keep), h, w), bool)
-    for row, k in enumerate(keep):
-        y0, y1, x0, x1 = boxes[k]
-        masks[row, y0:y1, x0:x1] = ids[y0:y1, x0:x1] == k
-    class_ids = np.array([classes[k] for k in keep], dtype=np.int64)
+    masks, class_ids = placed.masks(ids)
     return Scene(image, masks, class_ids, jpeg_quality=int(rng.integers(55, 96)))
 
 
@@ -200,6 +246,32 @@ def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
+def _photo_rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
+    """Streams of the real-photo options, apart from :func:`_image_rng`: adding photos never
+    changes the purely synthetic images of the same seed."""
+    return np.random.default_rng([seed, SPLITS.index(split), index, stream])
+
+
+def _jobs(seed, split, count, imgsz, masks_as, backgrounds, photo_fraction, real_items) -> list[tuple]:
+    jobs = []
+    for i in range(count):
+        photo = None
+        if backgrounds:
+            pick = _photo_rng(seed, split, i, 0)
+            if pick.random() < photo_fraction:
+                photo = str(backgrounds[int(pick.integers(len(backgrounds)))])
+        jobs.append((seed, split, i, imgsz, masks_as, photo, real_items if photo else None))
+    return jobs
+
+
+def _negatives(seed: int, split: str, count: int, backgrounds) -> list[Path]:
+    """``count`` background-only photos for a split: a seeded shuffle of ``backgrounds``, cycled."""
+    if not count:
+        return []
+    order = np.random.default_rng([seed, SPLITS.index(split), 2**20]).permutation(len(backgrounds))
+    return [Path(backgrounds[order[j % len(order)]]) for j in range(count)]
+
+
 def _scene_labels(scene: Scene, image_id: int, first_ann_id: int, masks_as: str) -> tuple[list[str], list[dict]]:
     """YOLO-seg lines and COCO annotations of one scene (polygons traced once per instance)."""
     h, w = scene.image.shape[:2]
@@ -234,9 +306,13 @@ def coco_categories(names=CLASS_NAMES) -> list[dict]:
     return [{"id": i + 1, "name": n, "supercategory": "food"} for i, n in enumerate(names)]
 
 
-def write_data_yaml(path: Path, root: Path, splits: list[str], names=CLASS_NAMES) -> None:
-    """An ultralytics dataset file: path, train, val, [test], names."""
-    lines = [f"path: {root.resolve().as_posix()}"]
+def write_data_yaml(path: Path, splits: list[str], names=CLASS_NAMES) -> None:
+    """An ultralytics dataset file: train, val, [test], names.
+
+    No ``path:`` key: ultralytics and :func:`detseg.data.io.load_dataset` then resolve the
+    split folders beside the data.yaml itself, so a copied or moved dataset stays valid.
+    """
+    lines = []
     for split in splits:
         lines.append(f"{split}: images/{split}")
     lines.append("names:")
@@ -249,11 +325,80 @@ def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int]]:
 
     Depends only on ``job`` (its own RNG stream), so workers give the same bytes as one process.
     """
-    seed, split, index, imgsz, masks_as = job
-    scene = render_scene(_image_rng(seed, split, index), imgsz, imgsz)
+    seed, split, index, imgsz, masks_as, photo, real_items = job
+    if photo is None:
+        scene = render_scene(_image_rng(seed, split, index), imgsz, imgsz)
+    else:
+        from detseg.data.composite import render_on_photo
+        from detseg.images import read_image
+
+        extra = ()
+        if real_items is not None:
+            from detseg.data.real_items import cutout_drawer, load_cutouts
+
+            cutouts = load_cutouts(*real_items)
+            extra = tuple((cutout_drawer(items), CLASS_NAMES.index(cls)) for cls, items in sorted(cutouts.items()))
+        scene = render_on_photo(_photo_rng(seed, split, index, 1), read_image(photo), imgsz, extra_drawers=extra)
     ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
     lines, anns = _scene_labels(scene, index + 1, 0, masks_as)
     return jpg.tobytes(), lines, anns, [int(c) for c in scene.class_ids]
+
+
+def _size_of(path: Path) -> tuple[int, int]:
+    """(width, height) as ultralytics and image viewers see it (EXIF rotation applied)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+        return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def list_backgrounds(folder: str | Path, exclude=()) -> list[Path]:
+    """Image files under ``folder`` (sorted, recursive) minus those whose name is in ``exclude``.
+
+    ``exclude`` holds file names, or a path to a text file with one name per line (``#``
+    comments allowed): photos that show one of the classes must not be backgrounds.
+    """
+    from detseg.images import IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"backgrounds folder not found: {folder}")
+    if isinstance(exclude, (str, Path)):
+        lines = Path(exclude).read_text(encoding="utf-8").splitlines()
+        exclude = {ln.split("#")[0].strip() for ln in lines} - {""}
+    exclude = set(exclude)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in exclude)
+    if not files:
+        raise ValueError(f"no background images in {folder} (after excluding {len(exclude)} names)")
+    return files
+
+
+def _add_labelled_photos(out: Path, real_items, repeat: int, images: list, annotations: list, per_class: list):
+    """Copy hand-labelled photos (box labels) into ``train``, each ``repeat`` times under its own name."""
+    from detseg.data.real_items import load_box_labels
+
+    labels, folder = load_box_labels(real_items[0]), Path(real_items[1])
+    for r in range(repeat):
+        for k, (file_name, boxes) in enumerate(sorted(labels.items())):
+            if not boxes:  # e.g. only a printed picture on a packet: neither a positive nor a safe negative
+                continue
+            src = folder / file_name
+            name = f"train_real_{r:02d}_{k:04d}{src.suffix.lower()}"
+            place_file(src, out / "images" / "train" / name)
+            width, height = _size_of(src)
+            lines = []
+            image_id = len(images) + 1
+            for cls_name, (x0, y0, x1, y1) in boxes:
+                c = CLASS_NAMES.index(cls_name)
+                lines.append(f"{c} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
+                             f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": c + 1,
+                                    "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                                    "segmentation": [], "iscrowd": 0})
+                per_class[c] += 1
+            atomic_write_text(out / "labels" / "train" / f"{Path(name).stem}.txt", "\n".join(lines) + "\n" * bool(lines))
+            images.append({"id": image_id, "file_name": name, "width": width, "height": height})
 
 
 def _worker_init() -> None:
@@ -268,6 +413,11 @@ def generate_dataset(
     masks_as: str = "polygon",
     progress: bool = True,
     workers: int = 1,
+    backgrounds=None,
+    photo_fraction: float = 0.8,
+    negatives: float = 0.0,
+    real_items: tuple[str, str] | None = None,
+    real_repeat: int = 0,
 ) -> dict:
     """Generate a synthetic food dataset in the fixed layout (see ``detseg data synth --help``).
 
@@ -279,6 +429,17 @@ def generate_dataset(
         masks_as: COCO segmentation as ``"polygon"`` (one polygon per part, holes bridged) or ``"rle"`` (exact).
         progress: show a tqdm bar.
         workers: processes rendering images in parallel; the files are the same for any number.
+        backgrounds: real photos (paths) to composite the items onto (:mod:`detseg.data.composite`),
+            with unlabelled look-alike foods among them; see :func:`list_backgrounds`.
+        photo_fraction: share of the images composited on a real photo when ``backgrounds``
+            are given; the rest are fully synthetic scenes.
+        negatives: with ``backgrounds``, add ``round(negatives * count)`` background-only real
+            photos per split, copied as they are (hard-linked when possible), with empty
+            label files: ultralytics trains on them as negatives.
+        real_items: ``(labels_json, images_dir)``: hand-labelled real photos (COCO boxes). Their
+            items are cut out and pasted into the photo composites beside the drawn ones
+            (:mod:`detseg.data.real_items`).
+        real_repeat: also put each labelled photo itself into ``train`` this many times (box labels).
 
     Returns:
         A summary dict: images and instances per class for each split.
@@ -292,10 +453,16 @@ def generate_dataset(
         raise ValueError(f"imgsz must be at least 32, got {imgsz}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if not 0 <= photo_fraction <= 1 or negatives < 0:
+        raise ValueError(f"photo_fraction must be in [0, 1] and negatives >= 0, got {photo_fraction}, {negatives}")
+    backgrounds = [Path(b) for b in backgrounds or ()]
+    if negatives and not backgrounds:
+        raise ValueError("negatives need backgrounds (real photos without any of the classes)")
     out = Path(out)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
     summary = {}
-    total = sum(counts[s] for s in splits)
+    n_neg = {s: round(counts[s] * negatives) if backgrounds else 0 for s in splits}
+    total = sum(counts[s] + n_neg[s] for s in splits)
     bar = tqdm(total=total, desc="synth", unit="img", disable=not progress)
     pool = None
     if workers > 1:
@@ -306,7 +473,7 @@ def generate_dataset(
         for split in splits:
             images, annotations = [], []
             per_class = [0] * len(CLASS_NAMES)
-            jobs = [(seed, split, i, imgsz, masks_as) for i in range(counts[split])]
+            jobs = _jobs(seed, split, counts[split], imgsz, masks_as, backgrounds, photo_fraction, real_items)
             results = pool.imap(_render_image, jobs, chunksize=4) if pool else map(_render_image, jobs)
             for i, (jpg, lines, anns, class_ids) in enumerate(results):
                 name = f"{split}_{i:06d}"
@@ -319,6 +486,15 @@ def generate_dataset(
                 for c in class_ids:
                     per_class[c] += 1
                 bar.update(1)
+            for j, photo in enumerate(_negatives(seed, split, n_neg[split], backgrounds)):
+                name = f"{split}_neg_{j:06d}{photo.suffix.lower()}"
+                place_file(photo, out / "images" / split / name)
+                atomic_write_text(out / "labels" / split / f"{Path(name).stem}.txt", "")
+                width, height = _size_of(photo)
+                images.append({"id": len(images) + 1, "file_name": name, "width": width, "height": height})
+                bar.update(1)
+            if split == "train" and real_items and real_repeat:
+                _add_labelled_photos(out, real_items, real_repeat, images, annotations, per_class)
             coco = {
                 "info": {"description": f"detseg synthetic food, split {split}, seed {seed}", "version": "1"},
                 "images": images,
@@ -326,10 +502,12 @@ def generate_dataset(
                 "categories": coco_categories(),
             }
             atomic_write_json(out / "annotations" / f"{split}.json", coco)
-            summary[split] = {"images": counts[split], "instances": dict(zip(CLASS_NAMES, per_class))}
+            summary[split] = {"images": len(images), "background_photos": n_neg[split],
+                              "photo_composites": sum(j[-1] is not None for j in jobs),
+                              "instances": dict(zip(CLASS_NAMES, per_class))}
     finally:
         if pool is not None:
             pool.terminate()
         bar.close()
-    write_data_yaml(out / "data.yaml", out, splits)
+    write_data_yaml(out / "data.yaml", splits)
     return {"out": str(out), "seed": seed, "imgsz": imgsz, "splits": summary}

@@ -7,18 +7,16 @@ last ``images`` folder replaced by ``labels`` and the suffix by ``.txt``.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image
 
-from data.atomic import atomic_write_text
-from data.dataset import IMAGE_SUFFIXES, Annotation, Dataset, ImageRecord, split_name
-from data.errors import DatasetError
-from data.polygons import mask_to_polygons, merge_polygons
+from detseg.atomic import atomic_write_text, place_file
+from detseg.data.dataset import IMAGE_SUFFIXES, Annotation, Dataset, ImageRecord, split_name
+from detseg.errors import DatasetError
+from detseg.data.polygons import mask_to_polygons, merge_polygons
 
 _TOL = 1e-6  # rounding slack on the [0, 1] range
 
@@ -167,21 +165,11 @@ def yolo_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> st
     return f"{int(class_id)} " + ("%.6f " * len(norm) % tuple(norm.tolist()))[:-1]  # one C-level format call
 
 
-def _place_image(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)  # same disk: no copy
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def save_yolo(ds: Dataset, out: Path) -> Path:
     """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask)."""
     for split, records in ds.splits.items():
         for r in records:
-            _place_image(r.path, out / "images" / split / r.path.name)
+            place_file(r.path, out / "images" / split / r.path.name)
             lines = []
             for a in r.annotations:
                 if a.rle is not None:

@@ -11,11 +11,11 @@ __all__ = ["YoloDetector", "BoxesDetector", "DEFAULT_WEIGHTS"]
 
 def __getattr__(name):
     if name in ("YoloDetector", "DEFAULT_WEIGHTS"):
-        from detectors import yolo
+        from detseg.detectors import yolo
 
         return getattr(yolo, name)
     if name == "BoxesDetector":
-        from detectors.boxes import BoxesDetector
+        from detseg.detectors.boxes import BoxesDetector
 
         return BoxesDetector
     raise AttributeError(f"module 'detectors' has no attribute {name!r}")

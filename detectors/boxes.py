@@ -5,7 +5,7 @@ pipeline on boxes that come from elsewhere.
 
 Example:
     >>> import numpy as np
-    >>> from detectors import BoxesDetector
+    >>> from detseg.detectors import BoxesDetector
     >>> det = BoxesDetector([[10, 10, 50, 60]], class_ids=[1], class_names={0: "croissant", 1: "cookie"})
     >>> dets = det(np.zeros((100, 100, 3), np.uint8))
     >>> dets.xyxy.tolist(), dets.data["class_name"].tolist()
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from data.errors import InputError
-from detectors.yolo import empty_detections
+from detseg.errors import InputError
+from detseg.detectors.yolo import empty_detections
 
 
 class BoxesDetector:
@@ -48,7 +48,7 @@ class BoxesDetector:
         return dict(self._class_names or {})
 
     def _build_index(self) -> dict:
-        from data.images import image_key, read_image
+        from detseg.images import image_key, read_image
 
         splits = [self.split] if self.split else list(self.dataset.splits)
         index = {}
@@ -72,7 +72,7 @@ class BoxesDetector:
         """The boxes for ``image`` (uint8 BGR). With a dataset, an unknown image raises InputError."""
         if self.dataset is None:
             return self.detections_for(self.boxes if self.boxes is not None else [], self.class_ids)
-        from data.images import image_key
+        from detseg.images import image_key
 
         if self._index is None:
             self._index = self._build_index()

@@ -6,7 +6,7 @@ starts, a run folder that is exactly ``out``, and ``metrics.json`` + ``command.t
 written next to the weights.
 
 Example:
-    >>> from detectors.train import train  # doctest: +SKIP
+    >>> from detseg.detectors.train import train  # doctest: +SKIP
     >>> result = train("datasets/food/data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, out="runs/t")  # doctest: +SKIP
     >>> result.best_weights  # doctest: +SKIP
     PosixPath('runs/t/weights/best.pt')
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from data.atomic import atomic_write_json, atomic_write_text
-from data.errors import DatasetError, WeightsError
-from data.assets import resolve_device, resolve_weights
+from detseg.atomic import atomic_write_json, atomic_write_text
+from detseg.errors import DatasetError, WeightsError
+from detseg.assets import resolve_device, resolve_weights
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Any ultralytics YOLO model (detect or -seg) as a Detector: image in, ``sv.Detections`` out.
 
 Example:
-    >>> from detectors import YoloDetector
+    >>> from detseg.detectors import YoloDetector
     >>> det = YoloDetector("detectors/weights/food-yolov8n.pt", conf=0.25)   # doctest: +SKIP
     >>> dets = det(image_bgr)                                               # doctest: +SKIP
     >>> dets.xyxy.shape, det.class_names                                    # doctest: +SKIP
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
-from data.assets import resolve_device, resolve_weights
-from data.errors import InputError, WeightsError
-from data.images import to_bgr8
+from detseg.assets import resolve_device, resolve_weights
+from detseg.errors import InputError, WeightsError
+from detseg.images import to_bgr8
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "food-yolov8n.pt"
 

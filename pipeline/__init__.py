@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.core import Frame, Pipeline
+from detseg.pipeline.core import Frame, Pipeline
 
 __all__ = ["Pipeline", "Frame"]

@@ -1,7 +1,7 @@
 """The ``detseg`` command line.
 
 Every user error (bad path, bad dataset, missing weights, ...) is raised as a
-:class:`detseg error <data.errors.DetsegError>` subclass and printed here as one line,
+:class:`detseg error <detseg.errors.DetsegError>` subclass and printed here as one line,
 with exit code 2; only genuine bugs show a traceback.
 """
 
@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from data.errors import DetsegError
+from detseg.errors import DetsegError
 
 
 def _add_data_commands(sub) -> None:
@@ -30,6 +30,22 @@ def _add_data_commands(sub) -> None:
                        help="COCO segmentation format: polygons (default) or exact RLE")
     synth.add_argument("--workers", type=int, default=1,
                        help="processes rendering in parallel (e.g. the number of cores); same files for any number")
+    synth.add_argument("--backgrounds", metavar="DIR",
+                       help="real photos to composite the items onto (lit, tinted, blurred like the photo), "
+                            "with unlabelled look-alike foods; photos must not show the classes")
+    synth.add_argument("--exclude", metavar="FILE",
+                       help="text file of background file names to skip (one per line), e.g. photos showing cookies")
+    synth.add_argument("--photo-fraction", type=float, default=0.8,
+                       help="with --backgrounds: share of images composited on a real photo (default: %(default)s)")
+    synth.add_argument("--negatives", type=float, default=0.0,
+                       help="with --backgrounds: add this fraction of background-only photos with empty labels "
+                            "(default: %(default)s)")
+    synth.add_argument("--real-items", metavar="JSON",
+                       help="with --backgrounds: COCO boxes of hand-labelled real photos (e.g. "
+                            "data/real/uj-train-cookies.json); their items are cut out and pasted into composites")
+    synth.add_argument("--real-images", metavar="DIR", help="folder of the --real-items photos (default: --backgrounds)")
+    synth.add_argument("--real-repeat", type=int, default=0,
+                       help="also add each --real-items photo to train this many times (default: %(default)s)")
     synth.set_defaults(func=_cmd_synth)
 
     check = dsub.add_parser("check", help="validate a YOLO or COCO dataset and print a summary")
@@ -46,7 +62,7 @@ def _add_data_commands(sub) -> None:
 
 
 def _cmd_synth(args) -> int:
-    from data.synth import generate_dataset
+    from detseg.data.synth import generate_dataset
 
     counts = {"train": args.train, "val": args.val, "test": args.test}
     for split, n in counts.items():
@@ -54,14 +70,35 @@ def _cmd_synth(args) -> int:
             raise DetsegError(f"--{split} must be >= 0, got {n}")
     if args.workers < 1:
         raise DetsegError(f"--workers must be >= 1, got {args.workers}")
+    backgrounds = None
+    if args.backgrounds:
+        from detseg.data.synth import list_backgrounds
+
+        try:
+            backgrounds = list_backgrounds(args.backgrounds, args.exclude or ())
+        except (OSError, ValueError) as e:
+            raise DetsegError(f"--backgrounds: {e}") from None
+    elif args.negatives or args.exclude or args.real_items:
+        raise DetsegError("--negatives, --exclude and --real-items need --backgrounds DIR")
+    real_items = None
+    if args.real_items:
+        real_items = (str(args.real_items), str(args.real_images or args.backgrounds))
+        if not Path(args.real_items).is_file():
+            raise DetsegError(f"--real-items: file not found: {args.real_items}")
+    if args.real_repeat < 0 or (args.real_repeat and not args.real_items):
+        raise DetsegError("--real-repeat must be >= 0 and needs --real-items")
+    if not 0 <= args.photo_fraction <= 1 or args.negatives < 0:
+        raise DetsegError(f"--photo-fraction must be in [0, 1] and --negatives >= 0, "
+                          f"got {args.photo_fraction} and {args.negatives}")
     summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks,
-                               workers=args.workers)
+                               workers=args.workers, backgrounds=backgrounds, photo_fraction=args.photo_fraction,
+                               negatives=args.negatives, real_items=real_items, real_repeat=args.real_repeat)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _cmd_check(args) -> int:
-    from data.dataset import load_dataset
+    from detseg.data.io import load_dataset
 
     dataset = load_dataset(args.path, images=args.images)
     print(dataset.summary_table())
@@ -69,10 +106,10 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from data.dataset import load_dataset
+    from detseg.data.io import load_dataset, save_dataset
 
     dataset = load_dataset(args.path, images=args.images)
-    written = dataset.save_coco(args.out) if args.to == "coco" else dataset.save_yolo(args.out)
+    written = save_dataset(dataset, args.out, args.to)
     print(f"wrote {args.to.upper()} dataset to {written}")
     return 0
 
@@ -127,7 +164,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _cmd_train(args) -> int:
-    from detectors.train import metrics_summary, train
+    from detseg.detectors.train import metrics_summary, train
 
     result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
@@ -150,8 +187,8 @@ def _add_val_command(sub) -> None:
 
 
 def _cmd_val(args) -> int:
-    from data.atomic import atomic_write_json
-    from detectors.train import evaluate_detector, metrics_summary
+    from detseg.atomic import atomic_write_json
+    from detseg.detectors.train import evaluate_detector, metrics_summary
 
     out = Path(args.out) if args.out else Path(args.weights).resolve().parent
     metrics = evaluate_detector(args.weights, args.data, split=args.split, imgsz=args.imgsz, batch=args.batch,
@@ -163,7 +200,10 @@ def _cmd_val(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detseg import __version__
+
     parser = argparse.ArgumentParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
+    parser.add_argument("--version", action="version", version=f"detseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     for register in _EXTRA_COMMANDS:
@@ -172,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_predict_command(sub) -> None:
-    from pipeline.predict import add_predict_command
+    from detseg.pipeline.predict import add_predict_command
 
     add_predict_command(sub)
 
 
 def _add_evaluate_command(sub) -> None:
-    from pipeline.evaluate import add_evaluate_command
+    from detseg.pipeline.evaluate import add_evaluate_command
 
     add_evaluate_command(sub)
 

@@ -2,10 +2,10 @@
 
 Example:
     >>> import numpy as np
-    >>> from pipeline import Pipeline
-    >>> from pipeline.steps import MinConfidence
-    >>> from detectors import BoxesDetector
-    >>> from segmenter import BoxSegmenter
+    >>> from detseg.pipeline import Pipeline
+    >>> from detseg.pipeline.steps import MinConfidence
+    >>> from detseg.detectors import BoxesDetector
+    >>> from detseg.segmenter import BoxSegmenter
     >>> pipe = Pipeline(BoxesDetector([[10, 10, 40, 30]], class_names={0: "cookie"}), BoxSegmenter(),
     ...                 box_steps=[MinConfidence(0.5)])
     >>> dets = pipe(np.zeros((64, 64, 3), np.uint8))
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
-from data.images import to_bgr8
+from detseg.images import to_bgr8
 
 
 @dataclass
@@ -138,12 +138,12 @@ class Pipeline:
         Inputs that cannot be read (or fail) yield a :class:`Frame` with ``error`` set, and the
         run goes on; with ``strict=True`` the first failure raises instead.
         """
-        from pipeline.sources import iter_source
+        from detseg.pipeline.sources import iter_source
 
         for item in iter_source(source, stride=stride, max_frames=max_frames):
             if item.error:
                 if strict:
-                    from data.errors import ImageReadError
+                    from detseg.errors import ImageReadError
 
                     raise ImageReadError(item.error)
                 yield Frame(item.index, item.path, None, None, item.error)

@@ -4,7 +4,7 @@ The detector runs once per image; every segmenter configuration then segments th
 boxes, so the comparison table differs only by the segmenter.
 
 Example:
-    >>> from pipeline.evaluate import evaluate                                   # doctest: +SKIP
+    >>> from detseg.pipeline.evaluate import evaluate                                   # doctest: +SKIP
     >>> report = evaluate("datasets/food/data.yaml", "gt", ["grabcut", "box"], split="val",
     ...                   out="runs/eval")                                       # doctest: +SKIP
     >>> report["configs"]["grabcut"]["segm"]["AP"]                               # doctest: +SKIP
@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data.atomic import atomic_write_json, atomic_write_text
-from data.coco_format import coco_dict
-from data.dataset import Dataset, load_dataset
-from data.errors import InputError
-from data.images import read_image
-from pipeline.metrics import STAT_NAMES, coco_ap, coco_eval, result_entry
+from detseg.atomic import atomic_write_json, atomic_write_text
+from detseg.data.coco_format import coco_dict
+from detseg.data.dataset import Dataset
+from detseg.data.io import load_dataset
+from detseg.errors import InputError
+from detseg.images import read_image
+from detseg.pipeline.metrics import STAT_NAMES, coco_ap, coco_eval, result_entry
 
 
 def parse_class_map(spec: str | None) -> dict[str, str]:
@@ -62,7 +63,7 @@ def class_id_mapping(detector_names: dict[int, str], dataset_names: list[str],
 
 
 def _detector(spec, dataset: Dataset, split: str, conf: float, device: str):
-    from detectors import BoxesDetector, YoloDetector
+    from detseg.detectors import BoxesDetector, YoloDetector
 
     if spec == "gt":
         return BoxesDetector(dataset=dataset, split=split)
@@ -70,7 +71,7 @@ def _detector(spec, dataset: Dataset, split: str, conf: float, device: str):
 
 
 def _segmenter(spec: str, device: str):
-    from pipeline.predict import build_segmenter
+    from detseg.segmenter.factory import build_segmenter
 
     if spec == "auto":
         raise InputError("evaluate needs explicit segmenters (a checkpoint path, grabcut, box or ellipse)")
@@ -155,7 +156,7 @@ def worst_masks(data, predictions: list[dict], split: str | None = None, n: int 
         Dicts with ``image`` (BGR), ``truth`` and ``predicted`` (bool masks), ``iou``, ``class_name``,
         worst first.
     """
-    from data.polygons import mask_iou, rle_to_mask
+    from detseg.data.polygons import mask_iou, rle_to_mask
 
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     split = split or ("val" if "val" in dataset.splits else next(iter(dataset.splits)))
@@ -201,7 +202,7 @@ def _write(out: Path, report: dict, gt: dict, preds: dict, plots: bool) -> None:
     atomic_write_text(out / "metrics.md", f"# Mask AP, split {report['split']} ({report['images']} images, "
                                           f"detector {report['detector']})\n\n{table}\n")
     if plots:
-        from pipeline.plots import plot_per_class_ap, plot_pr_curves
+        from detseg.pipeline.plots import plot_per_class_ap, plot_pr_curves
 
         evals = {name: coco_eval(gt, p, "segm") for name, p in preds.items()}
         plot_pr_curves(evals, out / "pr_curves.png")

@@ -1,7 +1,7 @@
 """COCO mask and box AP with pycocotools as the reference implementation.
 
 Example:
-    >>> from pipeline.metrics import coco_ap                           # doctest: +SKIP
+    >>> from detseg.pipeline.metrics import coco_ap                           # doctest: +SKIP
     >>> metrics = coco_ap(gt_coco_dict, predictions, iou_type="segm")   # doctest: +SKIP
     >>> metrics["AP"], metrics["per_class"]["cookie"]                   # doctest: +SKIP
 """
@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 
-from data.polygons import mask_to_rle
+from detseg.data.polygons import mask_to_rle
 
 STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
 

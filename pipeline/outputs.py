@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from data.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from data.polygons import instance_polygons, merge_polygons
-from data.yolo_format import yolo_line
-from pipeline.metrics import result_entry
+from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from detseg.data.polygons import instance_polygons, merge_polygons
+from detseg.data.yolo_format import yolo_line
+from detseg.pipeline.metrics import result_entry
 
 
 def output_name(path: str, root: Path | None, index: int) -> str:

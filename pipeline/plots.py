@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_write_bytes
+from detseg.atomic import atomic_write_bytes
 
 
 def _figure():

@@ -17,39 +17,11 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from data.errors import DetsegError, InputError, WeightsError
-from pipeline.core import Pipeline, stage_totals
-from pipeline.outputs import OutputWriter, output_name
-from pipeline.sources import is_video, list_files, video_info
-
-WEIGHT_FREE = ("grabcut", "box", "ellipse")
-
-
-def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "single",
-                    precision: str = "fp32") -> tuple[object, str]:
-    """A segmenter from a CLI spec, and a one-line note of what was chosen.
-
-    ``auto`` uses ``mobile_sam.pt`` when it is present or downloadable, else GrabCut (saying so).
-    """
-    from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
-
-    if spec == "grabcut":
-        return GrabCutSegmenter(), "segmenter: GrabCut (no weights)"
-    if spec == "box":
-        return BoxSegmenter(), "segmenter: the box as the mask"
-    if spec == "ellipse":
-        return EllipseSegmenter(), "segmenter: the ellipse inscribed in the box"
-    name = "mobile_sam.pt" if spec == "auto" else spec
-    sam = SamSegmenter(name, device=device, multimask=multimask, precision=precision)
-    try:
-        sam.load()
-    except WeightsError:
-        if spec != "auto":
-            raise
-        return GrabCutSegmenter(), ("segmenter: GrabCut, because mobile_sam.pt is neither here nor downloadable "
-                                    "(pass --segmenter PATH for a SAM checkpoint)")
-    return sam, f"segmenter: {sam._arch} from {name}"
-
+from detseg.errors import DetsegError, InputError, WeightsError
+from detseg.pipeline.core import Pipeline, stage_totals
+from detseg.pipeline.outputs import OutputWriter, output_name
+from detseg.pipeline.sources import is_video, list_files, video_info
+from detseg.segmenter.factory import build_segmenter
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
     """file name -> image id of a COCO dataset, so predictions.json matches its ids."""
@@ -189,9 +161,9 @@ def add_predict_command(sub) -> None:
 def _cmd_predict(args) -> int:
     import sys
 
-    from detectors import DEFAULT_WEIGHTS, YoloDetector
+    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
 
-    from pipeline.sources import check_source
+    from detseg.pipeline.sources import check_source
 
     check_source(args.source)  # a bad source fails before any model loads
     weights = args.detector or DEFAULT_WEIGHTS

@@ -2,8 +2,8 @@
 its masks with COCO mask AP and the mean IoU of each mask with its own ground truth.
 
 Example:
-    >>> from data.dataset import load_dataset                                   # doctest: +SKIP
-    >>> from segmenter import GrabCutSegmenter                                  # doctest: +SKIP
+    >>> from detseg.data.io import load_dataset                                   # doctest: +SKIP
+    >>> from detseg.segmenter import GrabCutSegmenter                                  # doctest: +SKIP
     >>> ds = load_dataset("../shared/datasets/uj-staple-pantry-valid/annotations.json")  # doctest: +SKIP
     >>> evaluate_on_gt_boxes(ds, GrabCutSegmenter(), jitter=0.1)["AP"]          # doctest: +SKIP
 """
@@ -15,10 +15,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from data.dataset import Dataset
-from data.images import read_image
-from data.polygons import mask_iou
-from pipeline.metrics import coco_ap, result_entry
+from detseg.data.dataset import Dataset
+from detseg.images import read_image
+from detseg.data.polygons import mask_iou
+from detseg.pipeline.metrics import coco_ap, result_entry
 
 
 def jitter_boxes(boxes: np.ndarray, amount: float, rng: np.random.Generator, shape) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.errors import ImageReadError, InputError
-from data.images import IMAGE_SUFFIXES, read_image
+from detseg.errors import ImageReadError, InputError
+from detseg.images import IMAGE_SUFFIXES, read_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 

@@ -4,7 +4,7 @@ Box steps run between detector and segmenter (fewer boxes, less SAM time); mask 
 run after the segmenter. Each is a small object whose constructor stores its settings.
 
 Example:
-    >>> from pipeline.steps import ClassFilter, MinConfidence, MinMaskArea
+    >>> from detseg.pipeline.steps import ClassFilter, MinConfidence, MinMaskArea
     >>> box_steps = [MinConfidence(0.3), ClassFilter(["cookie"])]
     >>> mask_steps = [MinMaskArea(50)]
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from data.errors import InputError
-from segmenter.mask_ops import fill_holes, largest_component
+from detseg.errors import InputError
+from detseg.segmenter.mask_ops import fill_holes, largest_component
 
 
 def _select(dets: sv.Detections, keep: np.ndarray) -> sv.Detections:

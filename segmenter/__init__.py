@@ -15,15 +15,15 @@ __all__ = ["SamSegmenter", "GrabCutSegmenter", "BoxSegmenter", "EllipseSegmenter
 
 def __getattr__(name):
     if name == "SamSegmenter":
-        from segmenter.sam import SamSegmenter
+        from detseg.segmenter.sam import SamSegmenter
 
         return SamSegmenter
     if name == "GrabCutSegmenter":
-        from segmenter.grabcut import GrabCutSegmenter
+        from detseg.segmenter.grabcut import GrabCutSegmenter
 
         return GrabCutSegmenter
     if name in ("BoxSegmenter", "EllipseSegmenter"):
-        from segmenter import box
+        from detseg.segmenter import box
 
         return getattr(box, name)
     raise AttributeError(f"module 'segmenter' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import supervision as sv
 
-from data.errors import InputError
+from detseg.errors import InputError
 
 COMPACT_FROM_PIXELS = 2**20  # "auto" output: sv.CompactMask from ~1 megapixel up
 

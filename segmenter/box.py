@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
+from detseg.segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
 
 
 def pixel_span(lo: float, hi: float, limit: int) -> tuple[int, int]:

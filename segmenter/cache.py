@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from data.images import image_key
+from detseg.images import image_key
 
 __all__ = ["EmbeddingCache", "image_key"]
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
-from segmenter.box import ellipse_mask
-from segmenter.mask_ops import fill_holes, largest_component
+from detseg.segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
+from detseg.segmenter.box import ellipse_mask
+from detseg.segmenter.mask_ops import fill_holes, largest_component
 
 
 class GrabCutSegmenter(BoxPromptSegmenter):

@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from segmenter import SamSegmenter
+    >>> from detseg.segmenter import SamSegmenter
     >>> seg = SamSegmenter("mobile_sam.pt")                              # doctest: +SKIP
     >>> image = np.zeros((480, 640, 3), np.uint8)                        # BGR
     >>> masks, scores = seg.predict_masks(image, [[10, 20, 200, 240]])   # doctest: +SKIP
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.assets import resolve_device
-from data.errors import InputError
-from segmenter.base import (
+from detseg.assets import resolve_device
+from detseg.errors import InputError
+from detseg.segmenter.base import (
     BoxPromptSegmenter,
     assemble_masks,
     check_boxes,
@@ -27,8 +27,8 @@ from segmenter.base import (
     empty_masks,
     wants_compact,
 )
-from segmenter.cache import EmbeddingCache, image_key
-from segmenter.upsample import Grid, upsample_mask
+from detseg.segmenter.cache import EmbeddingCache, image_key
+from detseg.segmenter.upsample import Grid, upsample_mask
 
 INPUT_SIZE = 1024  # SAM's square input side
 LOW_RES = 256  # side of the decoder's mask logits
@@ -105,8 +105,8 @@ class SamSegmenter(BoxPromptSegmenter):
             return self
         import torch
 
-        from segmenter.box_decoder import BoxPromptDecoder
-        from segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
+        from detseg.segmenter.box_decoder import BoxPromptDecoder
+        from detseg.segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
 
         if self.multimask not in MULTIMASK:
             raise InputError(f"multimask must be one of {MULTIMASK}, got {self.multimask!r}")
@@ -117,10 +117,10 @@ class SamSegmenter(BoxPromptSegmenter):
         self._device = torch.device(resolve_device(self.device))
         if self.precision == "fp16" and self._device.type != "cuda":
             raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
-        model, self._arch = build_sam_model(self.checkpoint, self.arch)
+        model, self.arch = build_sam_model(self.checkpoint, self.arch)  # None -> the architecture found
         self._model = model.to(self._device).float().eval()
         self._channels_last = prepare_encoder_for_inference(self._model)
-        self._is_sam2 = self._arch.startswith("sam2")
+        self._is_sam2 = self.arch.startswith("sam2")
         self._box_decoder = None
         if self.decoder == "auto" and BoxPromptDecoder.supports(getattr(self._model, "mask_decoder", None)):
             self._box_decoder = BoxPromptDecoder(self._model.mask_decoder, self._model.prompt_encoder)
@@ -200,6 +200,11 @@ class SamSegmenter(BoxPromptSegmenter):
             emb = self._encode(image)
             self._cache.put(key, emb, emb.nbytes)
         return emb
+
+    def clear_cache(self) -> None:
+        """Forget every cached image embedding (the next call on any image runs the encoder)."""
+        if self._cache is not None:
+            self._cache.clear()
 
     def cache_info(self) -> dict:
         """``{"hits", "misses", "encoder_calls", "bytes", "entries"}`` of the embedding cache."""

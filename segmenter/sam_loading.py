@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data.assets import resolve_weights
-from data.errors import WeightsError
+from detseg.assets import resolve_weights
+from detseg.errors import WeightsError
 
 # arch name -> ultralytics builder name; names match ultralytics' asset file stems
 ARCHS = {

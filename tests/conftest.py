@@ -17,7 +17,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics: no online checks in t
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A generated food dataset: 6 train, 3 val, 2 test images of 128x128 (polygons in COCO)."""
-    from data.synth import generate_dataset
+    from detseg.data.synth import generate_dataset
 
     out = tmp_path_factory.mktemp("food")
     generate_dataset(out, {"train": 6, "val": 3, "test": 2}, seed=7, imgsz=128, progress=False)
@@ -31,14 +31,14 @@ def mobile_sam_checkpoint(tmp_path_factory):
     Random weights give masks that cover large parts of the frame, which makes the
     exactness checks strict.
     """
-    from segmenter.sam_loading import save_random_checkpoint
+    from detseg.segmenter.sam_loading import save_random_checkpoint
 
     return save_random_checkpoint(tmp_path_factory.mktemp("sam") / "mobile_sam.pt", "mobile_sam", seed=0)
 
 
 @pytest.fixture(scope="session")
 def sam(mobile_sam_checkpoint):
-    from segmenter import SamSegmenter
+    from detseg.segmenter import SamSegmenter
 
     return SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense").load()
 
@@ -55,7 +55,7 @@ def ultralytics_predictor(mobile_sam_checkpoint):
 @pytest.fixture(scope="session")
 def trained_run(tiny_dataset, tmp_path_factory):
     """detseg train: 1 epoch of yolov8n.yaml at imgsz 64 on the tiny generated set, offline."""
-    from detectors.train import train
+    from detseg.detectors.train import train
 
     out = tmp_path_factory.mktemp("train") / "run"
     return train(tiny_dataset / "data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from segmenter import SamSegmenter
+from detseg.segmenter import SamSegmenter
 from tests.helpers import FakeDetector, textured_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_cuda_compact_output_equals_dense(gpu_sam, mobile_sam_checkpoint):
 
 
 def test_pipeline_runs_on_cuda_like_on_the_cpu(gpu_sam, sam):
-    from pipeline import Pipeline
+    from detseg.pipeline import Pipeline
 
     image = textured_image(240, 320, seed=6)
     on_gpu = Pipeline(FakeDetector(), gpu_sam)(image)
@@ -102,8 +102,8 @@ def test_pipeline_runs_on_cuda_like_on_the_cpu(gpu_sam, sam):
 
 
 def test_shipped_detector_finds_the_same_boxes_on_cuda():
-    from data.images import read_image
-    from detectors import YoloDetector
+    from detseg.images import read_image
+    from detseg.detectors import YoloDetector
 
     image = read_image(sorted((ROOT / "data" / "samples").rglob("*.jpg"))[0])
     weights = str(ROOT / "detectors" / "weights" / "food-yolov8n.pt")
@@ -117,7 +117,7 @@ def test_shipped_detector_finds_the_same_boxes_on_cuda():
 def test_cli_predict_on_cuda(tmp_path, mobile_sam_checkpoint):
     import json
 
-    from pipeline.cli import main
+    from detseg.pipeline.cli import main
 
     code = main(["predict", str(ROOT / "data" / "samples"), "--out", str(tmp_path / "out"), "--device", "cuda",
                  "--segmenter", str(mobile_sam_checkpoint), "--precision", "fp16"])

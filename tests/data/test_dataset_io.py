@@ -4,9 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
-from data.dataset import load_dataset
-from data.errors import DatasetError
-from pipeline.cli import main
+from detseg.data.io import load_dataset
+from detseg.errors import DatasetError
+from detseg.pipeline.cli import main
 
 
 def _copy(src, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data.polygons import instance_polygons, mask_iou, merge_polygons, polygons_to_mask
+from detseg.data.polygons import instance_polygons, mask_iou, merge_polygons, polygons_to_mask
 
 
 def _swiss_cheese(holes_per_side: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def _fragmented(seed: int, shape=(150, 200)) -> np.ndarray:
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("min_area", [4.0, 30.0])
 def test_erasing_specks_first_traces_exactly_the_same_polygons(seed, min_area, monkeypatch):
-    import data.polygons as polygons
+    import detseg.data.polygons as polygons
 
     mask = _fragmented(seed)
     fast = instance_polygons(mask, min_area=min_area, max_parts=20, splice_holes=True)

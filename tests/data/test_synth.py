@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from data.polygons import coco_segmentation_to_mask, instance_polygons, mask_iou, polygons_to_mask
-from data.synth import _image_rng, generate_dataset, render_scene
+from detseg.data.polygons import coco_segmentation_to_mask, instance_polygons, mask_iou, polygons_to_mask
+from detseg.data.synth import _image_rng, generate_dataset, render_scene
 
 
 def _files(root):
@@ -76,7 +76,7 @@ def test_polygons_keep_holes_and_parts():
     parts = instance_polygons(mask)
     assert len(parts) == 2
     assert mask_iou(polygons_to_mask(parts, 60, 90), mask) > 0.9
-    from data.polygons import merge_polygons
+    from detseg.data.polygons import merge_polygons
 
     merged = polygons_to_mask([merge_polygons(parts)], 60, 90)  # one YOLO-seg line
     assert not merged[25, 25], "the hole must stay empty"
@@ -136,7 +136,7 @@ def test_workers_write_the_same_bytes_as_one_process(tmp_path):
 
 
 def test_cli_synth_writes_the_layout(tmp_path, capsys):
-    from pipeline.cli import main
+    from detseg.pipeline.cli import main
 
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "2", "--val", "1", "--imgsz", "64",
                  "--workers", "1"]) == 0
@@ -148,7 +148,7 @@ def test_cli_synth_writes_the_layout(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [(["--train", "-1"], "--train must be >= 0"),
                                            (["--workers", "0"], "--workers must be >= 1")])
 def test_cli_synth_bad_numbers_are_clear_errors(tmp_path, capsys, args, message):
-    from pipeline.cli import main
+    from detseg.pipeline.cli import main
 
     assert main(["data", "synth", "--out", str(tmp_path / "d"), *args]) == 2
     err = capsys.readouterr().err

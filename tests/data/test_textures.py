@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data.textures import fractal_noise, lighting, per_channel, per_pixel
+from detseg.data.textures import fractal_noise, lighting, per_channel, per_pixel
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -47,7 +47,7 @@ def test_lighting_matches_the_plain_full_frame_formula(h, w):
 
 
 def test_fractal_noise_matches_the_plain_sum_of_octaves():
-    from data.textures import value_noise
+    from detseg.data.textures import value_noise
 
     cells = (40, 10, 3)
     noise = fractal_noise(np.random.default_rng(2), 50, 70, cells)

@@ -4,8 +4,8 @@ import shutil
 import pytest
 import yaml
 
-from data.errors import DatasetError, WeightsError
-from detectors.train import resolve_data_yaml, train
+from detseg.errors import DatasetError, WeightsError
+from detseg.detectors.train import resolve_data_yaml, train
 
 
 def test_one_epoch_offline_writes_weights_metrics_and_command(trained_run):
@@ -60,8 +60,8 @@ def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, offline):
 
 def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_path, capsys):
     """A held-out split generated alone (only `test:` in data.yaml) can be evaluated."""
-    from data.synth import generate_dataset
-    from pipeline.cli import main
+    from detseg.data.synth import generate_dataset
+    from detseg.pipeline.cli import main
 
     generate_dataset(tmp_path / "held", {"test": 2}, seed=99, imgsz=128, progress=False)
     code = main(["val", "--weights", str(tiny_weights), "--data", str(tmp_path / "held" / "data.yaml"),
@@ -72,7 +72,7 @@ def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_pat
 
 
 def test_train_overrides_are_parsed_as_yaml_scalars():
-    from pipeline.cli import parse_overrides
+    from detseg.pipeline.cli import parse_overrides
 
     assert parse_overrides(["lr0=0.002", "cos_lr=True", "close_mosaic=2", "optimizer=AdamW"]) == {
         "lr0": 0.002, "cos_lr": True, "close_mosaic": 2, "optimizer": "AdamW"}
@@ -84,7 +84,7 @@ def test_train_overrides_are_parsed_as_yaml_scalars():
     ("epochs=5", "use --epochs"),
 ])
 def test_bad_train_overrides_are_clear_errors(item, message, capsys):
-    from pipeline.cli import main
+    from detseg.pipeline.cli import main
 
     assert main(["train", "--data", "missing.yaml", item]) == 2  # checked before the dataset is looked at
     err = capsys.readouterr().err

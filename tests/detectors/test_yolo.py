@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from data.errors import InputError, WeightsError
-from detectors import BoxesDetector, YoloDetector
+from detseg.errors import InputError, WeightsError
+from detseg.detectors import BoxesDetector, YoloDetector
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,8 @@ def test_boxes_detector_returns_given_boxes(n):
 
 
 def test_boxes_detector_from_dataset_recognises_images(tiny_dataset):
-    from data.dataset import load_dataset
-    from data.images import read_image
+    from detseg.data.io import load_dataset
+    from detseg.images import read_image
 
     ds = load_dataset(tiny_dataset)
     det = BoxesDetector(dataset=ds, split="val")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from pipeline import Pipeline
-from pipeline.steps import (
+from detseg.pipeline import Pipeline
+from detseg.pipeline.steps import (
     ClassAwareNMS,
     ClassFilter,
     FillHoles,
@@ -13,7 +13,7 @@ from pipeline.steps import (
     MinConfidence,
     MinMaskArea,
 )
-from segmenter import BoxSegmenter
+from detseg.segmenter import BoxSegmenter
 from tests.helpers import CountingSegmenter, FakeDetector, textured_image
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from data.dataset import load_dataset
-from data.errors import InputError
-from pipeline.cli import main
-from pipeline.evaluate import class_id_mapping, evaluate, parse_class_map
-from pipeline.metrics import coco_ap, result_entry
+from detseg.data.io import load_dataset
+from detseg.errors import InputError
+from detseg.pipeline.cli import main
+from detseg.pipeline.evaluate import class_id_mapping, evaluate, parse_class_map
+from detseg.pipeline.metrics import coco_ap, result_entry
 
 
 def _square(y0, x0, size, shape=(40, 40)):
@@ -89,7 +89,7 @@ def test_agrees_with_supervision_mean_average_precision(evaluated, tiny_dataset)
     ds = load_dataset(tiny_dataset)
     preds = json.loads((out / "grabcut" / "predictions.json").read_text())
     metric = MeanAveragePrecision(metric_target=MetricTarget.MASKS)
-    from data.polygons import rle_to_mask
+    from detseg.data.polygons import rle_to_mask
 
     for record in ds.splits["val"]:
         mine = [p for p in preds if p["image_id"] == record.image_id]

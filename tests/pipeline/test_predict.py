@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import Pipeline
-from pipeline.cli import main
-from pipeline.predict import run_predict
-from pipeline.sources import video_info
-from segmenter import BoxSegmenter, GrabCutSegmenter
+from detseg.pipeline import Pipeline
+from detseg.pipeline.cli import main
+from detseg.pipeline.predict import run_predict
+from detseg.pipeline.sources import video_info
+from detseg.segmenter import BoxSegmenter, GrabCutSegmenter
 from tests.helpers import FakeDetector, textured_image
 
 
@@ -135,7 +135,7 @@ def test_interrupted_run_leaves_no_partial_files_and_resume_skips_done(image_fol
 
 
 def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder, tmp_path, monkeypatch):
-    from pipeline.outputs import OutputWriter
+    from detseg.pipeline.outputs import OutputWriter
 
     original, written = OutputWriter.write, []
 
@@ -154,7 +154,7 @@ def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder
 
 
 def test_strict_stops_at_first_failure(image_folder, tmp_path):
-    from data.errors import ImageReadError
+    from detseg.errors import ImageReadError
 
     with pytest.raises(ImageReadError):
         run_predict(_pipe(), image_folder, tmp_path / "out", strict=True, progress=False)
@@ -212,7 +212,7 @@ def test_records_from_compact_masks_equal_records_from_dense_masks():
     import supervision as sv
     from supervision.detection.compact_mask import CompactMask
 
-    from pipeline.outputs import detection_records
+    from detseg.pipeline.outputs import detection_records
     from tests.data.test_polygons import _fragmented
 
     masks = np.zeros((4, 150, 200), bool)
@@ -227,7 +227,7 @@ def test_records_from_compact_masks_equal_records_from_dense_masks():
     results, lines = detection_records(dense, 3, (150, 200))
     assert (results, lines) == detection_records(compact, 3, (150, 200))
     assert len(results) == 4 and len(lines) == 3  # the empty fourth mask has a result but no label line
-    from data.polygons import rle_to_mask
+    from detseg.data.polygons import rle_to_mask
 
     for entry, mask in zip(results, masks):
         assert np.array_equal(rle_to_mask(entry["segmentation"]), mask)

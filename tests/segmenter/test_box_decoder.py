@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from data.errors import InputError
-from segmenter import SamSegmenter
-from segmenter.box_decoder import BoxPromptDecoder
+from detseg.errors import InputError
+from detseg.segmenter import SamSegmenter
+from detseg.segmenter.box_decoder import BoxPromptDecoder
 from tests.helpers import textured_image
 
 

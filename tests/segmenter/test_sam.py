@@ -3,9 +3,9 @@ import pytest
 import supervision as sv
 import torch
 
-from data.errors import InputError, WeightsError
-from segmenter import SamSegmenter
-from segmenter.upsample import Grid, upsample_full, upsample_mask
+from detseg.errors import InputError, WeightsError
+from detseg.segmenter import SamSegmenter
+from detseg.segmenter.upsample import Grid, upsample_full, upsample_mask
 from tests.helpers import textured_image
 
 
@@ -227,7 +227,7 @@ def test_corrupt_or_wrong_checkpoint(tmp_path, mobile_sam_checkpoint):
 def test_encoder_prepared_for_inference_gives_the_same_embedding(mobile_sam_checkpoint):
     import copy
 
-    from segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
+    from detseg.segmenter.sam_loading import build_sam_model, prepare_encoder_for_inference
 
     model, _ = build_sam_model(str(mobile_sam_checkpoint))
     model = model.eval()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from data.errors import WeightsError
-from segmenter import SamSegmenter
-from segmenter.sam_loading import save_random_checkpoint
+from detseg.errors import WeightsError
+from detseg.segmenter import SamSegmenter
+from detseg.segmenter.sam_loading import save_random_checkpoint
 from tests.helpers import textured_image
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from data.polygons import mask_iou
-from segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter
+from detseg.data.polygons import mask_iou
+from detseg.segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter
 from tests.helpers import textured_image
 
 
@@ -80,7 +80,7 @@ def test_call_keeps_rows_and_adds_mask_scores():
 
 
 def test_grabcut_that_keeps_only_the_forced_core_is_a_collapse(monkeypatch):
-    import segmenter.grabcut as grabcut_module
+    import detseg.segmenter.grabcut as grabcut_module
 
     def only_the_core(img, mask, rect, bgd, fgd, iterations, mode):  # GrabCut that finds nothing
         mask[mask != cv2.GC_FGD] = cv2.GC_BGD

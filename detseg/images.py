@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from data.images import to_bgr8
+    >>> from detseg.images import to_bgr8
     >>> to_bgr8(np.zeros((4, 5), np.uint16)).shape   # 16-bit grayscale -> 8-bit BGR
     (4, 5, 3)
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.errors import ImageReadError, InputError
+from detseg.errors import ImageReadError, InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

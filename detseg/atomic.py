@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,3 +36,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = None) -> Path:
     """Serialise ``obj`` as JSON (stable key order as given) and write it atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, separators=(",", ":") if indent is None else None))
+
+
+def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Put ``src`` at ``dst``: a hard link on the same disk, else an atomic copy. Returns ``dst``.
+
+    ``src`` is never touched: when ``dst`` already is ``src`` (the same file, e.g. converting
+    a dataset into its own folder) nothing happens.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)  # same disk: no copy
+        except OSError:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dst

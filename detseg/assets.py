@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.errors import WeightsError
+from detseg.errors import WeightsError
 
 
 def downloadable_names() -> frozenset[str]:
