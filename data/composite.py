@@ -12,7 +12,7 @@ Example:
     >>> photo = np.full((300, 400, 3), 120, np.uint8)
     >>> scene = render_on_photo(np.random.default_rng(0), photo, 256)
     >>> scene.image.shape, scene.masks.shape[1:]
-    ((256, 256, 3), (256, 256))
+    ((192, 256, 3), (192, 256))
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from detseg.data.distractors import DISTRACTORS
+from detseg.data.distractors import COOKIE_VARIANTS, DISTRACTORS
 from detseg.data.food_items import DRAWERS
 from detseg.data.synth import Placed, Scene, place_items
 from detseg.data.textures import per_pixel
@@ -30,14 +30,18 @@ MAX_DISTRACTORS = 6
 
 
 def random_crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
-    """A random square crop of 55-100% of the photo's short side, resized to ``size``, maybe mirrored."""
+    """A random crop of 60-100% of the photo (its aspect kept), resized to ``size`` on the long
+    side, maybe mirrored. The photo's own aspect and sharpness are kept: a crop is upscaled only
+    as far as needed, so backgrounds are not softer than the pasted items."""
     h, w = photo.shape[:2]
-    side = int(min(h, w) * rng.uniform(0.55, 1.0))
-    y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    crop = photo[y0:y0 + side, x0:x0 + side]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    crop = cv2.resize(crop, (size, size), interpolation=interp)
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
+    frac = rng.uniform(0.6, 1.0)
+    ch, cw = max(8, int(h * frac)), max(8, int(w * frac))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = photo[y0:y0 + ch, x0:x0 + cw]
+    scale = size / max(ch, cw)
+    new = (max(8, round(cw * scale)), max(8, round(ch * scale)))
+    crop = cv2.resize(crop, new, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(crop[:, ::-1]) if rng.random() < 0.5 else crop
 
 
 def photo_lighting(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -69,7 +73,7 @@ def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640
     Args:
         rng: the only source of randomness; the same state and photo give the same scene.
         photo: ``(H, W, 3)`` uint8 BGR real photo (the background).
-        size: square output side in pixels.
+        size: the output's long side in pixels (the photo's aspect is kept).
         max_items: at most this many labelled items (0 to ``max_items``; about one image in
             ten has none, only look-alikes, a hard negative).
         distractor_rate: probability that unlabelled look-alikes are drawn (1 to 6 of them).
@@ -81,16 +85,19 @@ def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640
         class ids of the labelled items only; ``meta["distractors"]`` counts the look-alikes.
     """
     base = random_crop(rng, photo, size)
+    height, width = base.shape[:2]
     light, tint, light_dir = photo_lighting(rng, base)
     img = base.astype(np.float32)
-    ids = np.zeros((size, size), np.int16)
+    ids = np.zeros((height, width), np.int16)
     n_items = 0 if rng.random() < 0.1 else int(rng.integers(1, max_items + 1))
     n_distractors = int(rng.integers(1, MAX_DISTRACTORS + 1)) if rng.random() < distractor_rate else 0
-    max_size = max(size * 0.55 / np.sqrt(max(1.0, (n_items + n_distractors) / 3)), 32.0)
-    min_size = max(14.0, size * 0.05)
+    side = min(height, width)
+    max_size = max(side * 0.6 / np.sqrt(max(1.0, (n_items + n_distractors) / 3)), 32.0)
+    min_size = max(14.0, side * 0.06)
     # look-alikes first: they are background, so they may be covered but never cover a labelled item
     place_items(rng, img, ids, light, light_dir, n_distractors, min_size, max_size, drawers=DISTRACTORS,
                 upright=(4,), tint=tint, label=False)
+    extra_drawers = tuple((d, 1) for d in COOKIE_VARIANTS) + tuple(extra_drawers)  # shop biscuits are cookies
     drawers = DRAWERS + tuple(d for d, _ in extra_drawers)
     class_ids = tuple(range(len(DRAWERS))) + tuple(c for _, c in extra_drawers)
     placed = place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, drawers=drawers,
@@ -103,7 +110,7 @@ def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640
         pasted = cv2.dilate(pasted.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
         img += per_pixel(cv2.GaussianBlur(pasted, (0, 0), 1.0)) * (soft - img)
     sigma = np.float32(rng.uniform(0.5, 4) * np.sqrt(12))
-    img += per_pixel(sigma * (rng.random((size, size), dtype=np.float32) - 0.5))
+    img += per_pixel(sigma * (rng.random((height, width), dtype=np.float32) - 0.5))
     image = np.clip(img, 0, 255, out=img).astype(np.uint8)
     masks, class_ids = placed.masks(ids)
     return Scene(image, masks, class_ids, jpeg_quality=int(rng.integers(60, 96)),

@@ -183,3 +183,75 @@ def draw_egg(rng, size):
 
 DISTRACTORS = (draw_bread_roll, draw_bun, draw_bagel, draw_donut, draw_muffin, draw_cake_slice, draw_pie, draw_egg)
 DISTRACTOR_NAMES = ("bread roll", "bun", "bagel", "donut", "muffin", "cake slice", "pie", "egg")
+
+
+# ---------------------------------------------------------------- more cookie shapes (labelled)
+# Shop biscuits that the round drop cookies of food_items do not cover. They are cookies
+# (class 1) and are drawn only in photo composites, so the purely synthetic generator's
+# output (and the datasets made with it) stays byte for byte the same.
+
+
+def _docking_holes(colour, rng, cx, cy, rx, ry, size, shade):
+    for gx in np.linspace(-0.55, 0.55, 4):
+        for gy in np.linspace(-0.55, 0.55, 3 if ry < rx else 4):
+            _ellipse(colour, (cx + gx * rx, cy + gy * ry), (size * 0.018, size * 0.018), 0, shade.tolist())
+
+
+def draw_rect_biscuit(rng, size):
+    """A rectangular shop biscuit (tea or "tennis" biscuit): rounded corners, docking holes, a rim."""
+    aspect = rng.uniform(0.55, 0.85)
+    alpha, w, h = _canvas(size, aspect)
+    cx, cy, rx, ry = w / 2, h / 2, size / 2, size * aspect / 2
+    r = size * rng.uniform(0.04, 0.12)
+    box = np.zeros_like(alpha)
+    cv2.rectangle(box, (int(cx - rx + r), int(cy - ry)), (int(cx + rx - r), int(cy + ry)), 1.0, -1)
+    cv2.rectangle(box, (int(cx - rx), int(cy - ry + r)), (int(cx + rx), int(cy + ry - r)), 1.0, -1)
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            _ellipse(box, (cx + sx * (rx - r), cy + sy * (ry - r)), (r, r), 0, 1.0)
+    alpha = cv2.GaussianBlur(box, (3, 3), 0.6)
+    base = np.array([85, 160, 215], np.float32) + rng.uniform(-30, 15, 3)
+    rim = np.clip(cv2.distanceTransform((box > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / max(size * 0.06, 1), 0, 1)
+    colour = per_channel(base, w) * per_pixel((0.8 + 0.2 * rim) * _speckle(rng, h, w, 0.1))
+    _docking_holes(colour, rng, cx, cy, rx, ry, size, base * 0.6)
+    return np.clip(colour, 0, 255), alpha
+
+
+def draw_marie_biscuit(rng, size):
+    """A round, pale, flat biscuit with a scalloped edge, an embossed ring and docking holes."""
+    alpha, w, h = _canvas(size, 1.0)
+    cx, cy, rx = w / 2, h / 2, size / 2
+    theta = np.linspace(0, 2 * np.pi, 160, endpoint=False)
+    rr = rx * (1 + 0.025 * np.cos(theta * rng.integers(18, 40)))
+    _fill(alpha, np.stack([cx + rr * np.cos(theta), cy + rr * np.sin(theta)], 1), 1.0)
+    base = np.array([110, 175, 225], np.float32) + rng.uniform(-25, 10, 3)
+    colour = per_channel(base, w) * per_pixel(_speckle(rng, h, w, 0.08))
+    _ellipse(colour, (cx, cy), (rx * 0.82, rx * 0.82), 0, (base * 0.8).tolist(), max(1, int(size / 60)))
+    _docking_holes(colour, rng, cx, cy, rx * 0.8, rx * 0.8, size, base * 0.62)
+    return np.clip(colour, 0, 255), alpha
+
+
+def draw_sandwich_cookie(rng, size):
+    """A sandwich cookie: dark (or golden) embossed wafer; seen from the side, a cream layer shows."""
+    side = rng.random() < 0.4
+    alpha, w, h = _canvas(size, rng.uniform(0.35, 0.5) if side else 1.0)
+    cx, cy, rx, ry = w / 2, h / 2, size / 2, (h - 6) / 2.3
+    wafer = np.array([30, 35, 45], np.float32) if rng.random() < 0.6 else np.array([80, 160, 215], np.float32)
+    wafer = wafer + rng.uniform(-10, 10, 3)
+    if side:
+        cv2.rectangle(alpha, (int(cx - rx), int(cy - ry)), (int(cx + rx), int(cy + ry)), 1.0, -1)
+        colour = per_channel(wafer, w) * per_pixel(_speckle(rng, h, w, 0.1))
+        cv2.rectangle(colour, (int(cx - rx * 0.97), int(cy - ry * 0.25)), (int(cx + rx * 0.97), int(cy + ry * 0.25)),
+                      (225, 238, 245), -1)
+        return np.clip(colour, 0, 255), alpha
+    _ellipse(alpha, (cx, cy), (rx, ry), 0, 1.0)
+    colour = per_channel(wafer, w) * per_pixel(_speckle(rng, h, w, 0.12))
+    for k in range(int(rng.integers(6, 12))):  # embossed petals
+        a = 2 * np.pi * k / 10
+        _ellipse(colour, (cx + 0.55 * rx * np.cos(a), cy + 0.55 * ry * np.sin(a)), (rx * 0.15, ry * 0.07),
+                 np.degrees(a), (wafer * 1.5 + 10).tolist(), max(1, int(size / 80)))
+    _ellipse(colour, (cx, cy), (rx * 0.93, ry * 0.93), 0, (wafer * 1.4 + 8).tolist(), max(1, int(size / 70)))
+    return np.clip(colour, 0, 255), alpha
+
+
+COOKIE_VARIANTS = (draw_rect_biscuit, draw_marie_biscuit, draw_sandwich_cookie)

@@ -27,14 +27,20 @@ MIN_SIDE = 24  # px: smaller boxes carry too little texture to paste
 
 
 def load_box_labels(path: str | Path) -> dict[str, list[tuple[str, tuple[float, float, float, float]]]]:
-    """``file name -> [(class name, (x0, y0, x1, y1)), ...]`` from a COCO JSON of boxes."""
+    """``file name -> [(class name, (x0, y0, x1, y1)), ...]`` from a COCO JSON of boxes.
+
+    Coordinates are fractions of the image's width and height (as in the JSON's ``images``),
+    so they stay right on a resized copy of the photo.
+    """
     coco = json.loads(Path(path).read_text(encoding="utf-8"))
     names = {c["id"]: c["name"] for c in coco["categories"]}
-    files = {im["id"]: im["file_name"] for im in coco["images"]}
-    labels: dict[str, list] = {name: [] for name in files.values()}
+    images = {im["id"]: im for im in coco["images"]}
+    labels: dict[str, list] = {im["file_name"]: [] for im in images.values()}
     for ann in coco["annotations"]:
+        im = images[ann["image_id"]]
         x, y, w, h = ann["bbox"]
-        labels[files[ann["image_id"]]].append((names[ann["category_id"]], (x, y, x + w, y + h)))
+        W, H = im["width"], im["height"]
+        labels[im["file_name"]].append((names[ann["category_id"]], (x / W, y / H, (x + w) / W, (y + h) / H)))
     return labels
 
 
@@ -58,7 +64,8 @@ def load_cutouts(labels_json: str | Path, images_dir: str | Path) -> dict[str, t
     for name, boxes in sorted(load_box_labels(labels_json).items()):
         photo = read_image(Path(images_dir) / name)
         h, w = photo.shape[:2]
-        for cls, (x0, y0, x1, y1) in boxes:
+        for cls, box in boxes:
+            x0, y0, x1, y1 = box[0] * w, box[1] * h, box[2] * w, box[3] * h
             if min(x1 - x0, y1 - y0) < MIN_SIDE or x0 <= 1 or y0 <= 1 or x1 >= w - 1 or y1 >= h - 1:
                 continue
             out.setdefault(cls, []).append(cutout(photo, (x0, y0, x1, y1)))

@@ -320,8 +320,8 @@ def write_data_yaml(path: Path, splits: list[str], names=CLASS_NAMES) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int]]:
-    """One image of a dataset: JPEG bytes, YOLO-seg lines, COCO annotations (ids from 0) and class ids.
+def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int], tuple[int, int]]:
+    """One image of a dataset: JPEG bytes, YOLO-seg lines, COCO annotations (ids from 0), class ids, (w, h).
 
     Depends only on ``job`` (its own RNG stream), so workers give the same bytes as one process.
     """
@@ -341,7 +341,8 @@ def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int]]:
         scene = render_on_photo(_photo_rng(seed, split, index, 1), read_image(photo), imgsz, extra_drawers=extra)
     ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
     lines, anns = _scene_labels(scene, index + 1, 0, masks_as)
-    return jpg.tobytes(), lines, anns, [int(c) for c in scene.class_ids]
+    height, width = scene.image.shape[:2]
+    return jpg.tobytes(), lines, anns, [int(c) for c in scene.class_ids], (width, height)
 
 
 def _size_of(path: Path) -> tuple[int, int]:
@@ -389,13 +390,13 @@ def _add_labelled_photos(out: Path, real_items, repeat: int, images: list, annot
             width, height = _size_of(src)
             lines = []
             image_id = len(images) + 1
-            for cls_name, (x0, y0, x1, y1) in boxes:
+            for cls_name, (u0, v0, u1, v1) in boxes:  # fractions of width / height
                 c = CLASS_NAMES.index(cls_name)
-                lines.append(f"{c} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
-                             f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
+                lines.append(f"{c} {(u0 + u1) / 2:.6f} {(v0 + v1) / 2:.6f} {u1 - u0:.6f} {v1 - v0:.6f}")
+                x0, y0, bw, bh = u0 * width, v0 * height, (u1 - u0) * width, (v1 - v0) * height
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": c + 1,
-                                    "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
-                                    "segmentation": [], "iscrowd": 0})
+                                    "bbox": [round(x0, 2), round(y0, 2), round(bw, 2), round(bh, 2)],
+                                    "area": round(bw * bh, 2), "segmentation": [], "iscrowd": 0})
                 per_class[c] += 1
             atomic_write_text(out / "labels" / "train" / f"{Path(name).stem}.txt", "\n".join(lines) + "\n" * bool(lines))
             images.append({"id": image_id, "file_name": name, "width": width, "height": height})
@@ -475,11 +476,11 @@ def generate_dataset(
             per_class = [0] * len(CLASS_NAMES)
             jobs = _jobs(seed, split, counts[split], imgsz, masks_as, backgrounds, photo_fraction, real_items)
             results = pool.imap(_render_image, jobs, chunksize=4) if pool else map(_render_image, jobs)
-            for i, (jpg, lines, anns, class_ids) in enumerate(results):
+            for i, (jpg, lines, anns, class_ids, (width, height)) in enumerate(results):
                 name = f"{split}_{i:06d}"
                 atomic_write_bytes(out / "images" / split / f"{name}.jpg", jpg)
                 atomic_write_text(out / "labels" / split / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
-                images.append({"id": i + 1, "file_name": f"{name}.jpg", "width": imgsz, "height": imgsz})
+                images.append({"id": i + 1, "file_name": f"{name}.jpg", "width": width, "height": height})
                 for ann in anns:
                     ann["id"] += len(annotations) + 1
                 annotations += anns

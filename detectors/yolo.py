@@ -20,6 +20,7 @@ from detseg.errors import InputError, WeightsError
 from detseg.images import to_bgr8
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "food-yolov8n.pt"
+DEFAULT_CONF = 0.25
 
 
 def ultralytics_device(device: str) -> str:
@@ -49,10 +50,12 @@ class YoloDetector:
         imgsz: inference size; None uses the size the model was trained at (640 if unknown).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         max_det: maximum detections per image.
+        agnostic_nms: NMS across classes (on by default), so one object never comes out as
+            both "cookie" and "croissant"; False suppresses only within a class (ultralytics' default).
     """
 
-    def __init__(self, weights=DEFAULT_WEIGHTS, conf=0.25, iou=0.7, classes=None, imgsz=None, device="auto",
-                 max_det=300):
+    def __init__(self, weights=DEFAULT_WEIGHTS, conf=DEFAULT_CONF, iou=0.7, classes=None, imgsz=None, device="auto",
+                 max_det=300, agnostic_nms=True):
         self.weights = weights
         self.conf = conf
         self.iou = iou
@@ -60,6 +63,7 @@ class YoloDetector:
         self.imgsz = imgsz
         self.device = device
         self.max_det = max_det
+        self.agnostic_nms = agnostic_nms
         self._model = None
 
     def load(self) -> YoloDetector:
@@ -128,7 +132,7 @@ class YoloDetector:
         try:
             results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
                                           imgsz=self._imgsz, device=self._device, max_det=self.max_det,
-                                          verbose=False)
+                                          agnostic_nms=self.agnostic_nms, verbose=False)
         finally:
             # ultralytics' select_device sets torch's global thread count to cores - 1 on CPU (1 on a
             # 2-core machine), halving every later torch op in the process, SAM included: undo it
