@@ -37,6 +37,48 @@ def empty_detections() -> sv.Detections:
     return dets
 
 
+def is_open_vocabulary(model) -> bool:
+    """True for ultralytics models whose classes are set by text (YOLOE, YOLO-World)."""
+    from ultralytics.nn.tasks import WorldModel, YOLOEModel
+
+    return isinstance(getattr(model, "model", None), (WorldModel, YOLOEModel))
+
+
+def set_vocabulary(model, classes, embeddings=None) -> None:
+    """Make an open-vocabulary ultralytics model detect ``classes`` (names).
+
+    Raises:
+        InputError: ``classes`` are not names, or the embeddings do not match them.
+        WeightsError: the text encoder that turns names into embeddings could not be had
+            (ultralytics downloads it when online); pass ``embeddings`` instead.
+    """
+    from ultralytics.nn.tasks import WorldModel
+
+    names = [classes] if isinstance(classes, str) else [str(c) for c in classes]
+    if not names or any(not n.strip() or n.isdigit() for n in names):
+        raise InputError(f"an open-vocabulary detector takes class names to detect, got {classes!r}")
+    if embeddings is not None and (embeddings.ndim != 3 or embeddings.shape[:2] != (1, len(names))):
+        raise InputError(f"class_embeddings must have shape (1, {len(names)}, D), got {tuple(embeddings.shape)}")
+    try:
+        if isinstance(model.model, WorldModel):
+            if embeddings is None:
+                model.set_classes(names)
+            else:  # what WorldModel.set_classes does, minus the CLIP text encoder
+                model.model.txt_feats = embeddings
+                model.model.model[-1].nc = len(names)
+                model.model.names = dict(enumerate(names))
+                model.predictor = None
+        else:
+            model.set_classes(names, embeddings)
+    except (InputError, WeightsError):
+        raise
+    except Exception as e:  # the text encoder's download fails in many ways offline
+        raise WeightsError(
+            f"could not set the classes {names} of this open-vocabulary model: its text encoder is needed "
+            f"(ultralytics downloads it when online) ({type(e).__name__}: {e})"
+        ) from None
+
+
 class YoloDetector:
     """Boxes from an ultralytics model; masks of -seg models are dropped (a detector knows no masks).
 
@@ -52,10 +94,16 @@ class YoloDetector:
         max_det: maximum detections per image.
         agnostic_nms: NMS across classes (on by default), so one object never comes out as
             both "cookie" and "croissant"; False suppresses only within a class (ultralytics' default).
+        class_embeddings: open-vocabulary models only (YOLOE, YOLO-World): a ``(1, len(classes), D)``
+            tensor of text embeddings for ``classes``, used instead of running the model's text
+            encoder (which ultralytics downloads when online).
+
+    With an open-vocabulary model (``yoloe-11s-seg.pt``, ``yolov8s-worldv2.pt``), ``classes`` is
+    the vocabulary: the names to detect, e.g. ``["croissant", "cookie", "cupcake"]``.
     """
 
     def __init__(self, weights=DEFAULT_WEIGHTS, conf=DEFAULT_CONF, iou=0.7, classes=None, imgsz=None, device="auto",
-                 max_det=300, agnostic_nms=True):
+                 max_det=300, agnostic_nms=True, class_embeddings=None):
         self.weights = weights
         self.conf = conf
         self.iou = iou
@@ -64,6 +112,7 @@ class YoloDetector:
         self.device = device
         self.max_det = max_det
         self.agnostic_nms = agnostic_nms
+        self.class_embeddings = class_embeddings
         self._model = None
 
     def load(self) -> YoloDetector:
@@ -81,7 +130,11 @@ class YoloDetector:
         if model.task not in ("detect", "segment"):
             raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
         self._model = model
-        self._class_ids = self._resolve_classes(self.classes)
+        if is_open_vocabulary(model) and self.classes is not None:
+            set_vocabulary(model, self.classes, self.class_embeddings)
+            self._class_ids = None  # every class of the vocabulary
+        else:
+            self._class_ids = self._resolve_classes(self.classes)
         train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
         self._imgsz = self.imgsz or train_args.get("imgsz") or 640
         self._device = ultralytics_device(self.device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ from detseg.errors import DetsegError, InputError, WeightsError
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter, output_name
 from detseg.pipeline.sources import is_video, list_files, video_info
+from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.segmenter.factory import build_segmenter
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
@@ -36,7 +38,8 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
 
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
-                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = ()) -> dict:
+                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
+                verbose: bool = False) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +103,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
             if not frame.ok:
                 failures.append({"path": frame.path or name, "error": frame.error})
                 bar.set_postfix(failed=len(failures))
+                if verbose:
+                    tqdm.write(f"failed: {frame.error}", file=sys.stderr)
                 continue
             pending.append(executor.submit(write, frame, name, image_id))
             collect(limit=2)  # at most two frames wait to be written: memory stays bounded
@@ -137,16 +142,30 @@ def _class_names(pipeline: Pipeline) -> dict[int, str]:
 
 
 def add_predict_command(sub) -> None:
-    p = sub.add_parser("predict", help="segment images, a folder, a glob or a video")
+    import argparse
+
+    p = sub.add_parser("predict", help="segment images, a folder, a glob or a video",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Detect, segment and write annotated images/video, YOLO-seg labels, COCO "
+                                   "predictions and summary.json under --out.")
     p.add_argument("source", help="image, folder (recursive), glob pattern, or video file")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--detector", default=None, help="YOLO weights (default: the shipped food detector)")
+    p.add_argument("--detector", default=None,
+                   help="YOLO weights (default: the shipped food detector); an open-vocabulary model "
+                        "(yoloe-11s-seg.pt, yolov8s-worldv2.pt) detects the --classes names given")
     p.add_argument("--segmenter", default="auto",
                    help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box or ellipse; "
                         "auto: mobile_sam.pt if present or downloadable, else grabcut")
     p.add_argument("--device", default="auto")
-    p.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
-    p.add_argument("--classes", default=None, help="comma-separated class names or ids to keep")
+    p.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detector confidence threshold")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
+    p.add_argument("--imgsz", type=int, default=None, help="detector input size (default: the model's own)")
+    p.add_argument("--max-det", type=int, default=300, help="maximum detections per image")
+    p.add_argument("--agnostic-nms", action=argparse.BooleanOptionalAction, default=True,
+                   help="NMS across classes: one object never gets two class labels")
+    p.add_argument("--classes", default=None,
+                   help="comma-separated class names or ids to keep; for an open-vocabulary detector, the "
+                        "names to detect (e.g. croissant,cookie,cupcake)")
     p.add_argument("--multimask", choices=("single", "best", "all"), default="single")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     p.add_argument("--stride", type=int, default=1, help="video: process every n-th frame")
@@ -155,6 +174,9 @@ def add_predict_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
     p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
     p.add_argument("--image-ids", default=None, help="COCO JSON whose image ids predictions.json should use")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also print each failed input as it happens")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -162,7 +184,6 @@ def _cmd_predict(args) -> int:
     import sys
 
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
-
     from detseg.pipeline.sources import check_source
 
     check_source(args.source)  # a bad source fails before any model loads
@@ -170,16 +191,25 @@ def _cmd_predict(args) -> int:
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
-    detector = YoloDetector(weights, conf=args.conf, classes=classes, device=args.device).load()
+    for name, value, low, high in (("--conf", args.conf, 0, 1), ("--iou", args.iou, 0, 1)):
+        if not low <= value <= high:
+            raise InputError(f"{name} must be in [{low}, {high}], got {value}")
+    if args.max_det < 1 or (args.imgsz is not None and args.imgsz < 32):
+        raise InputError(f"--max-det must be >= 1 and --imgsz >= 32, got {args.max_det} and {args.imgsz}")
+    detector = YoloDetector(weights, conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz,
+                            device=args.device, max_det=args.max_det, agnostic_nms=args.agnostic_nms).load()
     segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
-    print(note, file=sys.stderr)
+    if not args.quiet:
+        print(note, file=sys.stderr)
     pipeline = Pipeline(detector, segmenter)
     summary = run_predict(pipeline, args.source, args.out, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
-                          image_ids=load_image_ids(args.image_ids), notes=[note])
+                          image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
+                          verbose=args.verbose)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)
-    print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
+    if not args.quiet:
+        print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
           f"{summary['instances_per_class']}; outputs in {args.out}", file=sys.stderr)
     if summary["processed"] == 0:
         raise DetsegError("nothing could be processed" + (f": {summary['failed'][0]['error']}"

@@ -1,0 +1,64 @@
+"""`detseg predict` flags named as ultralytics names them, checked once up front."""
+
+import json
+
+import cv2
+import pytest
+
+from detseg.pipeline.cli import main
+from tests.helpers import textured_image
+
+
+@pytest.fixture()
+def one_image(tmp_path):
+    path = tmp_path / "in" / "a.jpg"
+    path.parent.mkdir()
+    cv2.imwrite(str(path), textured_image(96, 128))
+    return path
+
+
+def test_help_shows_defaults_and_the_ultralytics_names(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--conf", "--iou", "--imgsz", "--max-det", "--agnostic-nms", "--no-agnostic-nms", "-q", "-v"):
+        assert flag in text
+    assert "(default: 0.25)" in text and "(default: 300)" in text
+
+
+@pytest.mark.parametrize("flags, message", [(["--conf", "1.5"], "--conf must be in"),
+                                            (["--iou", "-0.1"], "--iou must be in"),
+                                            (["--max-det", "0"], "--max-det must be"),
+                                            (["--imgsz", "8"], "--imgsz >= 32")])
+def test_bad_values_fail_once_before_any_input(one_image, tmp_path, capsys, flags, message):
+    code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", "box", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("error") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_detector_flags_reach_the_detector(one_image, tmp_path, monkeypatch):
+    seen = {}
+    from detseg.detectors import yolo
+
+    original = yolo.YoloDetector.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(yolo.YoloDetector, "__init__", spy)
+    code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", "box", "-q",
+                 "--iou", "0.5", "--imgsz", "320", "--max-det", "7", "--no-agnostic-nms", "--conf", "0.4"])
+    assert code == 0
+    assert (seen["iou"], seen["imgsz"], seen["max_det"], seen["agnostic_nms"], seen["conf"]) == (0.5, 320, 7, False, 0.4)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["processed"] == 1
+
+
+def test_quiet_prints_no_progress_and_verbose_names_each_failure(one_image, tmp_path, capsys):
+    (one_image.parent / "broken.jpg").write_bytes(b"not an image")
+    main(["predict", str(one_image.parent), "--out", str(tmp_path / "q"), "--segmenter", "box", "-q"])
+    quiet = capsys.readouterr().err
+    assert "predict" not in quiet and "segmenter:" not in quiet
+    main(["predict", str(one_image.parent), "--out", str(tmp_path / "v"), "--segmenter", "box", "-v"])
+    assert capsys.readouterr().err.count("broken.jpg") >= 2  # as it happens, and in the final list
