@@ -63,8 +63,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from detseg.images import read_image
     from detseg.detectors import YoloDetector
+    from detseg.images import read_image
     from detseg.pipeline import Pipeline
     from detseg.pipeline.predict import run_predict
     from detseg.segmenter import SamSegmenter

@@ -18,12 +18,45 @@ from detseg.errors import DatasetError
 
 
 def _polygons_from_segmentation(seg, where: str, path: Path) -> list[np.ndarray]:
+    if any(not isinstance(p, list) for p in seg):
+        raise DatasetError(f"{where}: segmentation must be a list of polygons [[x1, y1, x2, y2, ...], ...], "
+                           f"got a list of {type(next(p for p in seg if not isinstance(p, list))).__name__}", path)
     polys = []
     for p in seg:
         if len(p) < 6 or len(p) % 2:
             raise DatasetError(f"{where}: polygon with {len(p) // 2} point(s); a polygon needs at least 3", path)
-        polys.append(np.asarray(p, np.float32).reshape(-1, 2))
+        try:
+            poly = np.asarray(p, np.float64).reshape(-1, 2)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: polygon coordinates must be numbers, got {p[:4]!r}...", path) from None
+        if not np.isfinite(poly).all():
+            raise DatasetError(f"{where}: polygon with a NaN or infinite coordinate", path)
+        x, y = poly[:, 0], poly[:, 1]
+        if abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) == 0:
+            raise DatasetError(f"{where}: polygon of zero area", path)
+        polys.append(poly.astype(np.float32))
     return polys
+
+
+def _check_rle(seg: dict, rec: ImageRecord, where: str, path: Path) -> dict:
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise DatasetError(f"{where}: RLE needs size [height, width], got {size!r}", path)
+    if list(size) != [rec.height, rec.width]:
+        raise DatasetError(f"{where}: RLE size {size} differs from its image's {[rec.height, rec.width]}", path)
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != size[0] * size[1]:
+            raise DatasetError(f"{where}: RLE counts must be non-negative integers summing to height x width", path)
+        return seg
+    if isinstance(counts, str):
+        try:
+            area = mask_utils.area({"size": size, "counts": counts.encode()})
+        except Exception as e:  # pycocotools raises plain Exceptions on bad strings
+            raise DatasetError(f"{where}: RLE counts string does not decode ({e})", path) from None
+        if area > size[0] * size[1]:
+            raise DatasetError(f"{where}: RLE counts string does not decode to this size", path)
+        return seg
+    raise DatasetError(f"{where}: RLE counts must be a list of integers or a compressed string", path)
 
 
 def load_coco(json_path: Path, images: str | Path | None = None, split: str | None = None) -> Dataset:
@@ -40,6 +73,8 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
                            json_path)
     stem = json_path.name.replace("_annotations.coco.json", json_path.parent.name).removesuffix(".json")
     split = split or split_name(stem)
+    if split not in ("train", "val", "test"):  # e.g. CVAT's instances_default.json: one split, for training
+        split = "train"
     if images is None:  # detseg layout, then an images/ folder beside the JSON, then the JSON's own folder
         candidates = [json_path.parent / "images", json_path.parent]
         if json_path.parent.name == "annotations":
@@ -52,11 +87,17 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
     names = [str(c["name"]) for c in cats]
     records: dict[int, ImageRecord] = {}
     seen_names: dict[str, int] = {}
+    if len(cat_index) != len(cats):
+        raise DatasetError("duplicate category ids", json_path)
     for im in coco["images"]:
         try:
             image_id, file_name, w, h = im["id"], im["file_name"], int(im["width"]), int(im["height"])
         except KeyError as e:
             raise DatasetError(f"image entry {im.get('id', '?')} lacks {e}", json_path) from None
+        except (TypeError, ValueError):
+            raise DatasetError(f"image {im.get('id')}: width and height must be integers", json_path) from None
+        if image_id in records:
+            raise DatasetError(f"duplicate image id {image_id}", json_path)
         if file_name in seen_names:
             raise DatasetError(f"duplicate file name {file_name!r} (image ids {seen_names[file_name]} and {image_id})",
                                json_path)
@@ -72,15 +113,21 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
             raise DatasetError(f"{where}: image_id {ann.get('image_id')} is not in images", json_path)
         if ann.get("category_id") not in cat_index:
             raise DatasetError(f"{where}: category_id {ann.get('category_id')} is not in categories", json_path)
-        if "bbox" not in ann or len(ann["bbox"]) != 4:
-            raise DatasetError(f"{where}: bbox must be [x, y, w, h]", json_path)
-        x, y, bw, bh = (float(v) for v in ann["bbox"])
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise DatasetError(f"{where}: bbox must be four numbers [x, y, w, h], got {bbox!r}", json_path)
+        x, y, bw, bh = (float(v) for v in bbox)
+        if not np.isfinite([x, y, bw, bh]).all() or bw < 0 or bh < 0:
+            raise DatasetError(f"{where}: bbox {bbox} has a negative or non-finite size", json_path)
         a = Annotation(cat_index[ann["category_id"]], np.array([x, y, x + bw, y + bh], np.float32))
         seg = ann.get("segmentation")
         if isinstance(seg, list) and seg:
             a.polygons = _polygons_from_segmentation(seg, where, json_path)
         elif isinstance(seg, dict):
-            a.rle = seg
+            a.rle = _check_rle(seg, rec, where, json_path)
+        elif seg not in (None, []):
+            raise DatasetError(f"{where}: segmentation must be polygons or an RLE dict, got {type(seg).__name__}",
+                               json_path)
         rec.annotations.append(a)
     return Dataset(names=names, splits={split: list(records.values())}, source=json_path, format="coco")
 
@@ -119,7 +166,8 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
             elif a.polygons:
                 flat = [[round(float(v), 2) for v in p.ravel()] for p in a.polygons]
                 entry["segmentation"] = flat
-                entry["area"] = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(flat, r.height, r.width))))
+                rles = mask_utils.frPyObjects(flat, r.height, r.width)
+                entry["area"] = float(mask_utils.area(mask_utils.merge(rles)))
             else:
                 entry["segmentation"] = []
                 entry["area"] = (x1 - x0) * (y1 - y0)

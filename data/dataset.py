@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detseg.errors import DatasetError
-from detseg.images import IMAGE_SUFFIXES
 from detseg.data.polygons import coco_segmentation_to_mask, polygons_to_mask
+from detseg.keys import CLASS_NAME
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -94,7 +93,8 @@ class Dataset:
         summary = self.summary()
         width = max([len(n) for n in self.names] + [8])
         shown = self.names if len(self.names) <= 12 else self.names[:12]
-        head = f"{'split':<6} {'images':>7} {'empty':>6} {'instances':>9}  " + " ".join(f"{n[:width]:>{width}}" for n in shown)
+        head = (f"{'split':<6} {'images':>7} {'empty':>6} {'instances':>9}  "
+                + " ".join(f"{n[:width]:>{width}}" for n in shown))
         lines = [f"{self.format} dataset {self.source} ({len(self.names)} classes)", head]
         for split, s in summary.items():
             inst = s["instances"]
@@ -110,7 +110,7 @@ class Dataset:
 
         if not record.annotations:
             dets = sv.Detections.empty()
-            dets.data["class_name"] = np.array([], dtype=str)
+            dets.data[CLASS_NAME] = np.array([], dtype=str)
             return dets
         xyxy = np.stack([a.xyxy for a in record.annotations]).astype(np.float32)
         class_id = np.array([a.class_id for a in record.annotations], dtype=int)
@@ -118,7 +118,7 @@ class Dataset:
         if masks:
             mask = np.stack([a.mask(record.height, record.width) for a in record.annotations])
         return sv.Detections(xyxy=xyxy, class_id=class_id, mask=mask,
-                             data={"class_name": np.array([self.names[c] for c in class_id])})
+                             data={CLASS_NAME: np.array([self.names[c] for c in class_id])})
 
     def as_supervision(self, split: str, masks: bool = True):
         """The split as a ``supervision.DetectionDataset`` (images loaded lazily by path)."""

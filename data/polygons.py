@@ -9,8 +9,8 @@ by pycocotools, they reproduce the mask with a mean IoU of ~0.98 on the syntheti
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 from pycocotools import mask as mask_utils
 
 
@@ -121,7 +121,7 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.7, min_points: int = 3
     outer = [(area, i) for area, i in outer if not min_area or area >= min_area]
     outer.sort(key=lambda p: -p[0])  # stable: equal areas keep the tracing order
     parts = []
-    for area, idx in outer:
+    for _area, idx in outer:
         if max_parts is not None and len(parts) >= max_parts:
             break
         ring = simplify(contours[idx])

@@ -8,7 +8,8 @@ holds. Boxes that touch the photo's border (cut-off items) are not used as cut-o
 
 Example:
     >>> from detseg.data.real_items import load_cutouts   # doctest: +SKIP
-    >>> cutouts = load_cutouts("data/real/uj-train-cookies.json", "../shared/datasets/uj-staple-pantry-train-images/images")
+    >>> photos = "../shared/datasets/uj-staple-pantry-train-images/images"
+    >>> cutouts = load_cutouts("data/real/uj-train-cookies.json", photos)
     >>> draw = cutout_drawer(cutouts["cookie"])
 """
 

@@ -347,9 +347,9 @@ def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int], 
 
 def _size_of(path: Path) -> tuple[int, int]:
     """(width, height) as ultralytics and image viewers see it (EXIF rotation applied)."""
-    from PIL import Image
+    from detseg.images import open_pil
 
-    with Image.open(path) as im:
+    with open_pil(path) as im:
         w, h = im.size
         return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
@@ -398,7 +398,8 @@ def _add_labelled_photos(out: Path, real_items, repeat: int, images: list, annot
                                     "bbox": [round(x0, 2), round(y0, 2), round(bw, 2), round(bh, 2)],
                                     "area": round(bw * bh, 2), "segmentation": [], "iscrowd": 0})
                 per_class[c] += 1
-            atomic_write_text(out / "labels" / "train" / f"{Path(name).stem}.txt", "\n".join(lines) + "\n" * bool(lines))
+            text = "\n".join(lines) + "\n" * bool(lines)
+            atomic_write_text(out / "labels" / "train" / f"{Path(name).stem}.txt", text)
             images.append({"id": image_id, "file_name": name, "width": width, "height": height})
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 
 from detseg.atomic import atomic_write_text, place_file
-from detseg.data.dataset import IMAGE_SUFFIXES, Annotation, Dataset, ImageRecord, split_name
-from detseg.errors import DatasetError
+from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
 from detseg.data.polygons import mask_to_polygons, merge_polygons
+from detseg.errors import DatasetError
+from detseg.images import IMAGE_SUFFIXES, open_pil
 
 _TOL = 1e-6  # rounding slack on the [0, 1] range
 
@@ -46,12 +46,33 @@ def _read_names(cfg: dict, src: Path) -> list[str]:
     raise DatasetError("names must be a non-empty list or a {id: name} mapping", src)
 
 
-def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
-    root = src.parent
+def _under(root: Path, value: str) -> Path:
+    d = (root / value).resolve()
+    if not d.exists() and value.startswith("../"):
+        d = (root / value[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
+    return d
+
+
+def dataset_root(cfg: dict, src: Path) -> Path:
+    """The folder a data.yaml's split paths are relative to: one rule for check, convert, train and evaluate.
+
+    The data.yaml's own folder when it holds the split folders (so a copied or moved dataset is
+    read where it is now, whatever stale ``path:`` it carries); else ``path:`` (absolute, or
+    relative to the data.yaml, then to the current folder); else the data.yaml's folder.
+    """
+    values = [v for k in ("train", "val", "test") for v in ([cfg[k]] if isinstance(cfg.get(k), str) else [])]
+    candidates = [src.parent]
     if cfg.get("path"):
-        p = Path(cfg["path"])
-        cands = [p] if p.is_absolute() else [root / p, Path.cwd() / p]
-        root = next((c for c in cands if c.is_dir()), src.parent)  # moved datasets: fall back to the yaml's folder
+        p = Path(str(cfg["path"]))
+        candidates += [p] if p.is_absolute() else [src.parent / p, Path.cwd() / p]
+    for root in candidates:
+        if values and all(_under(root, v).is_dir() for v in values):
+            return root
+    return src.parent
+
+
+def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
+    root = dataset_root(cfg, src)
     dirs = {}
     for key in ("train", "val", "test"):
         value = cfg.get(key)
@@ -59,9 +80,7 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
             continue
         if not isinstance(value, str):
             raise DatasetError(f"{key} must be a folder path (lists of folders are not supported)", src)
-        d = (root / value).resolve()
-        if not d.exists() and value.startswith("../"):
-            d = (root / value[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
+        d = _under(root, value)
         if not d.is_dir():
             raise DatasetError(f"{key} folder {value!r} not found (looked in {d})", src)
         dirs[key] = d
@@ -71,7 +90,15 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
 def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> list[Annotation]:
     """Parse and validate one label file. Raises DatasetError naming ``path:line``."""
     rows = []
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+    if path.is_dir():
+        raise DatasetError("a label file is a folder", path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"not UTF-8 text (byte {e.start})", path) from None
+    except OSError as e:
+        raise DatasetError(f"unreadable label file ({e.strerror or e})", path) from None
+    for lineno, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         fields = raw.split()
@@ -105,6 +132,9 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
             raise DatasetError(f"polygon with {len(coords) // 2} point(s); a polygon needs at least 3 "
                                "(a 4-number box line is only valid in a file of boxes)", path, lineno)
         poly = (coords.reshape(-1, 2) * scale).astype(np.float32)
+        x, y = poly[:, 0].astype(np.float64), poly[:, 1].astype(np.float64)
+        if abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) < 1e-9:
+            raise DatasetError("polygon of zero area", path, lineno)
         box = np.array([*poly.min(0), *poly.max(0)], np.float32)
         anns.append(Annotation(cls, box, polygons=[poly]))
     return anns
@@ -112,19 +142,31 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
 
 def _image_size(path: Path) -> tuple[int, int]:
     try:
-        with Image.open(path) as im:
+        with open_pil(path) as im:
             return im.size
     except Exception as e:  # PIL raises many types for broken files
         raise DatasetError(f"unreadable image ({type(e).__name__}: {e})", path) from None
 
 
+def read_data_yaml(src: Path) -> dict:
+    """A data.yaml as a dict; one-line DatasetErrors for a missing, unreadable, non-UTF-8 or non-YAML file."""
+    try:
+        cfg = yaml.safe_load(Path(src).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"not UTF-8 text (byte {e.start})", src) from None
+    except OSError as e:
+        raise DatasetError(f"unreadable ({e.strerror or e})", src) from None
+    except yaml.YAMLError as e:
+        raise DatasetError(f"not valid YAML ({e})", src) from None
+    if not isinstance(cfg, dict):
+        raise DatasetError("expected a mapping with keys names, train, val", src)
+    return cfg
+
+
 def load_yolo(data_yaml: Path) -> Dataset:
     """Load and validate a YOLO(-seg) dataset. See :func:`data.dataset.load_dataset`."""
     src = Path(data_yaml)
-    try:
-        cfg = yaml.safe_load(src.read_text())
-    except yaml.YAMLError as e:
-        raise DatasetError(f"not valid YAML ({e})", src) from None
+    cfg = read_data_yaml(src)
     if not isinstance(cfg, dict):
         raise DatasetError("expected a mapping with keys names, train, val", src)
     if "names" not in cfg:
@@ -132,8 +174,8 @@ def load_yolo(data_yaml: Path) -> Dataset:
     if not any(cfg.get(k) for k in ("train", "val", "test")):
         raise DatasetError("missing key(s) train, val, test: name at least one split folder", src)
     names = _read_names(cfg, src)
-    if "nc" in cfg and int(cfg["nc"]) != len(names):
-        raise DatasetError(f"nc is {cfg['nc']} but names lists {len(names)} classes", src)
+    if "nc" in cfg and (not isinstance(cfg["nc"], int) or cfg["nc"] != len(names)):
+        raise DatasetError(f"nc is {cfg['nc']!r} but names lists {len(names)} classes", src)
     splits = {}
     for key, img_dir in _split_dirs(cfg, src).items():
         images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -153,7 +195,7 @@ def load_yolo(data_yaml: Path) -> Dataset:
         for i, img in enumerate(images, 1):
             w, h = _image_size(img)
             lbl = label_path_for(img)
-            anns = parse_label_file(lbl, len(names), w, h) if lbl.is_file() else []
+            anns = parse_label_file(lbl, len(names), w, h) if lbl.exists() else []
             records.append(ImageRecord(img, w, h, anns, image_id=i))
         splits[split_name(key)] = records
     return Dataset(names=names, splits=splits, source=src, format="yolo")
@@ -185,6 +227,8 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
                     lines.append(yolo_line(a.class_id, poly, r.width, r.height))
             text = "\n".join(lines) + ("\n" if lines else "")
             atomic_write_text(out / "labels" / split / (r.path.stem + ".txt"), text)
-    cfg = {"path": out.resolve().as_posix(), **{s: f"images/{s}" for s in ds.splits},
-           "names": dict(enumerate(ds.names))}
+    # no `path:`: split folders resolve beside the data.yaml, so the folder can be moved
+    cfg = {**{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
+    if "val" not in cfg and "train" in cfg:
+        cfg["val"] = cfg["train"]  # ultralytics insists on a val split
     return atomic_write_text(out / "data.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from detseg.errors import InputError
 from detseg.detectors.yolo import empty_detections
+from detseg.errors import InputError
+from detseg.keys import CLASS_NAME
 
 
 class BoxesDetector:
@@ -66,7 +67,7 @@ class BoxesDetector:
             raise InputError(f"class_ids has {len(class_ids)} entries for {len(xyxy)} boxes")
         names = self.class_names
         return sv.Detections(xyxy=xyxy, confidence=np.ones(len(xyxy), np.float32), class_id=class_ids,
-                             data={"class_name": np.array([names.get(int(c), str(c)) for c in class_ids])})
+                             data={CLASS_NAME: np.array([names.get(int(c), str(c)) for c in class_ids])})
 
     def __call__(self, image: np.ndarray) -> sv.Detections:
         """The boxes for ``image`` (uint8 BGR). With a dataset, an unknown image raises InputError."""

@@ -7,7 +7,8 @@ written next to the weights.
 
 Example:
     >>> from detseg.detectors.train import train  # doctest: +SKIP
-    >>> result = train("datasets/food/data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, out="runs/t")  # doctest: +SKIP
+    >>> result = train("datasets/food/data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64,  # doctest: +SKIP
+    ...                out="runs/t")
     >>> result.best_weights  # doctest: +SKIP
     PosixPath('runs/t/weights/best.pt')
 """
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from detseg.assets import load_error, resolve_device, resolve_weights
 from detseg.atomic import atomic_write_json, atomic_write_text
 from detseg.errors import DatasetError, WeightsError
-from detseg.assets import resolve_device, resolve_weights
 
 
 @dataclass
@@ -38,9 +39,9 @@ class TrainResult:
 def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] = ("train", "val")) -> Path:
     """Write a copy of an ultralytics dataset file with every path made absolute.
 
-    ``path`` (if relative) is looked up relative to the current folder, then to the
-    file's own folder and its parent. Roboflow exports (``train: ../train/images``,
-    ``val: ../valid/images``) are resolved against the file's folder.
+    Paths resolve by :func:`detseg.data.yolo_format.dataset_root`, the rule ``data check`` and
+    ``evaluate`` use too. Roboflow exports (``train: ../train/images``, ``val: ../valid/images``)
+    are resolved against the file's folder.
 
     Returns:
         The path of the resolved copy inside ``out_dir``.
@@ -53,24 +54,13 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     if not src.is_file():
         raise DatasetError("dataset file not found; pass a data.yaml (e.g. data/food.yaml after "
                            "`detseg data synth --out datasets/food`)", src)
-    try:
-        cfg = yaml.safe_load(src.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise DatasetError(f"not valid YAML: {e}", src) from None
-    if not isinstance(cfg, dict):
-        raise DatasetError("expected a mapping with keys train, val, names", src)
+    from detseg.data.yolo_format import dataset_root, read_data_yaml
+
+    cfg = read_data_yaml(src)
     missing = [k for k in (*require, "names") if k not in cfg]
     if missing:
         raise DatasetError(f"missing key(s) {missing}; an ultralytics dataset file needs train, val and names", src)
-
-    candidates = []
-    if cfg.get("path"):
-        p = Path(cfg["path"])
-        candidates = [p] if p.is_absolute() else [Path.cwd() / p, src.parent / p, src.parent.parent / p]
-    candidates.append(src.parent)
-    root = next((c for c in candidates if c.is_dir()), None)
-    if root is None:
-        raise DatasetError(f"dataset root {cfg.get('path')!r} does not exist; generate or download the data first", src)
+    root = dataset_root(cfg, src)
     resolved = dict(cfg)
     resolved["path"] = str(root.resolve())
     for split in ("train", "val", "test"):
@@ -96,6 +86,19 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     return dst
 
 
+def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
+    """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
+    from ultralytics import YOLO
+
+    try:
+        model = YOLO(str(path))
+    except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
+        raise WeightsError(f"{path} is not a loadable ultralytics YOLO model ({load_error(e)})") from None
+    if model.task not in tasks:
+        raise WeightsError(f"{path} is a {model.task!r} model; expected one of {list(tasks)}")
+    return model
+
+
 def _box_metrics(metrics) -> dict:
     """Box mAP50 / mAP50-95 overall and per class from an ultralytics ``DetMetrics``."""
     box = metrics.box
@@ -119,11 +122,10 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     Returns:
         ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}``.
     """
-    from ultralytics import YOLO
 
-    out_dir = Path(out) if out else Path(weights).resolve().parent
+    out_dir = Path(out) if out else Path("runs/val")
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
-    model = YOLO(str(resolve_weights(weights)))
+    model = load_yolo(resolve_weights(weights))
     metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=resolve_device(device),
                         plots=False, verbose=False, project=str(out_dir), name="val", exist_ok=True)
     return _box_metrics(metrics)
@@ -174,10 +176,7 @@ def train(
     else:
         data_yaml = resolve_data_yaml(data, out)
         model_path = str(model) if str(model).endswith((".yaml", ".yml")) else str(resolve_weights(model))
-        try:
-            yolo = YOLO(model_path, task="detect")
-        except FileNotFoundError as e:
-            raise WeightsError(f"model config {model} not found ({e})") from None
+        yolo = load_yolo(model_path)
         yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
                    project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
                    plots=plots, **overrides)

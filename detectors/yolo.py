@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
-from detseg.assets import resolve_device, resolve_weights
+from detseg.assets import load_error, resolve_device, resolve_weights
 from detseg.errors import InputError, WeightsError
 from detseg.images import to_bgr8
+from detseg.keys import CLASS_NAME
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "food-yolov8n.pt"
 DEFAULT_CONF = 0.25
@@ -33,7 +34,7 @@ def ultralytics_device(device: str) -> str:
 
 def empty_detections() -> sv.Detections:
     dets = sv.Detections.empty()
-    dets.data["class_name"] = np.array([], dtype=str)
+    dets.data[CLASS_NAME] = np.array([], dtype=str)
     return dets
 
 
@@ -126,7 +127,7 @@ class YoloDetector:
         try:
             model = YOLO(str(path))
         except Exception as e:  # ultralytics raises many types for a bad file
-            raise WeightsError(f"{path} is not a loadable ultralytics model ({type(e).__name__}: {e})") from None
+            raise WeightsError(f"{path} is not a loadable ultralytics model ({load_error(e)})") from None
         if model.task not in ("detect", "segment"):
             raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
         self._model = model

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detseg.errors import WeightsError
+from detseg.errors import InputError, WeightsError
 
 
 def downloadable_names() -> frozenset[str]:
@@ -53,11 +53,40 @@ def resolve_weights(weights: str | Path, hint: str = "") -> Path:
     return local
 
 
+def load_error(e: BaseException) -> str:
+    """A one-line reason why a weights file did not load, without torch's advice to unpickle
+    untrusted files (``weights_only=False``), which detseg never gives."""
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    if "weights_only" in str(e) or "Weights only load failed" in str(e):
+        first = "not a file torch can read as weights (corrupt, truncated, or not a PyTorch checkpoint)"
+    return f"{type(e).__name__}: {first[:200]}"
+
+
 def resolve_device(device: str | None = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` / ``"mps"`` / ``"cpu"`` by availability; other values pass through."""
-    if device not in (None, "", "auto"):
-        return str(device)
+    """``"auto"`` -> ``"cuda"`` / ``"mps"`` / ``"cpu"`` by availability; other names are checked.
+
+    Raises:
+        InputError: not a device name (``cpu``, ``cuda``, ``cuda:N``, ``N``, ``mps``), or a GPU
+            that this machine does not have.
+    """
+    import re
+
     import torch
+
+    if device not in (None, "", "auto"):
+        name = str(device).strip().lower()
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?|\d+(,\d+)*", name):
+            raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N, N (a GPU index) or mps")
+        if (name.startswith("cuda") or name[0].isdigit()) and not torch.cuda.is_available():
+            raise InputError(f"device {device!r} asks for a CUDA GPU, but torch sees none on this machine "
+                             "(use --device cpu, or auto)")
+        if name.startswith("cuda:") or name.isdigit():
+            index = int(name.split(":")[-1])
+            if index >= torch.cuda.device_count():
+                raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError("device 'mps' asks for Apple's GPU, which torch does not see here")
+        return name
 
     if torch.cuda.is_available():
         return "cuda"

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import numpy as np
 from detseg.errors import ImageReadError, InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 150_000_000  # 150 MP: 450 MB as uint8 BGR, before any model runs
 
 
 def image_key(image: np.ndarray) -> str:
@@ -43,7 +45,11 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype in (np.float32, np.float64):
-        image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+        finite = image[np.isfinite(image)]
+        if finite.size and (finite.max() > 1 or finite.min() < 0):
+            raise InputError(f"a float image must hold values in [0, 1], got {finite.min():g}..{finite.max():g}; "
+                             "for 0..255 values pass image.astype(np.uint8)")
+        image = (np.nan_to_num(image, nan=0.0) * 255 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise InputError(f"image dtype must be uint8, uint16 or float, got {image.dtype}")
     if image.shape[2] == 1:
@@ -64,7 +70,11 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
-    data = np.fromfile(path, np.uint8)
+    _check_size(path)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror or e})") from None
     # IMREAD_UNCHANGED keeps 16-bit depth and alpha, but ignores EXIF orientation: apply it ourselves
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if image is None:
@@ -73,13 +83,45 @@ def read_image(path: str | Path) -> np.ndarray:
     return _apply_exif_orientation(path, image)
 
 
+def open_pil(path):
+    """``PIL.Image.open`` as Pillow ships it.
+
+    Importing ultralytics replaces ``PIL.Image.open`` with a version that, on a file Pillow
+    cannot identify, tries to pip-install a HEIF plugin: a library must never install packages
+    during a run, so detseg's own reads go around that patch.
+    """
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)(path)
+
+
+def _check_size(path: Path) -> None:
+    """Refuse images whose decoded pixels would not fit in memory (read from the header only)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with open_pil(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        w, h = MAX_PIXELS + 1, 1  # Pillow's own bomb limit is above ours
+    except Exception:  # not something Pillow reads: OpenCV decides below
+        return
+    if w * h > MAX_PIXELS:
+        raise ImageReadError(f"{path}: {w}x{h} pixels is more than this reader takes ({MAX_PIXELS / 1e6:.0f} MP); "
+                             "resize it first")
+
+
 def _apply_exif_orientation(path: Path, image: np.ndarray) -> np.ndarray:
-    if path.suffix.lower() not in (".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".png"):
+    # OpenCV's TIFF decoder already applies the orientation tag; JPEG, WebP and PNG it leaves to us
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".webp", ".png"):
         return image
     try:
-        from PIL import Image
-
-        with Image.open(path) as im:
+        with open_pil(path) as im:
             orientation = im.getexif().get(0x0112, 1)
     except Exception:  # no or broken EXIF: keep the pixels as stored
         return image

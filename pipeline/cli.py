@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--real-items", metavar="JSON",
                        help="with --backgrounds: COCO boxes of hand-labelled real photos (e.g. "
                             "data/real/uj-train-cookies.json); their items are cut out and pasted into composites")
-    synth.add_argument("--real-images", metavar="DIR", help="folder of the --real-items photos (default: --backgrounds)")
+    synth.add_argument("--real-images", metavar="DIR",
+                       help="folder of the --real-items photos (default: --backgrounds)")
     synth.add_argument("--real-repeat", type=int, default=0,
                        help="also add each --real-items photo to train this many times (default: %(default)s)")
     synth.set_defaults(func=_cmd_synth)
@@ -164,8 +166,11 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _cmd_train(args) -> int:
+    from detseg.data.io import load_dataset
     from detseg.detectors.train import metrics_summary, train
 
+    if not args.resume:
+        load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
     result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
                    plots=args.plots, **({"time": args.time} if args.time else {}), **parse_overrides(args.overrides))
@@ -182,7 +187,8 @@ def _add_val_command(sub) -> None:
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="folder for the JSON metrics (default: beside the weights)")
+    p.add_argument("--out", default="runs/val", help="folder for the metrics JSON and ultralytics' files "
+                                                     "(default: %(default)s; never the weights' folder)")
     p.set_defaults(func=_cmd_val)
 
 
@@ -190,7 +196,7 @@ def _cmd_val(args) -> int:
     from detseg.atomic import atomic_write_json
     from detseg.detectors.train import evaluate_detector, metrics_summary
 
-    out = Path(args.out) if args.out else Path(args.weights).resolve().parent
+    out = Path(args.out)
     metrics = evaluate_detector(args.weights, args.data, split=args.split, imgsz=args.imgsz, batch=args.batch,
                                 device=args.device, out=out)
     atomic_write_json(out / f"metrics_{args.split}.json", {"data": str(args.data), "split": args.split,
@@ -228,6 +234,9 @@ _EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_comm
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``detseg`` console script. Returns the exit code."""
+    # a command-line run never installs packages behind the user's back (ultralytics would, e.g.
+    # a HEIF plugin for a file Pillow cannot identify); set before ultralytics is first imported
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -238,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("detseg: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine, not the code: a full disk, a permission, a vanished file
+        where = f": {e.filename}" if e.filename else ""
+        print(f"detseg: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import supervision as sv
 
 from detseg.images import to_bgr8
+from detseg.keys import CLASS_NAME, MASK_SCORE
 
 
 @dataclass
@@ -31,12 +32,14 @@ class Frame:
     """One processed input of :meth:`Pipeline.run`.
 
     Attributes:
-        index: position in the source (frame number for videos).
-        path: file the image came from ("" for arrays), ``video.mp4#12`` for video frames.
+        index: position in the source, counting inputs from 0.
+        path: file the image came from ("" for arrays; the video file for video frames).
         image: ``(H, W, 3)`` uint8 BGR, or None when reading failed.
         detections: the result, or None when this input failed.
         error: why it failed ("" when it did not).
         seconds: time per stage for this input.
+        frame: a video frame's own number, counted from 0 (None for images).
+        name: a flat output name, unique within the run (see :func:`detseg.pipeline.sources.unique_names`).
     """
 
     index: int
@@ -45,6 +48,8 @@ class Frame:
     detections: sv.Detections | None
     error: str = ""
     seconds: dict = field(default_factory=dict)
+    frame: int | None = None
+    name: str = ""
 
     @property
     def ok(self) -> bool:
@@ -64,8 +69,8 @@ def _check_step(obj, role: str, needs: tuple[str, ...] = ()) -> None:
 def _empty_with_masks(detections: sv.Detections, shape) -> sv.Detections:
     out = detections[np.zeros(0, dtype=int)] if len(detections) else detections
     out.mask = np.zeros((0, *shape), bool)
-    out.data["mask_score"] = np.zeros(0, np.float32)
-    out.data.setdefault("class_name", np.array([], dtype=str))
+    out.data[MASK_SCORE] = np.zeros(0, np.float32)
+    out.data.setdefault(CLASS_NAME, np.array([], dtype=str))
     return out
 
 
@@ -132,31 +137,41 @@ class Pipeline:
         """
         return self.process(image)[0]
 
-    def run(self, source, stride: int = 1, max_frames: int | None = None, strict: bool = False) -> Iterator[Frame]:
+    def run(self, source, stride: int = 1, max_frames: int | None = None, strict: bool = False,
+            only: set[str] | None = None) -> Iterator[Frame]:
         """Process an image, folder, glob, video file, or a list of paths / arrays, lazily.
 
-        Inputs that cannot be read (or fail) yield a :class:`Frame` with ``error`` set, and the
-        run goes on; with ``strict=True`` the first failure raises instead.
-        """
-        from detseg.pipeline.sources import iter_source
+        Args:
+            source: anything :func:`detseg.pipeline.sources.resolve_source` takes, or its result.
+            stride, max_frames: videos: every ``stride``-th frame, at most ``max_frames``.
+            strict: raise at the first failure instead of reporting it and going on.
+            only: process only the files whose ``str(path)`` is in this set (``--resume``).
 
-        for item in iter_source(source, stride=stride, max_frames=max_frames):
+        Inputs that cannot be read, or that the project's checks reject (a
+        :class:`~detseg.errors.DetsegError`, or memory running out), yield a :class:`Frame`
+        with ``error`` set and the run goes on; any other exception is a bug and propagates.
+        """
+        from detseg.errors import DetsegError, ImageReadError
+        from detseg.pipeline.sources import Source, resolve_source
+
+        src = source if isinstance(source, Source) else resolve_source(source)
+        for item in src.items(stride=stride, max_frames=max_frames, only=only):
+            name = item.name or src.name_of(item)
             if item.error:
                 if strict:
-                    from detseg.errors import ImageReadError
-
                     raise ImageReadError(item.error)
-                yield Frame(item.index, item.path, None, None, item.error)
+                yield Frame(item.index, item.path, None, None, item.error, frame=item.frame, name=name)
                 continue
             try:
                 dets, seconds = self.process(item.image)
-            except (ValueError, MemoryError) as e:  # a bad image: report it and go on
+            except (DetsegError, MemoryError) as e:  # a bad image: report it and go on
                 if strict:
                     raise
-                yield Frame(item.index, item.path, item.image, None, f"{type(e).__name__}: {e}")
+                yield Frame(item.index, item.path, item.image, None, f"{type(e).__name__}: {e}", frame=item.frame,
+                            name=name)
                 continue
             seconds["read"] = item.seconds
-            yield Frame(item.index, item.path, item.image, dets, "", seconds)
+            yield Frame(item.index, item.path, item.image, dets, "", seconds, frame=item.frame, name=name)
 
 
 def stage_totals(frames_seconds: Iterable[dict]) -> dict:

@@ -24,6 +24,7 @@ from detseg.data.dataset import Dataset
 from detseg.data.io import load_dataset
 from detseg.errors import InputError
 from detseg.images import read_image
+from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import STAT_NAMES, coco_ap, coco_eval, result_entry
 
 
@@ -99,6 +100,10 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     Returns:
         ``{"split", "images", "configs": {name: {"segm": {...}, "bbox": {...}, "seconds": ...}}}``.
     """
+    if every < 1:
+        raise InputError(f"every must be >= 1, got {every}")
+    if not segmenters:
+        raise InputError("no segmenter given: pass e.g. grabcut,box or a SAM checkpoint")
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     split = split or ("val" if "val" in dataset.splits else next(iter(dataset.splits)))
     if split not in dataset.splits:
@@ -173,7 +178,7 @@ def worst_masks(data, predictions: list[dict], split: str | None = None, n: int 
             rows.append((ious[best] if ious else 0.0, record, truth, preds[best] if ious else np.zeros_like(truth),
                          dataset.names[a.class_id]))
     rows.sort(key=lambda r: r[0])
-    return [{"image": read_image(r.path), "truth": t, "predicted": p, "iou": iou, "class_name": name}
+    return [{"image": read_image(r.path), "truth": t, "predicted": p, "iou": iou, CLASS_NAME: name}
             for iou, r, t, p, name in rows[:n]]
 
 

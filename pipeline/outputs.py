@@ -24,22 +24,8 @@ import supervision as sv
 from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from detseg.data.polygons import instance_polygons, merge_polygons
 from detseg.data.yolo_format import yolo_line
+from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import result_entry
-
-
-def output_name(path: str, root: Path | None, index: int) -> str:
-    """A flat, unique file stem for an input: its path relative to the source folder, '/' -> '__'."""
-    if not path:
-        return f"array_{index:06d}"
-    if "#" in path:  # video frame
-        video, frame = path.rsplit("#", 1)
-        return f"{Path(video).stem}_{int(frame):06d}"
-    p = Path(path)
-    try:
-        rel = p.relative_to(root) if root is not None and root.is_dir() else Path(p.name)
-    except ValueError:
-        rel = Path(p.name)
-    return "__".join(rel.with_suffix("").parts)
 
 
 class Annotator:
@@ -67,7 +53,7 @@ class Annotator:
         if dets.mask is not None:
             out = masks.annotate(out, dets)
         out = boxes.annotate(out, dets)
-        names = dets.data.get("class_name", np.array([str(c) for c in dets.class_id]))
+        names = dets.data.get(CLASS_NAME, np.array([str(c) for c in dets.class_id]))
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
         return labels.annotate(out, dets, labels=[f"{n} {c:.2f}" for n, c in zip(names, conf)])
 
@@ -133,7 +119,7 @@ class OutputWriter:
         return (self.out / "parts" / f"{name}.json").is_file()
 
     def write(self, name: str, image_id: int, path: str, image: np.ndarray, dets: sv.Detections,
-              annotated: np.ndarray | None = None) -> dict:
+              annotated: np.ndarray | None = None, frame: int | None = None) -> dict:
         """Write one input's outputs; the part file goes last, so it marks the input complete."""
         h, w = image.shape[:2]
         results, lines = detection_records(dets, image_id, (h, w))
@@ -144,8 +130,11 @@ class OutputWriter:
         atomic_write_text(self.out / "labels" / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
         if self.save_masks:
             atomic_write_bytes(self.out / "masks" / f"{name}.png", instance_png(dets, (h, w)))
-        part = {"image": {"id": image_id, "file_name": Path(path).name if path and "#" not in path else f"{name}.jpg",
-                          "path": path, "width": w, "height": h},
+        image_record = {"id": image_id, "file_name": Path(path).name if path and frame is None else f"{name}.jpg",
+                        "path": path, "width": w, "height": h}
+        if frame is not None:
+            image_record["frame"] = frame
+        part = {"image": image_record,
                 "results": results,
                 "classes": [self.class_names.get(int(c), str(c)) for c in (dets.class_id if dets.class_id is not None
                                                                            else [])]}

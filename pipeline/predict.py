@@ -7,6 +7,7 @@ at the first failure). ``resume`` skips inputs whose outputs are complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -15,15 +16,17 @@ from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
+import supervision as sv
 from tqdm import tqdm
 
-from detseg.errors import DetsegError, InputError, WeightsError
-from detseg.pipeline.core import Pipeline, stage_totals
-from detseg.pipeline.outputs import OutputWriter, output_name
-from detseg.pipeline.sources import is_video, list_files, video_info
+from detseg.atomic import atomic_write_json
 from detseg.detectors.yolo import DEFAULT_CONF
+from detseg.errors import DetsegError, InputError
+from detseg.pipeline.core import Pipeline, stage_totals
+from detseg.pipeline.outputs import OutputWriter
+from detseg.pipeline.sources import Source, resolve_source
 from detseg.segmenter.factory import build_segmenter
+
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
     """file name -> image id of a COCO dataset, so predictions.json matches its ids."""
@@ -36,51 +39,126 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
         raise InputError(f"--image-ids {coco_json}: not a readable COCO JSON with images ({e})") from None
 
 
+RUN_SETTINGS = "run.json"  # what made the outputs in --out: --resume refuses other settings
+
+
+def _assign_image_ids(src, image_ids: dict[str, int]) -> dict[str, int]:
+    """``output name -> image id``: a dataset's ids (``--image-ids``, matched by file name) where
+    given, fresh ids above all of them elsewhere, so two images never share an id."""
+    ids, taken = {}, set(image_ids.values())
+    next_id = max(taken, default=0) + 1
+    for path in src.files if not src.is_video else []:
+        name = src.names[str(path)]
+        given = image_ids.get(Path(path).name)
+        if given is not None and given not in ids.values():
+            ids[name] = given
+        else:
+            while next_id in taken:
+                next_id += 1
+            ids[name] = next_id
+            taken.add(next_id)
+    return ids
+
+
+def _check_settings(out: Path, settings: dict, resume: bool) -> None:
+    path = out / RUN_SETTINGS
+    if resume and path.is_file():
+        before = json.loads(path.read_text())
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise InputError(f"--resume: {out} was made with other settings ({detail}); "
+                             "use another --out, or rerun without --resume")
+    atomic_write_json(path, settings, indent=2)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path):
+    """One run at a time per output folder: a second one would overwrite the first's summary."""
+    lock = out / ".detseg.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = lock.read_text().strip() if lock.is_file() else "?"
+        alive = pid.isdigit() and Path(f"/proc/{pid}").exists()
+        if alive:
+            raise InputError(f"another detseg run (pid {pid}) is writing to {out}; use another --out") from None
+        lock.unlink(missing_ok=True)  # left by a run that was killed
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
-                verbose: bool = False) -> dict:
-    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict."""
+                verbose: bool = False, settings: dict | None = None) -> dict:
+    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
+
+    Args:
+        source: anything :func:`~detseg.pipeline.sources.resolve_source` takes (resolved once here).
+        settings: what produced the outputs (detector, segmenter, thresholds); recorded in
+            ``out/run.json``, and ``resume`` refuses to mix outputs of other settings.
+    """
+    src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if src.root is not None and out.resolve().is_relative_to(src.root.resolve()):  # never read our own outputs
+        src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
+    with _run_lock(out):
+        _check_settings(out, {"source": str(source) if not src.kind == "arrays" else "arrays", "stride": stride,
+                              **(settings or {})}, resume)
+        return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
+                    resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
+                    verbose=verbose)
+
+
+def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
+         verbose) -> dict:
     class_names = _class_names(pipeline)
     writer = OutputWriter(out, class_names, save_masks=save_masks)
-    video = is_video(source)
-    root = Path(source) if not isinstance(source, (list, tuple)) and Path(str(source)).is_dir() else None
+    video = src.is_video
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
-    bar = tqdm(desc="predict", unit="frame" if video else "img", disable=not progress)
-    image_ids = image_ids or {}
-    run_source, index_of = source, {}
-    if resume and not video and not isinstance(source, (list, tuple)):
-        # skip finished inputs before reading them; keep every input's original index (its image id)
-        files = list_files(source)
-        index_of = {str(f): i for i, f in enumerate(files)}
-        run_source = []
-        for f in files:
-            name = output_name(str(f), root, index_of[str(f)])
+    total = None if video else (len(src.files) if src.kind != "arrays" else len(src.arrays))
+    if video and src.video and src.video.frames:
+        total = -(-src.video.frames // stride)
+        total = min(total, max_frames) if max_frames else total
+    bar = tqdm(desc="predict", unit="frame" if video else "img", total=total, disable=not progress)
+    ids = _assign_image_ids(src, image_ids)
+    only = None
+    if resume and not video and src.kind != "arrays":
+        # skip finished inputs before reading them; every input keeps its name and image id
+        only = set()
+        for f in src.files:
+            name = src.names[str(f)]
             if writer.done(name):
                 parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
                 skipped += 1
+                bar.update(1)
             else:
-                run_source.append(str(f))
+                only.add(str(f))
     # outputs are written by one background thread while the next input is detected and segmented
     # (numpy, OpenCV and torch release the GIL); one thread keeps files and video frames in order
-    video_state = {"writer": None, "tmp": None}
+    video_state = {"sink": None, "tmp": None}
 
-    def write(frame, name: str, image_id: int) -> tuple[dict, dict]:
+    def write(frame, image_id: int) -> tuple[dict, dict]:
         t = time.perf_counter()
         annotated = None
         if video:
             annotated = writer.annotate(frame.image, frame.detections)
-            if video_state["writer"] is None:
-                info = video_info(Path(source))
+            if video_state["sink"] is None:
                 h, w = frame.image.shape[:2]
                 video_state["tmp"] = out / f".annotated.{os.getpid()}.mp4"
-                video_state["writer"] = cv2.VideoWriter(str(video_state["tmp"]), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                        info["fps"] / stride, (w, h))
-            video_state["writer"].write(annotated)
-        part = writer.write(name, image_id, frame.path, frame.image, frame.detections, annotated)
+                info = sv.VideoInfo(width=w, height=h, fps=max(1, round(src.video.fps / stride)))
+                video_state["sink"] = sv.VideoSink(str(video_state["tmp"]), info).__enter__()
+            video_state["sink"].write_frame(annotated)
+        part = writer.write(frame.name, image_id, frame.path, frame.image, frame.detections, annotated,
+                            frame=frame.frame)
         frame.seconds["write"] = time.perf_counter() - t
         return part, frame.seconds
 
@@ -93,35 +171,38 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
             seconds.append(frame_seconds)
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detseg-write")
+    completed = False
     try:
-        frames = pipeline.run(run_source, stride=stride, max_frames=max_frames, strict=strict)
-        for frame in frames:
+        for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=strict, only=only):
             bar.update(1)
-            index = index_of.get(frame.path, frame.index)
-            name = output_name(frame.path, root, index)
-            image_id = image_ids.get(Path(frame.path).name, index + 1)
+            image_id = ids.get(frame.name, frame.index + 1) if not video else frame.frame + 1
             if not frame.ok:
-                failures.append({"path": frame.path or name, "error": frame.error})
+                failures.append({"path": frame.path or frame.name, "error": frame.error})
                 bar.set_postfix(failed=len(failures))
                 if verbose:
                     tqdm.write(f"failed: {frame.error}", file=sys.stderr)
                 continue
-            pending.append(executor.submit(write, frame, name, image_id))
+            pending.append(executor.submit(write, frame, image_id))
             collect(limit=2)  # at most two frames wait to be written: memory stays bounded
         collect(limit=0)
+        completed = True
     finally:
         executor.shutdown(wait=True)  # inputs already segmented are still written completely
         bar.close()
-        if video_state["writer"] is not None:
-            video_state["writer"].release()
-            os.replace(video_state["tmp"], out / "annotated.mp4")  # complete: publish under the final name
+        if video_state["sink"] is not None:
+            video_state["sink"].__exit__(None, None, None)
+            if completed:  # publish only a complete video under the final name
+                os.replace(video_state["tmp"], out / "annotated.mp4")
+            else:
+                Path(video_state["tmp"]).unlink(missing_ok=True)
     elapsed = time.perf_counter() - start
     per_class = Counter(c for p in parts for c in p["classes"])
     processed = len(parts)
     summary = {
-        "source": str(source) if not isinstance(source, (list, tuple)) else f"{len(source)} inputs",
+        "source": str(src.files[0].parent if src.kind == "image" else (src.root or src.kind)),
+        "kind": src.kind,
         "out": str(out),
-        "notes": list(notes),
+        "notes": list(notes) + src.warnings,
         "inputs": processed + len(failures),
         "processed": processed,
         "resumed_skipped": skipped,
@@ -132,6 +213,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         "seconds_total": round(elapsed, 3),
         "images_per_second": round((processed - skipped) / elapsed, 3) if elapsed > 0 else None,
     }
+    if src.kind == "image":
+        summary["source"] = str(src.files[0])
     writer.finalize(parts, summary)
     return summary
 
@@ -180,29 +263,46 @@ def add_predict_command(sub) -> None:
     p.set_defaults(func=_cmd_predict)
 
 
+def _check_writable(out: Path) -> None:
+    """Fail with one line, before the models load, when --out cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".detseg-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"--out {out} is not writable ({e.strerror or e})") from None
+
+
 def _cmd_predict(args) -> int:
     import sys
 
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
-    from detseg.pipeline.sources import check_source
-
-    check_source(args.source)  # a bad source fails before any model loads
-    weights = args.detector or DEFAULT_WEIGHTS
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    if classes:
-        classes = [int(c) if c.isdigit() else c for c in classes]
     for name, value, low, high in (("--conf", args.conf, 0, 1), ("--iou", args.iou, 0, 1)):
         if not low <= value <= high:
             raise InputError(f"{name} must be in [{low}, {high}], got {value}")
     if args.max_det < 1 or (args.imgsz is not None and args.imgsz < 32):
         raise InputError(f"--max-det must be >= 1 and --imgsz >= 32, got {args.max_det} and {args.imgsz}")
+    if args.stride < 1 or (args.max_frames is not None and args.max_frames < 1):
+        raise InputError(f"--stride and --max-frames must be >= 1, got {args.stride} and {args.max_frames}")
+    source = resolve_source(args.source)  # a bad source or --out fails before any model loads
+    _check_writable(Path(args.out))
+    weights = args.detector or DEFAULT_WEIGHTS
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if classes:
+        classes = [int(c) if c.isdigit() else c for c in classes]
     detector = YoloDetector(weights, conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz,
                             device=args.device, max_det=args.max_det, agnostic_nms=args.agnostic_nms).load()
     segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
     if not args.quiet:
         print(note, file=sys.stderr)
     pipeline = Pipeline(detector, segmenter)
-    summary = run_predict(pipeline, args.source, args.out, stride=args.stride, max_frames=args.max_frames,
+    settings = {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
+                "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
+                "classes": args.classes, "multimask": args.multimask, "precision": args.precision}
+    summary = run_predict(pipeline, source, args.out, settings=settings, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
                           image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
                           verbose=args.verbose)

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from detseg.data.dataset import Dataset
-from detseg.images import read_image
 from detseg.data.polygons import mask_iou
+from detseg.images import read_image
 from detseg.pipeline.metrics import coco_ap, result_entry
 
 
@@ -67,10 +67,10 @@ def evaluate_on_gt_boxes(dataset: Dataset, segmenter, split: str | None = None, 
         gt_boxes = np.stack([a.xyxy for a in record.annotations]).astype(np.float32)
         prompts = jitter_boxes(gt_boxes, jitter, rng, (h, w))
         start = time.perf_counter()
-        masks, scores = segmenter.predict_masks(image, prompts)
+        masks, _ = segmenter.predict_masks(image, prompts)
         seconds += time.perf_counter() - start
         n_boxes += len(prompts)
-        for a, mask, score in zip(record.annotations, masks, scores):
+        for a, mask in zip(record.annotations, masks):
             gt_mask = a.mask(h, w)
             cat = 1 if agnostic else a.class_id + 1
             ann_id = len(annotations) + 1

@@ -1,135 +1,266 @@
-"""Inputs of a run: an image, a folder (recursive), a glob, a video file, or a list of paths/arrays.
+"""Inputs of a run, resolved once: an image, a folder (recursive), a glob, a video file, or a list
+of paths / arrays.
 
-Each yields :class:`SourceItem` lazily; an unreadable image becomes an item with ``error``
-set so a folder run can go on past it.
+:func:`resolve_source` turns a source into a :class:`Source` (its kind, its files, a unique
+output name per file, the video's properties); :meth:`Source.items` then yields
+:class:`SourceItem` lazily. An unreadable image becomes an item with ``error`` set so a
+folder run can go on past it.
+
+Example:
+    >>> from detseg.pipeline.sources import resolve_source   # doctest: +SKIP
+    >>> src = resolve_source("photos/")
+    >>> src.kind, len(src.files), src.names[src.files[0]]
+    ('folder', 12, 'kitchen__IMG_0001')
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from detseg.errors import ImageReadError, InputError
-from detseg.images import IMAGE_SUFFIXES, read_image
+from detseg.errors import DetsegError, InputError
+from detseg.images import read_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+_NOT_INPUTS = (".txt", ".json", ".yaml", ".yml", ".md", ".csv")  # files a folder of photos often holds
 
 
 @dataclass
 class SourceItem:
+    """One input: ``index`` counts inputs from 0; ``frame`` is a video frame's own number (else None)."""
+
     index: int
     path: str
     image: np.ndarray | None
     error: str = ""
     seconds: float = 0.0
+    frame: int | None = None
+    name: str = ""
+
+
+@dataclass
+class VideoProperties:
+    fps: float
+    width: int
+    height: int
+    frames: int  # as the container announces it (0 when it does not say)
+
+
+@dataclass
+class Source:
+    """A resolved source.
+
+    Attributes:
+        kind: ``"image"``, ``"folder"``, ``"glob"``, ``"video"`` or ``"arrays"``.
+        files: the input files in order (the video file for a video; empty for arrays).
+        root: the folder output names are relative to (None for arrays and videos).
+        names: ``str(file) -> output name``: a flat stem, unique within the run.
+        video: fps, size and announced frame count of a video.
+        arrays: the images of an ``"arrays"`` source (paths of a list go to ``files``).
+        warnings: things the user should know (skipped links, ...).
+    """
+
+    kind: str
+    files: list[Path] = field(default_factory=list)
+    root: Path | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    video: VideoProperties | None = None
+    arrays: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind == "video"
+
+    def name_of(self, item: SourceItem) -> str:
+        """The output name of an item: unique per input file, per video frame, per array."""
+        if self.is_video:
+            return f"{Path(item.path).stem}_{item.frame:06d}"
+        if not item.path:
+            return f"array_{item.index:06d}"
+        return self.names[item.path]
+
+    def items(self, stride: int = 1, max_frames: int | None = None, only: set[str] | None = None
+              ) -> Iterator[SourceItem]:
+        """Items in order; ``only`` keeps the files whose ``str(path)`` is in it (what ``--resume`` left)."""
+        if stride < 1:
+            raise InputError(f"stride must be >= 1, got {stride}")
+        if max_frames is not None and max_frames < 1:
+            raise InputError(f"max_frames must be >= 1, got {max_frames}")
+        if self.is_video:
+            yield from iter_video(self.files[0], stride, max_frames, self.video)
+            return
+        if self.kind == "arrays":
+            for i, item in enumerate(self.arrays):
+                if isinstance(item, np.ndarray):
+                    yield SourceItem(i, "", item, name=f"array_{i:06d}")
+                elif item is None:
+                    yield SourceItem(i, "", None, "input is None, expected an image array or a path",
+                                     name=f"array_{i:06d}")
+                else:
+                    yield _read_item(i, Path(item), self.names.get(str(item), f"array_{i:06d}"))
+            return
+        for i, path in enumerate(self.files):
+            if only is None or str(path) in only:
+                yield _read_item(i, path, self.names[str(path)])
 
 
 def is_video(path) -> bool:
-    return isinstance(path, (str, Path)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
+    return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def list_files(source) -> list[Path]:
-    """Files of a folder (recursively, images by extension plus anything else, so bad files get
-    reported), a glob pattern, or one file. Raises InputError when nothing matches."""
-    source = str(source)
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        # other files are listed too: a folder run reports what it could not read
-        others = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES + (".txt", ".json",
-                                                                                                  ".yaml", ".md")]
-        if not images and not others:
-            raise InputError(f"no images found in folder {source}")
-        return sorted(images + others)
-    if path.is_file():
-        return [path]
-    if any(ch in source for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file())
-        if not files:
-            raise InputError(f"no files match {source!r}")
-        return files
-    raise InputError(f"source not found: {source} (expected an image, a folder, a glob or a video file)")
+def unique_names(files: list[Path], root: Path | None) -> dict[str, str]:
+    """``str(file) -> flat output stem``: the path relative to ``root`` (or to the files' common
+    folder), ``/`` joined as ``__``, without the suffix; where two files would get the same stem
+    (``dup.jpg`` and ``dup.png``), both keep their suffix (``dup_jpg``, ``dup_png``)."""
+    if root is None and files:
+        root = Path(os.path.commonpath([str(f.parent.resolve()) for f in files]))
+    stems, full = {}, {}
+    for f in files:
+        try:
+            rel = f.resolve().relative_to(root.resolve()) if root is not None else Path(f.name)
+        except ValueError:
+            rel = Path(f.name)
+        stems[str(f)] = "__".join(rel.with_suffix("").parts)
+        full[str(f)] = "__".join(rel.with_suffix("").parts) + "_" + rel.suffix.lstrip(".").lower()
+    counts: dict[str, int] = {}
+    for stem in stems.values():
+        counts[stem] = counts.get(stem, 0) + 1
+    return {k: (stem if counts[stem] == 1 else full[k]) for k, stem in stems.items()}
 
 
-def iter_video(path: Path, stride: int = 1, max_frames: int | None = None) -> Iterator[SourceItem]:
-    """Frames of a video, every ``stride``-th, at most ``max_frames``. Raises InputError if unreadable/empty."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise InputError(f"cannot open video {path} (missing, corrupt or unsupported codec)")
-    try:
-        ok, frame = cap.read()
-        if not ok:
-            raise InputError(f"video {path} has no readable frames")
-        index, produced = 0, 0
-        while ok:
-            if index % stride == 0:
-                yield SourceItem(index, f"{path}#{index}", frame)
-                produced += 1
-                if max_frames is not None and produced >= max_frames:
-                    return
-            ok, frame = cap.read()
-            index += 1
-    finally:
-        cap.release()
+def _walk_files(folder: Path, warnings: list[str]) -> list[Path]:
+    """Files under ``folder``, following symlinked folders once each (no loops), hidden files skipped."""
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=lambda e: warnings.append(
+            f"skipped unreadable folder {e.filename}: {e.strerror}")):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop or a second link to the same folder
+            dirnames[:] = []
+            warnings.append(f"skipped {dirpath}: a link to a folder already read")
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if not path.exists():
+                warnings.append(f"skipped dangling link {path}")
+                continue
+            found.append(path)
+    return sorted(found)
 
 
-def video_info(path: Path) -> dict:
-    """fps, width, height and frame count of a video (fps 30 when the container does not say)."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        return {"fps": fps if fps > 0 else 30.0, "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT))}
-    finally:
-        cap.release()
+def resolve_source(source) -> Source:
+    """Resolve what the user gave, once, failing early with one clear message.
 
-
-def _read_item(index: int, path: Path) -> SourceItem:
-    t = time.perf_counter()
-    try:
-        image = read_image(path)
-    except ImageReadError as e:
-        return SourceItem(index, str(path), None, str(e))
-    return SourceItem(index, str(path), image, "", time.perf_counter() - t)
-
-
-def check_source(source) -> None:
-    """Fail early, with one clear message, on a missing source or an unreadable/empty video."""
-    if isinstance(source, (list, tuple, np.ndarray)):
-        return
-    if is_video(source):
-        if not Path(source).is_file():
-            raise InputError(f"video not found: {source}")
-        next(iter_video(Path(source), 1, 1))  # raises InputError when unreadable or empty
-        return
-    list_files(source)
-
-
-def iter_source(source, stride: int = 1, max_frames: int | None = None) -> Iterator[SourceItem]:
-    """Items of any supported source, in order. See the module docstring."""
-    if stride < 1:
-        raise InputError(f"stride must be >= 1, got {stride}")
+    Raises:
+        InputError: nothing found, an unreadable or empty video, or an empty source string.
+    """
     if isinstance(source, np.ndarray):
         source = [source]
     if isinstance(source, (list, tuple)):
-        for i, item in enumerate(source):
-            if isinstance(item, np.ndarray):
-                yield SourceItem(i, "", item)
-            else:
-                yield _read_item(i, Path(item))
-        return
-    if is_video(source):
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"video not found: {path}")
-        yield from iter_video(path, stride, max_frames)
-        return
-    for i, path in enumerate(list_files(source)):
-        yield _read_item(i, path)
+        paths = [Path(p) for p in source if isinstance(p, (str, os.PathLike))]
+        return Source("arrays", arrays=list(source), names=unique_names(paths, None))
+    text = str(source)
+    if not text.strip():
+        raise InputError("empty source: pass an image, a folder, a glob or a video file")
+    path = Path(text)
+    if is_video(text) and path.is_file():
+        return Source("video", files=[path], video=_probe_video(path))
+    if path.is_dir():
+        warnings: list[str] = []
+        files = _walk_files(path, warnings)
+        inputs = [p for p in files if p.suffix.lower() not in _NOT_INPUTS]
+        videos = [p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES]
+        inputs = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+        if videos:
+            warnings.append(f"{len(videos)} video file(s) in the folder skipped (run each video on its own)")
+        if not inputs:
+            raise InputError(f"no images found in folder {text}")
+        return Source("folder", files=inputs, root=path, names=unique_names(inputs, path), warnings=warnings)
+    if path.is_file():
+        return Source("image", files=[path], names={str(path): path.stem})
+    if any(ch in text for ch in "*?["):
+        matches = sorted(set(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()),
+                         key=lambda p: str(p))
+        real, files = set(), []
+        for p in matches:  # ** through a symlink loop finds the same file many times
+            key = os.path.realpath(p)
+            if key not in real:
+                real.add(key)
+                files.append(p)
+        if not files:
+            raise InputError(f"no files match {text!r}")
+        if all(is_video(p) for p in files):
+            raise InputError(f"{text!r} matches only videos: run each video on its own (detseg predict VIDEO)")
+        return Source("glob", files=files, names=unique_names(files, None))
+    if is_video(text):
+        raise InputError(f"video not found: {text}")
+    raise InputError(f"source not found: {text} (expected an image, a folder, a glob or a video file)")
+
+
+def _probe_video(path: Path) -> VideoProperties:
+    import cv2
+    import supervision as sv
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            raise InputError(f"cannot read video {path} (missing, corrupt, empty or an unsupported codec)")
+    finally:
+        cap.release()
+    info = sv.VideoInfo.from_video_path(str(path))
+    fps = info.fps if info.fps and info.fps > 0 else 30.0
+    return VideoProperties(float(fps), int(info.width), int(info.height), int(info.total_frames or 0))
+
+
+def video_info(path) -> dict:
+    """fps, width, height and announced frame count of a video (fps 30 when the container does not say)."""
+    v = _probe_video(Path(path))
+    return {"fps": v.fps, "width": v.width, "height": v.height, "frames": v.frames}
+
+
+def iter_video(path: Path, stride: int = 1, max_frames: int | None = None,
+               properties: VideoProperties | None = None) -> Iterator[SourceItem]:
+    """Frames of a video (supervision's frame generator), every ``stride``-th, at most ``max_frames``.
+
+    A video that ends before the frame count its container announces yields a last item with
+    ``error`` saying so (frames found vs announced), after its readable frames.
+    """
+    import supervision as sv
+
+    announced = properties.frames if properties else 0
+    produced, last = 0, -1
+    for k, frame in enumerate(sv.get_video_frames_generator(str(path), stride=stride)):
+        last = k * stride
+        yield SourceItem(produced, str(path), frame, frame=last)
+        produced += 1
+        if max_frames is not None and produced >= max_frames:
+            return
+    if announced and last + stride < announced - 1:
+        yield SourceItem(produced, str(path), None, f"video {path} ended after frame {last + 1} of the {announced} "
+                         "its container announces (truncated?)", frame=last + 1)
+
+
+def _read_item(index: int, path: Path, name: str) -> SourceItem:
+    t = time.perf_counter()
+    try:
+        image = read_image(path)
+    except (DetsegError, OSError) as e:  # an unreadable file must not stop a folder run
+        message = str(e) if isinstance(e, DetsegError) else f"{path}: cannot read ({type(e).__name__}: {e})"
+        return SourceItem(index, str(path), None, message, name=name)
+    return SourceItem(index, str(path), image, "", time.perf_counter() - t, name=name)
+
+
+def iter_source(source, stride: int = 1, max_frames: int | None = None) -> Iterator[SourceItem]:
+    """Items of any supported source (or a resolved :class:`Source`), in order."""
+    src = source if isinstance(source, Source) else resolve_source(source)
+    yield from src.items(stride=stride, max_frames=max_frames)

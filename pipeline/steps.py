@@ -15,6 +15,7 @@ import numpy as np
 import supervision as sv
 
 from detseg.errors import InputError
+from detseg.keys import CLASS_NAME
 from detseg.segmenter.mask_ops import fill_holes, largest_component
 
 
@@ -36,7 +37,7 @@ class ClassFilter:
         if ids and dets.class_id is not None:
             keep |= np.isin(dets.class_id, list(ids))
         if names:
-            keep |= np.isin(dets.data.get("class_name", np.array([""] * len(dets))), list(names))
+            keep |= np.isin(dets.data.get(CLASS_NAME, np.array([""] * len(dets))), list(names))
         return _select(dets, keep)
 
 

@@ -3,7 +3,7 @@
 Every segmenter honours one interface::
 
     masks, scores = seg.predict_masks(image_bgr, boxes_xyxy)   # aligned 1:1 with the boxes
-    detections = seg(image_bgr, detections)                     # same rows, .mask + data["mask_score"]
+    detections = seg(image_bgr, detections)                     # same rows, .mask + data[MASK_SCORE]
 
 Imports are lazy so that ``import segmenter`` does not import torch.
 """

@@ -11,6 +11,7 @@ import numpy as np
 import supervision as sv
 
 from detseg.errors import InputError
+from detseg.keys import MASK_CANDIDATE_SCORES, MASK_CANDIDATES, MASK_SCORE
 
 COMPACT_FROM_PIXELS = 2**20  # "auto" output: sv.CompactMask from ~1 megapixel up
 
@@ -25,7 +26,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
         raise InputError(f"image must be a numpy array (H, W, 3) uint8 BGR, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1 or image.dtype != np.uint8:
         raise InputError(f"image must be (H, W, 3) uint8 BGR, got shape {image.shape} dtype {image.dtype}; "
-                         "pipeline.io.to_bgr8 converts grayscale, RGBA and 16-bit images")
+                         "detseg.images.to_bgr8 converts grayscale, RGBA, 16-bit and float images")
     return image
 
 
@@ -114,8 +115,22 @@ def assemble_masks(crops, rows, total: int, shape: tuple[int, int], compact: boo
 
 def attach_masks(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Detections:
     """The same rows, in the same order, with ``mask`` set and ``data["mask_score"]``."""
-    data = {**detections.data, "mask_score": np.asarray(scores, dtype=np.float32)}
+    data = {**detections.data, MASK_SCORE: np.asarray(scores, dtype=np.float32)}
     return dataclasses.replace(detections, mask=masks, data=data)
+
+
+def attach_candidates(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Detections:
+    """``multimask="all"``: three candidate masks per box (box-major). ``mask`` gets the best of
+    each three by predicted IoU, so rows stay one object each; all three stay in
+    ``data["mask_candidates"]`` ``(N, 3, H, W)`` bool and ``data["mask_candidate_scores"]`` ``(N, 3)``."""
+    n = len(detections)
+    scores = np.asarray(scores, np.float32).reshape(n, 3)
+    dense = masks.to_dense() if hasattr(masks, "to_dense") else np.asarray(masks)
+    dense = dense.reshape(n, 3, *dense.shape[1:])
+    best = scores.argmax(1)
+    out = attach_masks(detections, dense[np.arange(n), best], scores[np.arange(n), best])
+    out.data[MASK_CANDIDATES], out.data[MASK_CANDIDATE_SCORES] = dense, scores
+    return out
 
 
 class BoxPromptSegmenter:
@@ -141,6 +156,9 @@ class BoxPromptSegmenter:
         if not isinstance(detections, sv.Detections):
             raise InputError(f"detections must be supervision.Detections, got {type(detections).__name__}")
         masks, scores = self.predict_masks(image, detections.xyxy)
-        if len(masks) != len(detections):
-            raise RuntimeError(f"{type(self).__name__} returned {len(masks)} masks for {len(detections)} boxes")
+        n = len(detections)
+        if getattr(self, "multimask", "single") == "all" and len(masks) == 3 * n:
+            return attach_candidates(detections, masks, scores)
+        if len(masks) != n:
+            raise RuntimeError(f"{type(self).__name__} returned {len(masks)} masks for {n} boxes")
         return attach_masks(detections, masks, scores)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detseg.errors import WeightsError
+from detseg.errors import InputError, WeightsError
 
 WEIGHT_FREE = ("grabcut", "box", "ellipse")
 AUTO_SAM = "mobile_sam.pt"
@@ -38,6 +38,10 @@ def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "
     from detseg.segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
 
     spec = (spec or "").strip()
+    if spec in WEIGHT_FREE and multimask != "single":
+        raise InputError(f"multimask {multimask!r} is for SAM segmenters; {spec} gives one mask per box")
+    if spec in WEIGHT_FREE and precision != "fp32":
+        raise InputError(f"precision {precision!r} is for SAM segmenters; {spec} has no model")
     if spec == "grabcut":
         return GrabCutSegmenter(), "segmenter: GrabCut (no weights)"
     if spec == "box":

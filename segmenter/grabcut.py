@@ -24,6 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from detseg.errors import InputError
 from detseg.segmenter.base import BoxPromptSegmenter, assemble_masks, check_boxes, check_image, wants_compact
 from detseg.segmenter.box import ellipse_mask
 from detseg.segmenter.mask_ops import fill_holes, largest_component
@@ -70,6 +71,14 @@ class GrabCutSegmenter(BoxPromptSegmenter):
         self.max_hug = max_hug
         self.seed = seed
         self.output = output
+        for name in ("margin", "min_fill", "max_fill", "core", "loose_core", "max_hug", "min_grow", "min_prior_iou"):
+            value = getattr(self, name)
+            if not 0 <= value <= (10 if name == "margin" else 1):
+                raise InputError(f"GrabCutSegmenter: {name} must be in [0, {10 if name == 'margin' else 1}], "
+                                 f"got {value}")
+        if iterations < 1 or max_side < 8 or min_side < 8:
+            raise InputError(f"GrabCutSegmenter: iterations >= 1 and max_side, min_side >= 8, got "
+                             f"{iterations}, {max_side}, {min_side}")
 
     def segment_box(self, image: np.ndarray, box) -> tuple[np.ndarray, tuple[int, int], float]:
         """One box: ``(crop_mask, (y0, x0), score)``; score 1.0 for GrabCut, 0.5 for the ellipse fallback."""

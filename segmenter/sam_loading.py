@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from detseg.assets import resolve_weights
+from detseg.assets import load_error, resolve_weights
 from detseg.errors import WeightsError
 
 # arch name -> ultralytics builder name; names match ultralytics' asset file stems
@@ -40,8 +40,9 @@ def infer_arch(checkpoint: str | Path, arch: str | None = None) -> str:
     for name in sorted(ARCHS, key=len, reverse=True):  # "sam2.1_t" before "sam2_t" before "sam_b"
         if stem.endswith(name) or stem.startswith(name):
             return name
-    raise WeightsError(f"cannot tell the SAM architecture from the file name {Path(checkpoint).name!r}; "
-                       f"pass arch= one of {sorted(ARCHS)}")
+    raise WeightsError(f"cannot tell the SAM architecture from the file name {Path(checkpoint).name!r}: name the "
+                       f"file after it (e.g. mobile_sam.pt, sam_b.pt, sam2.1_t.pt; one of {sorted(ARCHS)}), "
+                       "or in Python pass SamSegmenter(..., arch=)")
 
 
 def _state_dict(path: Path) -> dict:
@@ -50,7 +51,10 @@ def _state_dict(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types
-        raise WeightsError(f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+        if "ultralytics" in str(e):  # a pickled ultralytics model, not SAM weights
+            raise WeightsError(f"{path} looks like an ultralytics YOLO checkpoint, not SAM weights: "
+                               "pass it as --detector") from None
+        raise WeightsError(f"{path} is not a readable SAM checkpoint ({load_error(e)})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # SAM 2 checkpoints nest the weights under "model"
     if not isinstance(state, dict):
@@ -73,7 +77,6 @@ def build_sam_model(checkpoint: str | Path, arch: str | None = None):
         WeightsError: missing file (offline: names the file looked for), unreadable file, or
             weights that do not fit the architecture.
     """
-    from ultralytics.models.sam import build as sam_build
 
     path = resolve_weights(checkpoint, hint=_HINT)
     arch = infer_arch(checkpoint, arch)
@@ -83,7 +86,8 @@ def build_sam_model(checkpoint: str | Path, arch: str | None = None):
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else ""
-        raise WeightsError(f"{path} does not fit the {arch} architecture ({first}); pass the right arch=") from None
+        raise WeightsError(f"{path} does not fit the {arch} architecture its name says ({first}); "
+                           "name the file after its architecture (mobile_sam.pt, sam_b.pt, sam2.1_t.pt, ...)") from None
     return model.eval(), arch
 
 

@@ -102,8 +102,8 @@ def test_pipeline_runs_on_cuda_like_on_the_cpu(gpu_sam, sam):
 
 
 def test_shipped_detector_finds_the_same_boxes_on_cuda():
-    from detseg.images import read_image
     from detseg.detectors import YoloDetector
+    from detseg.images import read_image
 
     image = read_image(sorted((ROOT / "data" / "samples").rglob("*.jpg"))[0])
     weights = str(ROOT / "detectors" / "weights" / "food-yolov8n.pt")

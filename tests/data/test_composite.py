@@ -10,7 +10,7 @@ import pytest
 from detseg.data.composite import render_on_photo
 from detseg.data.distractors import COOKIE_VARIANTS, DISTRACTORS
 from detseg.data.real_items import cutout, load_box_labels, load_cutouts
-from detseg.data.synth import Placed, generate_dataset, list_backgrounds, place_items
+from detseg.data.synth import generate_dataset, list_backgrounds, place_items
 from tests.helpers import textured_image
 
 

@@ -4,8 +4,8 @@ import shutil
 import pytest
 import yaml
 
-from detseg.errors import DatasetError, WeightsError
 from detseg.detectors.train import resolve_data_yaml, train
+from detseg.errors import DatasetError, WeightsError
 
 
 def test_one_epoch_offline_writes_weights_metrics_and_command(trained_run):

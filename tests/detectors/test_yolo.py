@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from detseg.errors import InputError, WeightsError
 from detseg.detectors import BoxesDetector, YoloDetector
+from detseg.errors import InputError, WeightsError
 
 
 @pytest.fixture(scope="module")

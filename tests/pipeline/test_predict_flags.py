@@ -51,7 +51,8 @@ def test_detector_flags_reach_the_detector(one_image, tmp_path, monkeypatch):
     code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", "box", "-q",
                  "--iou", "0.5", "--imgsz", "320", "--max-det", "7", "--no-agnostic-nms", "--conf", "0.4"])
     assert code == 0
-    assert (seen["iou"], seen["imgsz"], seen["max_det"], seen["agnostic_nms"], seen["conf"]) == (0.5, 320, 7, False, 0.4)
+    got = (seen["iou"], seen["imgsz"], seen["max_det"], seen["agnostic_nms"], seen["conf"])
+    assert got == (0.5, 320, 7, False, 0.4)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["processed"] == 1
 
 

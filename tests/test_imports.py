@@ -1,0 +1,67 @@
+"""Import hygiene: every module imports on its own in a fresh interpreter (no import circle),
+``import detseg`` has no heavy side effects, and only the ``detseg`` namespace is installed."""
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"detseg": "detseg", "detseg.pipeline": "pipeline", "detseg.detectors": "detectors",
+            "detseg.segmenter": "segmenter", "detseg.data": "data"}
+
+
+def _modules():
+    names = []
+    for package, folder in PACKAGES.items():
+        names.append(package)
+        names += [f"{package}.{p.stem}" for p in sorted((ROOT / folder).glob("*.py"))
+                  if p.stem not in ("__init__", "__main__")]
+    return names
+
+
+def _import_alone(module):
+    return module, subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
+                                  cwd=ROOT.parent)
+
+
+def test_every_module_imports_on_its_own():
+    with ThreadPoolExecutor(4) as pool:
+        failures = {m: r.stderr.strip().splitlines()[-1] for m, r in pool.map(_import_alone, _modules())
+                    if r.returncode}
+    assert not failures
+
+
+def test_import_detseg_does_not_import_torch_or_ultralytics():
+    code = ("import sys, detseg, detseg.errors, detseg.data, detseg.segmenter, detseg.detectors; "
+            "print(detseg.__version__); print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent)
+    version, heavy = out.stdout.splitlines()
+    assert version[0].isdigit() and heavy == "[]"
+
+
+@pytest.mark.parametrize("shadow", ["data.py", "pipeline.py", "data/__init__.py"])
+def test_a_users_own_data_or_pipeline_module_does_not_break_detseg(tmp_path, shadow):
+    (tmp_path / shadow).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / shadow).write_text("raise ImportError('the user module, not detseg')\n")
+    ok = subprocess.run([sys.executable, "-c", "from detseg import Pipeline; import detseg.pipeline.predict"],
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    if shadow == "data.py":  # and detseg installs no top-level `data` of its own
+        mine = subprocess.run([sys.executable, "-c", "import data"], capture_output=True, text=True, cwd=tmp_path)
+        assert "the user module" in mine.stderr
+
+
+def test_no_generic_top_level_names_are_installed():
+    code = ("import importlib.util, os; os.chdir('/'); "
+            "print([n for n in ('data', 'pipeline', 'detectors', 'segmenter') if importlib.util.find_spec(n)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_python_m_detseg_and_version():
+    out = subprocess.run([sys.executable, "-m", "detseg", "--version"], capture_output=True, text=True,
+                         cwd=ROOT.parent)
+    assert out.returncode == 0 and out.stdout.startswith("detseg ")
