@@ -235,33 +235,41 @@ class SamSegmenter(BoxPromptSegmenter):
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
         return logits, scores
 
-    def predict_torch(self, embedding: Embedding, boxes_input):
-        """Decode boxes already in the 1024 input frame, in chunks.
+    def predict_torch_chunks(self, embedding: Embedding, boxes_input):
+        """Decode boxes already in the 1024 input frame, one chunk at a time.
 
-        Args:
-            embedding: from :meth:`embed`.
-            boxes_input: ``(N, 4)`` float tensor, xyxy in the letterboxed 1024 frame.
-
-        Returns:
-            ``(logits, scores)``: ``(N, K, 256, 256)`` float32 low-res logits and ``(N, K)`` predicted
-            IoU, K = 1 for ``single``/``best``, 3 for ``all``.
+        Yields:
+            ``(logits, scores)`` per chunk: ``(n, K, 256, 256)`` float32 low-res logits and ``(n, K)``
+            predicted IoU, K = 1 for ``single``/``best``, 3 for ``all``. Consumers that upsample
+            each chunk before asking for the next keep memory bounded by the chunk, not by N.
         """
         import torch
 
         multimask = self.multimask != "single"
         chunk = self._chunk()
-        all_logits, all_scores = [], []
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, len(boxes_input), chunk):
+        for start in range(0, len(boxes_input), chunk):
+            with torch.inference_mode(), self._autocast():
                 logits, scores = self._decode(embedding, boxes_input[start:start + chunk], multimask)
-                all_logits.append(logits.float())
-                all_scores.append(scores.float())
-        logits, scores = torch.cat(all_logits), torch.cat(all_scores)
-        if self.multimask == "best":
-            best = scores.argmax(1)
-            idx = torch.arange(len(best), device=best.device)
-            logits, scores = logits[idx, best][:, None], scores[idx, best][:, None]
-        return logits, scores
+            logits, scores = logits.float(), scores.float()
+            if self.multimask == "best":
+                best = scores.argmax(1)
+                idx = torch.arange(len(best), device=best.device)
+                logits, scores = logits[idx, best][:, None], scores[idx, best][:, None]
+            yield logits, scores
+
+    def predict_torch(self, embedding: Embedding, boxes_input):
+        """Decode boxes already in the 1024 input frame (all chunks at once; see :meth:`predict_torch_chunks`).
+
+        Returns:
+            ``(logits, scores)``: ``(N, K, 256, 256)`` float32 low-res logits and ``(N, K)`` predicted IoU.
+        """
+        import torch
+
+        parts = list(self.predict_torch_chunks(embedding, boxes_input))
+        if not parts:
+            k = 3 if self.multimask == "all" else 1
+            return torch.zeros(0, k, LOW_RES, LOW_RES), torch.zeros(0, k)
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def predict_masks(self, image: np.ndarray, boxes):
         """Masks for boxes on one image, aligned 1:1 with the boxes, in order.
@@ -288,10 +296,15 @@ class SamSegmenter(BoxPromptSegmenter):
             return empty_masks(n * k, (h, w), compact), scores
         emb = self.embed(image)
         prompt = torch.as_tensor(clipped[valid] * emb.scale, device=self._device)
-        logits, iou = self.predict_torch(emb, prompt)
-        logits = logits.cpu().numpy()
         rows = np.repeat(np.flatnonzero(valid) * k, k) + np.tile(np.arange(k), int(valid.sum()))
-        scores[rows] = iou.cpu().numpy().reshape(-1)
-        # a generator: each crop is placed (or compressed) before the next is computed
-        crops = (upsample_mask(lg, emb.grid) for lg in logits.reshape(-1, LOW_RES, LOW_RES))
-        return assemble_masks(crops, rows, n * k, (h, w), compact), scores
+        ious = []
+
+        def crops():  # chunk by chunk: only one chunk's low-res logits are alive at a time
+            for logits, iou in self.predict_torch_chunks(emb, prompt):
+                ious.append(iou.cpu().numpy().reshape(-1))
+                for lg in logits.cpu().numpy().reshape(-1, LOW_RES, LOW_RES):
+                    yield upsample_mask(lg, emb.grid)
+
+        masks = assemble_masks(crops(), rows, n * k, (h, w), compact)
+        scores[rows] = np.concatenate(ious)
+        return masks, scores

@@ -211,8 +211,9 @@ def test_unknown_name_offline_says_what_to_do(offline):
 def test_corrupt_or_wrong_checkpoint(tmp_path, mobile_sam_checkpoint):
     junk = tmp_path / "mobile_sam_junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="not a readable PyTorch state dict"):
+    with pytest.raises(WeightsError, match="not a readable SAM checkpoint") as info:
         SamSegmenter(str(junk)).load()
+    assert "weights_only" not in str(info.value)  # never torch's advice to unpickle untrusted files
     with pytest.raises(WeightsError, match="does not fit the sam_b architecture"):
         SamSegmenter(str(mobile_sam_checkpoint), arch="sam_b").load()
     with pytest.raises(WeightsError, match="cannot tell the SAM architecture"):
@@ -248,3 +249,20 @@ def test_encoder_prepared_for_inference_gives_the_same_embedding(mobile_sam_chec
         out = prepared.image_encoder(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(out, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))
     assert not prepare_encoder_for_inference(torch.nn.Module())  # not TinyViT: left alone
+
+
+def test_logits_are_streamed_chunk_by_chunk(mobile_sam_checkpoint, monkeypatch):
+    """Each chunk's low-res logits are upsampled before the next chunk is decoded: memory is
+    bounded by the chunk, not by the number of boxes (2000 boxes kept ~7.7 GB of logits before)."""
+    import detseg.segmenter.sam as sam_module
+
+    seg = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense", chunk_size=2).load()
+    events = []
+    decode, upsample = seg._decode, sam_module.upsample_mask
+    monkeypatch.setattr(seg, "_decode", lambda *a, **k: events.append("decode") or decode(*a, **k))
+    monkeypatch.setattr(sam_module, "upsample_mask", lambda *a, **k: events.append("up") or upsample(*a, **k))
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    boxes = np.array([[2, 2, 30, 30], [10, 10, 60, 50], [0, 0, 79, 63], [5, 20, 40, 60], [30, 5, 70, 40]], float)
+    masks, scores = seg.predict_masks(image, boxes)
+    assert events == ["decode", "up", "up", "decode", "up", "up", "decode", "up"]
+    assert masks.shape == (5, 64, 80) and scores.shape == (5,) and (scores != 0).all()
