@@ -28,34 +28,74 @@ from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import result_entry
 
 
-class Annotator:
-    """supervision's mask, box and label annotators, sized to the image, colours by class."""
+# Distinct colours (Sasha Trubetskoy's list), one per class id, told apart on food photos
+PALETTE = sv.ColorPalette.from_hex(["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+                                    "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#000075"])
 
-    def __init__(self):
+
+class Annotator:
+    """Masks, mask outlines, boxes and "class score" labels (supervision's annotators), one
+    colour per class, and a legend of the classes in the image. Outlines keep masks visible
+    on food of a colour close to the mask's."""
+
+    def __init__(self, class_names: dict[int, str] | None = None, palette: sv.ColorPalette = PALETTE):
+        self.class_names = dict(class_names or {})
+        self.palette = palette
         self._cache = {}
+
+    def _annotators(self, w: int, h: int):
+        if (h, w) not in self._cache:
+            thickness = sv.calculate_optimal_line_thickness((w, h))
+            scale = 0.6 * sv.calculate_optimal_text_scale((w, h))  # food items are small: keep labels small
+            lookup = sv.ColorLookup.CLASS
+            self._cache[(h, w)] = (
+                sv.MaskAnnotator(color=self.palette, opacity=0.4, color_lookup=lookup),
+                sv.PolygonAnnotator(color=self.palette, thickness=max(1, thickness), color_lookup=lookup),
+                sv.BoxAnnotator(color=self.palette, thickness=max(1, thickness // 2), color_lookup=lookup),
+                sv.LabelAnnotator(color=self.palette, text_scale=scale, text_thickness=1,
+                                  text_padding=max(2, thickness), color_lookup=lookup, smart_position=True),
+                scale,
+            )
+        return self._cache[(h, w)]
 
     def __call__(self, image: np.ndarray, dets: sv.Detections) -> np.ndarray:
         h, w = image.shape[:2]
-        key = (h, w)
-        if key not in self._cache:
-            thickness = sv.calculate_optimal_line_thickness((w, h))
-            scale = 0.6 * sv.calculate_optimal_text_scale((w, h))  # food items are small: keep labels small
-            self._cache[key] = (
-                sv.MaskAnnotator(opacity=0.45, color_lookup=sv.ColorLookup.CLASS),
-                sv.BoxAnnotator(thickness=thickness, color_lookup=sv.ColorLookup.CLASS),
-                sv.LabelAnnotator(text_scale=scale, text_thickness=1, text_padding=max(2, thickness),
-                                  color_lookup=sv.ColorLookup.CLASS, smart_position=True),
-            )
-        masks, boxes, labels = self._cache[key]
+        masks, outlines, boxes, labels, scale = self._annotators(w, h)
         out = image.copy()
         if len(dets) == 0:
             return out
         if dets.mask is not None:
             out = masks.annotate(out, dets)
+            out = outlines.annotate(out, dets)
         out = boxes.annotate(out, dets)
         names = dets.data.get(CLASS_NAME, np.array([str(c) for c in dets.class_id]))
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
-        return labels.annotate(out, dets, labels=[f"{n} {c:.2f}" for n, c in zip(names, conf)])
+        out = labels.annotate(out, dets, labels=[f"{n} {c:.2f}" for n, c in zip(names, conf)])
+        return self.legend(out, dets, names, scale)
+
+    def legend(self, image: np.ndarray, dets: sv.Detections, names, scale: float) -> np.ndarray:
+        """A box in the top-left corner: one swatch and "name  count" per class present."""
+        if dets.class_id is None:
+            return image
+        present = {}
+        for cid, name in zip(dets.class_id.astype(int), names):
+            present.setdefault(cid, [name, 0])[1] += 1
+        font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1
+        rows = [(cid, f"{name}  {count}") for cid, (name, count) in sorted(present.items())]
+        (tw, th), _ = cv2.getTextSize(max((r[1] for r in rows), key=len), font, scale, thick)
+        pad, sw = max(3, th // 2), th
+        box_w, row_h = pad * 3 + sw + tw, th + pad
+        box_h = pad + row_h * len(rows)
+        if box_w >= image.shape[1] or box_h >= image.shape[0]:
+            return image
+        region = image[:box_h, :box_w]
+        region[:] = (region * 0.35 + 255 * 0.65).astype(np.uint8)  # a light, see-through panel
+        for k, (cid, text) in enumerate(rows):
+            y = pad + k * row_h
+            colour = self.palette.by_idx(cid).as_bgr()
+            cv2.rectangle(image, (pad, y), (pad + sw, y + th), colour, -1)
+            cv2.putText(image, text, (pad * 2 + sw, y + th), font, scale, (20, 20, 20), thick, cv2.LINE_AA)
+        return image
 
 
 def mask_crop(masks, index: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -69,20 +109,27 @@ def mask_crop(masks, index: int) -> tuple[np.ndarray, tuple[int, int]]:
     return np.asarray(masks[index], dtype=bool), (0, 0)
 
 
-def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]):
-    """COCO results and YOLO-seg lines of one image's detections."""
+def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int],
+                      category_ids: dict[int, int] | None = None):
+    """COCO results and YOLO-seg lines of one image's detections.
+
+    ``category_ids`` maps class id -> COCO category id (default: class id + 1).
+    """
     h, w = shape
+    category_ids = category_ids or {}
     results, lines = [], []
     conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
     classes = dets.class_id.astype(int) if dets.class_id is not None else np.zeros(len(dets), int)
     if dets.mask is None:
-        return [result_entry(image_id, c + 1, float(s), None, b) for c, s, b in zip(classes, conf, dets.xyxy)], []
+        return [result_entry(image_id, category_ids.get(int(c), int(c) + 1), float(s), None, b)
+                for c, s, b in zip(classes, conf, dets.xyxy)], []
     canvas = np.zeros((w, h), np.uint8).T  # (H, W) in Fortran order, as RLE encoding reads it
     for i, cls in enumerate(classes):
         crop, (x0, y0) = mask_crop(dets.mask, i)
         region = canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
         region[...] = crop  # the full-frame mask, for its exact RLE; cleared again below
-        results.append(result_entry(image_id, cls + 1, float(conf[i]), canvas, dets.xyxy[i]))
+        results.append(result_entry(image_id, category_ids.get(int(cls), int(cls) + 1), float(conf[i]), canvas,
+                                    dets.xyxy[i]))
         region[...] = 0
         pixels = int(np.count_nonzero(crop))
         if pixels:
@@ -106,14 +153,38 @@ def instance_png(dets: sv.Detections, shape: tuple[int, int]) -> bytes:
     return png.tobytes()
 
 
+def coco_categories(class_names: dict[int, str], dataset_categories: list[dict] | None = None):
+    """``(categories, class id -> category id)``: the dataset's own ids where its names match the
+    detector's (case-insensitive), class id + 1 when no dataset is given."""
+    if not dataset_categories:
+        cats = [{"id": i + 1, "name": n} for i, n in sorted(class_names.items())]
+        return cats, {i: i + 1 for i in class_names}
+    by_name = {str(c["name"]).lower(): int(c["id"]) for c in dataset_categories}
+    cats = [{"id": int(c["id"]), "name": c["name"]} for c in dataset_categories]
+    next_id = max(by_name.values(), default=0) + 1
+    mapping = {}
+    for i, name in sorted(class_names.items()):
+        if name.lower() in by_name:
+            mapping[i] = by_name[name.lower()]
+        else:
+            mapping[i] = next_id
+            cats.append({"id": next_id, "name": name})
+            next_id += 1
+    return cats, mapping
+
+
 class OutputWriter:
     """Writes per-input outputs as they come, and the assembled files at the end."""
 
-    def __init__(self, out: str | Path, class_names: dict[int, str], save_masks: bool = False):
+    def __init__(self, out: str | Path, class_names: dict[int, str], save_masks: bool = False,
+                 categories: list[dict] | None = None):
+        """``categories``: a dataset's COCO categories; results then use its ids, matched by name
+        (classes it does not name get ids above its own), so AP against it is computed per class."""
         self.out = Path(out)
         self.class_names = class_names
         self.save_masks = save_masks
-        self.annotate = Annotator()
+        self.categories, self.category_ids = coco_categories(class_names, categories)
+        self.annotate = Annotator(class_names)
 
     def done(self, name: str) -> bool:
         return (self.out / "parts" / f"{name}.json").is_file()
@@ -122,7 +193,7 @@ class OutputWriter:
               annotated: np.ndarray | None = None, frame: int | None = None) -> dict:
         """Write one input's outputs; the part file goes last, so it marks the input complete."""
         h, w = image.shape[:2]
-        results, lines = detection_records(dets, image_id, (h, w))
+        results, lines = detection_records(dets, image_id, (h, w), self.category_ids)
         if annotated is None:
             annotated = self.annotate(image, dets)
             ok, jpg = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -146,7 +217,7 @@ class OutputWriter:
         parts = sorted(parts, key=lambda p: p["image"]["id"])
         results = [r for p in parts for r in p["results"]]
         images = [{k: p["image"][k] for k in ("id", "file_name", "width", "height")} for p in parts]
-        categories = [{"id": i + 1, "name": n} for i, n in sorted(self.class_names.items())]
         atomic_write_json(self.out / "predictions.json", results)
-        atomic_write_json(self.out / "images.json", {"images": images, "annotations": [], "categories": categories})
+        atomic_write_json(self.out / "images.json", {"images": images, "annotations": [],
+                                                      "categories": self.categories})
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")

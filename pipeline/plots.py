@@ -38,11 +38,12 @@ def plot_pr_curves(evals: dict, path: str | Path) -> Path:
                 continue
             p = ev.eval["precision"][t, :, :, 0, -1]  # (R, K)
             p = np.where(p < 0, np.nan, p)
-            ax.plot(recall, np.nanmean(p, axis=1), label=Path(name).name)
+            ap = float(np.nanmean(p)) if np.isfinite(p).any() else float("nan")  # COCO's AP at this IoU
+            ax.plot(recall, np.nanmean(p, axis=1), label=f"{Path(name).name} (AP {ap:.3f})")
         ax.set(title=f"mask PR, {label}", xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     axes[0].set_ylabel("precision")
-    axes[0].legend()
     return _save(fig, Path(path))
 
 

@@ -28,6 +28,17 @@ from detseg.pipeline.sources import Source, resolve_source
 from detseg.segmenter.factory import build_segmenter
 
 
+def load_categories(coco_json: str | Path | None) -> list[dict] | None:
+    """The ``categories`` of a COCO JSON (``--categories``, or the ``--image-ids`` file), or None."""
+    if coco_json is None:
+        return None
+    try:
+        cats = json.loads(Path(coco_json).read_text()).get("categories")
+        return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats] if cats else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"{coco_json}: not a readable COCO JSON with categories ({e})") from None
+
+
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
     """file name -> image id of a COCO dataset, so predictions.json matches its ids."""
     if coco_json is None:
@@ -96,11 +107,12 @@ def _run_lock(out: Path):
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
-                verbose: bool = False, settings: dict | None = None) -> dict:
+                verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
 
     Args:
         source: anything :func:`~detseg.pipeline.sources.resolve_source` takes (resolved once here).
+        categories: a dataset's COCO categories: predictions.json uses their ids (matched by name).
         settings: what produced the outputs (detector, segmenter, thresholds); recorded in
             ``out/run.json``, and ``resume`` refuses to mix outputs of other settings.
     """
@@ -114,13 +126,13 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                               **(settings or {})}, resume)
         return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
                     resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
-                    verbose=verbose)
+                    verbose=verbose, categories=categories)
 
 
 def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
-         verbose) -> dict:
+         verbose, categories) -> dict:
     class_names = _class_names(pipeline)
-    writer = OutputWriter(out, class_names, save_masks=save_masks)
+    writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
     video = src.is_video
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
@@ -256,7 +268,11 @@ def add_predict_command(sub) -> None:
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
     p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
-    p.add_argument("--image-ids", default=None, help="COCO JSON whose image ids predictions.json should use")
+    p.add_argument("--image-ids", default=None,
+                   help="COCO JSON whose image ids (matched by file name) and category ids (matched by class "
+                        "name) predictions.json should use")
+    p.add_argument("--categories", default=None,
+                   help="COCO JSON whose category ids predictions.json should use (default: --image-ids' file)")
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print each failed input as it happens")
@@ -305,6 +321,7 @@ def _cmd_predict(args) -> int:
     summary = run_predict(pipeline, source, args.out, settings=settings, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
                           image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
+                          categories=load_categories(args.categories or args.image_ids),
                           verbose=args.verbose)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)

@@ -1,0 +1,89 @@
+"""What `detseg predict` writes: COCO category ids, annotated pictures."""
+
+import json
+
+import numpy as np
+import pytest
+import supervision as sv
+
+from detseg.pipeline.outputs import PALETTE, Annotator, coco_categories
+
+NAMES = {0: "croissant", 1: "cookie", 2: "cupcake"}
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    (None, {0: 1, 1: 2, 2: 3}),
+    ([{"id": 7, "name": "Cookie"}, {"id": 3, "name": "croissant"}], {0: 3, 1: 7, 2: 8}),
+    ([{"id": 1, "name": "egg"}], {0: 2, 1: 3, 2: 4}),
+])
+def test_coco_category_ids_follow_the_dataset_by_name(dataset, expected):
+    cats, mapping = coco_categories(NAMES, dataset)
+    assert mapping == expected
+    assert {c["id"] for c in cats} >= set(mapping.values())
+    assert len({c["id"] for c in cats}) == len(cats)
+
+
+def test_predict_writes_the_dataset_category_ids(tmp_path):
+    import cv2
+
+    from detseg.pipeline.cli import main
+    from tests.helpers import textured_image
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.jpg"), textured_image(96, 128))
+    coco = {"images": [{"id": 40, "file_name": "a.jpg"}], "categories": [{"id": 11, "name": "cookie"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--segmenter", "box", "-q",
+                 "--conf", "0.01", "--image-ids", str(tmp_path / "gt.json")]) == 0
+    images = json.loads((tmp_path / "out" / "images.json").read_text())
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    ids = {c["name"]: c["id"] for c in images["categories"]}
+    assert ids["cookie"] == 11 and images["images"][0]["id"] == 40
+    assert {r["category_id"] for r in results} <= set(ids.values())
+
+
+def _dets(n):
+    xyxy = np.array([[10, 10, 50, 40], [60, 30, 110, 80], [20, 50, 70, 90]][:n], np.float32)
+    mask = np.zeros((n, 100, 120), bool)
+    for i, (x0, y0, x1, y1) in enumerate(xyxy.astype(int)):
+        mask[i, y0 + 3:y1 - 3, x0 + 3:x1 - 3] = True
+    class_id = np.arange(n) % 3
+    return sv.Detections(xyxy=xyxy, mask=mask, class_id=class_id, confidence=np.full(n, 0.9, np.float32),
+                         data={"class_name": np.array([NAMES[c] for c in class_id])})
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_annotated_images_draw_outlines_and_a_legend(n):
+    image = np.full((100, 120, 3), 128, np.uint8)
+    out = Annotator(NAMES)(image, _dets(n) if n else sv.Detections.empty())
+    if n == 0:
+        assert np.array_equal(out, image)
+        return
+    dets = _dets(n)
+    for i in range(n):  # the outline: the class colour on the mask's edge, not only a tint inside it
+        colour = np.array(PALETTE.by_idx(int(dets.class_id[i])).as_bgr())
+        y1, x1 = np.argwhere(dets.mask[i]).max(0)  # bottom edge: clear of the legend in the corner
+        edge = out[y1, x1 - 5].astype(int)
+        assert np.abs(edge - colour).max() < 60
+    corner = out[2:12, 2:12].reshape(-1, 3)
+    assert (corner.astype(int) != 128).any()  # the legend panel sits in the top-left corner
+    assert not np.array_equal(out, image)
+
+
+def test_classes_get_colours_that_are_told_apart():
+    colours = [np.array(PALETTE.by_idx(i).as_rgb(), float) for i in range(3)]
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 100
+
+
+def test_pr_curve_legends_carry_their_ap(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from detseg.pipeline import plots
+
+    precision = np.full((10, 101, 2, 4, 3), 0.5)
+    precision[:, :, 1] = 1.0  # class 2 perfect: AP = mean(0.5, 1.0) = 0.75
+    figs = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figs.append(fig) or path)
+    plots.plot_pr_curves({"sam.pt": SimpleNamespace(eval={"precision": precision})}, tmp_path / "pr.png")
+    texts = [t.get_text() for ax in figs[0].axes for t in ax.get_legend().get_texts()]
+    assert texts == ["sam.pt (AP 0.750)", "sam.pt (AP 0.750)"]
