@@ -27,7 +27,6 @@ from detseg.data.yolo_format import yolo_line
 from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import result_entry
 
-
 # Distinct colours (Sasha Trubetskoy's list), one per class id, told apart on food photos
 PALETTE = sv.ColorPalette.from_hex(["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
                                     "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#000075"])
