@@ -244,7 +244,14 @@ def _add_evaluate_command(sub) -> None:
     add_evaluate_command(sub)
 
 
-_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command]
+def _add_evaluate_video_command(sub) -> None:
+    from detseg.pipeline.track_eval import add_evaluate_video_command
+
+    add_evaluate_video_command(sub)
+
+
+_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command,
+                         _add_evaluate_video_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,6 +137,9 @@ class OutputWriter:
         """Write one input's outputs; the part file goes last, so it marks the input complete."""
         h, w = image.shape[:2]
         results, lines = detection_records(dets, image_id, (h, w))
+        if getattr(dets, "tracker_id", None) is not None:  # tracked video: one result per row, in row order
+            for result, track_id in zip(results, dets.tracker_id):
+                result["track_id"] = int(track_id)
         if annotated is None:
             annotated = self.annotate(image, dets)
             ok, jpg = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -149,6 +152,9 @@ class OutputWriter:
                 "results": results,
                 "classes": [self.class_names.get(int(c), str(c)) for c in (dets.class_id if dets.class_id is not None
                                                                            else [])]}
+        if path and "#" in path:  # a video frame: no frame file exists, so name the video and the frame (from 1)
+            video, index = path.rsplit("#", 1)
+            part["image"].update(file_name=Path(video).name, frame=int(index) + 1)
         atomic_write_json(self.out / "parts" / f"{name}.json", part)
         return part
 
@@ -156,7 +162,8 @@ class OutputWriter:
         """predictions.json, images.json and summary.json from the parts (in input order)."""
         parts = sorted(parts, key=lambda p: p["image"]["id"])
         results = [r for p in parts for r in p["results"]]
-        images = [{k: p["image"][k] for k in ("id", "file_name", "width", "height")} for p in parts]
+        images = [{k: p["image"][k] for k in ("id", "file_name", "frame", "width", "height") if k in p["image"]}
+                  for p in parts]
         categories = [{"id": i + 1, "name": n} for i, n in sorted(self.class_names.items())]
         atomic_write_json(self.out / "predictions.json", results)
         atomic_write_json(self.out / "images.json", {"images": images, "annotations": [], "categories": categories})

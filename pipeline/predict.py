@@ -7,6 +7,7 @@ at the first failure). ``resume`` skips inputs whose outputs are complete.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from detseg.errors import DetsegError, InputError, WeightsError
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter, output_name
 from detseg.pipeline.sources import is_video, list_files, video_info
+from detseg.pipeline.video import tracking_for
 from detseg.segmenter.factory import build_segmenter
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
@@ -36,13 +38,21 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
 
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
-                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = ()) -> dict:
-    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict."""
+                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
+                track=False) -> dict:
+    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
+
+    ``track`` (videos only): True for ByteTrack ids with default settings, or a
+    :class:`~detseg.pipeline.tracking.Tracker`; a pipeline that assigns ``tracker_id`` itself
+    (``assigns_track_ids``, e.g. the keyframe pipeline) is tracked whatever ``track`` says. Tracked
+    runs also write ``tracks.txt`` and count distinct objects (see :mod:`detseg.pipeline.video`).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     class_names = _class_names(pipeline)
     writer = OutputWriter(out, class_names, save_masks=save_masks)
     video = is_video(source)
+    tracking = tracking_for(pipeline, source, track) if video else None  # None: not a tracked run
     root = Path(source) if not isinstance(source, (list, tuple)) and Path(str(source)).is_dir() else None
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
@@ -69,7 +79,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         t = time.perf_counter()
         annotated = None
         if video:
-            annotated = writer.annotate(frame.image, frame.detections)
+            annotate = tracking.annotate if tracking is not None else writer.annotate
+            annotated = annotate(frame.image, frame.detections)
             if video_state["writer"] is None:
                 info = video_info(Path(source))
                 h, w = frame.image.shape[:2]
@@ -101,6 +112,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                 failures.append({"path": frame.path or name, "error": frame.error})
                 bar.set_postfix(failed=len(failures))
                 continue
+            if tracking is not None:  # in frame order, before the frame is handed to the writing thread
+                tracking.update(frame)
             pending.append(executor.submit(write, frame, name, image_id))
             collect(limit=2)  # at most two frames wait to be written: memory stays bounded
         collect(limit=0)
@@ -127,6 +140,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         "seconds_total": round(elapsed, 3),
         "images_per_second": round((processed - skipped) / elapsed, 3) if elapsed > 0 else None,
     }
+    if tracking is not None:
+        tracking.finalize(out, summary)
     writer.finalize(parts, summary)
     return summary
 
@@ -155,6 +170,12 @@ def add_predict_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
     p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
     p.add_argument("--image-ids", default=None, help="COCO JSON whose image ids predictions.json should use")
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="video: ByteTrack ids, tracks.txt (MOTChallenge) and distinct object counts "
+                        "(default: on for videos; --no-track for independent frames)")
+    p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
+                   help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
+                        "memory carries the masks between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -171,12 +192,23 @@ def _cmd_predict(args) -> int:
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
     detector = YoloDetector(weights, conf=args.conf, classes=classes, device=args.device).load()
-    segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
+    if args.keyframe_every < 1:
+        raise InputError(f"--keyframe-every must be >= 1, got {args.keyframe_every}")
+    if args.keyframe_every > 1:  # keyframe mode: SAM 2 video memory between detector keyframes
+        from detseg.pipeline.keyframes import build_keyframe_pipeline
+
+        if not is_video(args.source) or args.track is False:
+            raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
+        pipeline, note = build_keyframe_pipeline(detector, args.segmenter, args.keyframe_every, args.device,
+                                                 fps=video_info(Path(args.source))["fps"] / args.stride)
+    else:
+        segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
+        pipeline = Pipeline(detector, segmenter)
     print(note, file=sys.stderr)
-    pipeline = Pipeline(detector, segmenter)
+    track = args.track if args.track is not None else is_video(args.source)  # on by default for videos
     summary = run_predict(pipeline, args.source, args.out, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
-                          image_ids=load_image_ids(args.image_ids), notes=[note])
+                          image_ids=load_image_ids(args.image_ids), notes=[note], track=track)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)
     print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
