@@ -142,7 +142,7 @@ def train(
     resume: bool = False,
     workers: int = 2,
     seed: int = 0,
-    plots: bool = False,
+    plots: bool = True,
     **overrides,
 ) -> TrainResult:
     """Train a YOLO detector with ultralytics and record what was done.
@@ -156,8 +156,8 @@ def train(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
         resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``.
-        plots: ultralytics' plots (they fetch a font when online; off by default so
-            offline runs never depend on it).
+        plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
+            curves, training batches); they work offline (a font download is skipped).
         **overrides: any other ultralytics training argument.
 
     Returns:

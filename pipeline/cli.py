@@ -62,6 +62,15 @@ def _add_data_commands(sub) -> None:
     convert.add_argument("--images", help="image folder of a COCO .json source (default: beside it)")
     convert.set_defaults(func=_cmd_convert)
 
+    video = dsub.add_parser("synth-video", help="generate a synthetic video with exact masks and track ids (MOT GT)")
+    video.add_argument("--out", required=True, help="output folder (video.mp4, gt.txt, annotations.json)")
+    video.add_argument("--frames", type=int, default=60, help="number of frames")
+    video.add_argument("--seed", type=int, default=0, help="same seed and arguments -> identical files")
+    video.add_argument("--width", type=int, default=640)
+    video.add_argument("--height", type=int, default=384)
+    video.add_argument("--fps", type=float, default=12.0)
+    video.set_defaults(func=_cmd_synth_video)
+
 
 def _cmd_synth(args) -> int:
     from detseg.data.synth import generate_dataset
@@ -99,6 +108,18 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_synth_video(args) -> int:
+    from detseg.data.synth_video import generate_video
+
+    try:
+        summary = generate_video(args.out, frames=args.frames, width=args.width, height=args.height, seed=args.seed,
+                                 fps=args.fps)
+    except ValueError as e:
+        raise DetsegError(f"synth-video: {e}") from None
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _cmd_check(args) -> int:
     from detseg.data.io import load_dataset
 
@@ -130,7 +151,8 @@ def _add_train_command(sub) -> None:
     p.add_argument("--time", type=float, default=None,
                    help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
-    p.add_argument("--plots", action="store_true", help="ultralytics plots (need a font download when online)")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                   help="ultralytics' own plots in --out: results.png, confusion matrix, PR curves, batches")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="any other ultralytics training argument, e.g. lr0=0.002 close_mosaic=2 warmup_epochs=0.5")
     p.set_defaults(func=_cmd_train)
@@ -229,7 +251,14 @@ def _add_evaluate_command(sub) -> None:
     add_evaluate_command(sub)
 
 
-_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command]
+def _add_evaluate_video_command(sub) -> None:
+    from detseg.pipeline.track_eval import add_evaluate_video_command
+
+    add_evaluate_video_command(sub)
+
+
+_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command,
+                         _add_evaluate_video_command]
 
 
 def main(argv: list[str] | None = None) -> int:

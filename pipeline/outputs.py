@@ -193,6 +193,9 @@ class OutputWriter:
         """Write one input's outputs; the part file goes last, so it marks the input complete."""
         h, w = image.shape[:2]
         results, lines = detection_records(dets, image_id, (h, w), self.category_ids)
+        if getattr(dets, "tracker_id", None) is not None:  # tracked video: one result per row, in row order
+            for result, track_id in zip(results, dets.tracker_id):
+                result["track_id"] = int(track_id)
         if annotated is None:
             annotated = self.annotate(image, dets)
             ok, jpg = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -200,10 +203,10 @@ class OutputWriter:
         atomic_write_text(self.out / "labels" / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
         if self.save_masks:
             atomic_write_bytes(self.out / "masks" / f"{name}.png", instance_png(dets, (h, w)))
-        image_record = {"id": image_id, "file_name": Path(path).name if path and frame is None else f"{name}.jpg",
+        image_record = {"id": image_id, "file_name": Path(path).name if path else f"{name}.jpg",
                         "path": path, "width": w, "height": h}
-        if frame is not None:
-            image_record["frame"] = frame
+        if frame is not None:  # a video frame: no frame file exists, so name the video and the frame (from 1)
+            image_record["frame"] = frame + 1
         part = {"image": image_record,
                 "results": results,
                 "classes": [self.class_names.get(int(c), str(c)) for c in (dets.class_id if dets.class_id is not None
@@ -215,7 +218,8 @@ class OutputWriter:
         """predictions.json, images.json and summary.json from the parts (in input order)."""
         parts = sorted(parts, key=lambda p: p["image"]["id"])
         results = [r for p in parts for r in p["results"]]
-        images = [{k: p["image"][k] for k in ("id", "file_name", "width", "height")} for p in parts]
+        images = [{k: p["image"][k] for k in ("id", "file_name", "frame", "width", "height") if k in p["image"]}
+                  for p in parts]
         atomic_write_json(self.out / "predictions.json", results)
         atomic_write_json(self.out / "images.json", {"images": images, "annotations": [],
                                                       "categories": self.categories})

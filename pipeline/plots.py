@@ -65,28 +65,6 @@ def plot_per_class_ap(report: dict, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
-def plot_training_curves(results_csv: str | Path, path: str | Path) -> Path:
-    """Losses and box mAP per epoch from an ultralytics ``results.csv``."""
-    import csv
-
-    plt = _figure()
-    with open(results_csv) as f:
-        rows = [{k.strip(): float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
-    epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("train/box_loss", "train/cls_loss", "val/box_loss", "val/cls_loss"):
-        if key in rows[0]:
-            axes[0].plot(epochs, [r[key] for r in rows], label=key)
-    axes[0].set(title="losses", xlabel="epoch")
-    axes[0].legend()
-    for key in ("metrics/mAP50(B)", "metrics/mAP50-95(B)"):
-        if key in rows[0]:
-            axes[1].plot(epochs, [r[key] for r in rows], label=key.split("/")[1])
-    axes[1].set(title="box mAP (val)", xlabel="epoch", ylim=(0, 1))
-    axes[1].legend()
-    return _save(fig, Path(path))
-
-
 def plot_mask_gallery(items: list[dict], path: str | Path | None = None, columns: int = 3):
     """Ground truth (green) vs prediction (red) outlines on a crop around each instance.
 

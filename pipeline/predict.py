@@ -7,6 +7,7 @@ at the first failure). ``resume`` skips inputs whose outputs are complete.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -25,6 +26,7 @@ from detseg.errors import DetsegError, InputError
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter
 from detseg.pipeline.sources import Source, resolve_source
+from detseg.pipeline.video import tracking_for
 from detseg.segmenter.factory import build_segmenter
 
 
@@ -107,12 +109,17 @@ def _run_lock(out: Path):
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
-                verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None) -> dict:
+                verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None,
+                track=False) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
 
     Args:
         source: anything :func:`~detseg.pipeline.sources.resolve_source` takes (resolved once here).
         categories: a dataset's COCO categories: predictions.json uses their ids (matched by name).
+        track: videos only: True for ByteTrack ids with default settings, or a
+            :class:`~detseg.pipeline.tracking.Tracker`; a pipeline that assigns ``tracker_id`` itself
+            (``assigns_track_ids``, e.g. the keyframe pipeline) is tracked whatever ``track`` says.
+            Tracked runs also write ``tracks.txt`` and count distinct objects (:mod:`detseg.pipeline.video`).
         settings: what produced the outputs (detector, segmenter, thresholds); recorded in
             ``out/run.json``, and ``resume`` refuses to mix outputs of other settings.
     """
@@ -126,14 +133,15 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                               **(settings or {})}, resume)
         return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
                     resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
-                    verbose=verbose, categories=categories)
+                    verbose=verbose, categories=categories, track=track)
 
 
 def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
-         verbose, categories) -> dict:
+         verbose, categories, track) -> dict:
     class_names = _class_names(pipeline)
     writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
     video = src.is_video
+    tracking = tracking_for(pipeline, src.files[0], track, fps=src.video.fps) if video else None
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
     total = None if video else (len(src.files) if src.kind != "arrays" else len(src.arrays))
@@ -162,7 +170,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
         t = time.perf_counter()
         annotated = None
         if video:
-            annotated = writer.annotate(frame.image, frame.detections)
+            annotate = tracking.annotate if tracking is not None else writer.annotate
+            annotated = annotate(frame.image, frame.detections)
             if video_state["sink"] is None:
                 h, w = frame.image.shape[:2]
                 video_state["tmp"] = out / f".annotated.{os.getpid()}.mp4"
@@ -194,6 +203,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
                 if verbose:
                     tqdm.write(f"failed: {frame.error}", file=sys.stderr)
                 continue
+            if tracking is not None:  # in frame order, before the frame is handed to the writing thread
+                tracking.update(frame)
             pending.append(executor.submit(write, frame, image_id))
             collect(limit=2)  # at most two frames wait to be written: memory stays bounded
         collect(limit=0)
@@ -227,6 +238,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
     }
     if src.kind == "image":
         summary["source"] = str(src.files[0])
+    if tracking is not None:
+        tracking.finalize(out, summary)
     writer.finalize(parts, summary)
     return summary
 
@@ -237,8 +250,6 @@ def _class_names(pipeline: Pipeline) -> dict[int, str]:
 
 
 def add_predict_command(sub) -> None:
-    import argparse
-
     p = sub.add_parser("predict", help="segment images, a folder, a glob or a video",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Detect, segment and write annotated images/video, YOLO-seg labels, COCO "
@@ -273,6 +284,12 @@ def add_predict_command(sub) -> None:
                         "name) predictions.json should use")
     p.add_argument("--categories", default=None,
                    help="COCO JSON whose category ids predictions.json should use (default: --image-ids' file)")
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="video: ByteTrack ids, tracks.txt (MOTChallenge) and distinct object counts "
+                        "(default: on for videos; --no-track for independent frames)")
+    p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
+                   help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
+                        "memory carries the masks between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print each failed input as it happens")
@@ -303,7 +320,11 @@ def _cmd_predict(args) -> int:
         raise InputError(f"--max-det must be >= 1 and --imgsz >= 32, got {args.max_det} and {args.imgsz}")
     if args.stride < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise InputError(f"--stride and --max-frames must be >= 1, got {args.stride} and {args.max_frames}")
+    if args.keyframe_every < 1:
+        raise InputError(f"--keyframe-every must be >= 1, got {args.keyframe_every}")
     source = resolve_source(args.source)  # a bad source or --out fails before any model loads
+    if args.keyframe_every > 1 and (not source.is_video or args.track is False):
+        raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     _check_writable(Path(args.out))
     weights = args.detector or DEFAULT_WEIGHTS
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -311,17 +332,25 @@ def _cmd_predict(args) -> int:
         classes = [int(c) if c.isdigit() else c for c in classes]
     detector = YoloDetector(weights, conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz,
                             device=args.device, max_det=args.max_det, agnostic_nms=args.agnostic_nms).load()
-    segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
+    if args.keyframe_every > 1:  # keyframe mode: SAM 2 video memory between detector keyframes
+        from detseg.pipeline.keyframes import build_keyframe_pipeline
+
+        pipeline, note = build_keyframe_pipeline(detector, args.segmenter, args.keyframe_every, args.device,
+                                                 fps=source.video.fps / args.stride)
+    else:
+        segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
+        pipeline = Pipeline(detector, segmenter)
     if not args.quiet:
         print(note, file=sys.stderr)
-    pipeline = Pipeline(detector, segmenter)
+    track = args.track if args.track is not None else source.is_video  # on by default for videos
     settings = {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
                 "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
-                "classes": args.classes, "multimask": args.multimask, "precision": args.precision}
+                "classes": args.classes, "multimask": args.multimask, "precision": args.precision,
+                "keyframe_every": args.keyframe_every}
     summary = run_predict(pipeline, source, args.out, settings=settings, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
                           image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
-                          categories=load_categories(args.categories or args.image_ids),
+                          categories=load_categories(args.categories or args.image_ids), track=track,
                           verbose=args.verbose)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)

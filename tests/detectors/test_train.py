@@ -89,3 +89,8 @@ def test_bad_train_overrides_are_clear_errors(item, message, capsys):
     assert main(["train", "--data", "missing.yaml", item]) == 2  # checked before the dataset is looked at
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_training_keeps_ultralytics_own_plots_offline(trained_run):
+    for name in ("results.png", "confusion_matrix.png", "labels.jpg"):
+        assert (trained_run.run_dir / name).is_file(), name

@@ -1,0 +1,187 @@
+"""Tracking quality of a tracked video run against ground truth: HOTA, IDF1, MOTA, ID switches
+(TrackEval's implementations, package ``trackeval``), per-frame mask AP (pycocotools) and distinct
+counts per class.
+
+Inputs are the files ``detseg data synth-video`` and ``detseg predict VIDEO --track`` write:
+MOTChallenge ``gt.txt`` / ``tracks.txt`` (frames from 1; class column = COCO category id) and COCO
+``annotations.json`` / ``predictions.json`` whose image ids are frame numbers.
+
+Boxes are matched by IoU, class-agnostically (track ids are unique across classes), as TrackEval
+does for one class; ``per_class`` repeats it on each class's rows alone. Unlike TrackEval's
+MOTChallenge loader nothing is filtered as "pedestrian only".
+
+Example:
+    >>> from detseg.pipeline.track_eval import evaluate_video            # doctest: +SKIP
+    >>> report = evaluate_video("gt_dir", "runs/track")                  # doctest: +SKIP
+    >>> report["HOTA"], report["IDF1"], report["MOTA"], report["IDSW"]    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detseg.errors import InputError
+
+
+def load_mot(path: str | Path) -> np.ndarray:
+    """A MOTChallenge file as an ``(N, 8)`` float array: frame, id, x, y, w, h, score, class (empty: (0, 8))."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"MOT file not found: {path}")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        try:
+            rows.append([float(v) for v in parts[:8]] + [0.0] * (8 - len(parts[:8])))
+        except ValueError:
+            raise InputError(f"{path}:{n}: not a MOT line (frame,id,x,y,w,h,score,class,...): {line!r}") from None
+    return np.array(rows, np.float64).reshape(-1, 8)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xywh boxes, (len(a), len(b))."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _sequence_data(gt: np.ndarray, tr: np.ndarray, frames: int) -> dict:
+    """TrackEval's per-sequence dict: ids remapped to 0..n-1, box IoU per frame."""
+    gt_ids = {v: i for i, v in enumerate(np.unique(gt[:, 1]).tolist())}
+    tr_ids = {v: i for i, v in enumerate(np.unique(tr[:, 1]).tolist())}
+    data = {"num_timesteps": frames, "num_gt_ids": len(gt_ids), "num_tracker_ids": len(tr_ids),
+            "num_gt_dets": len(gt), "num_tracker_dets": len(tr), "gt_ids": [], "tracker_ids": [],
+            "similarity_scores": []}
+    for f in range(1, frames + 1):
+        g, t = gt[gt[:, 0] == f], tr[tr[:, 0] == f]
+        data["gt_ids"].append(np.array([gt_ids[v] for v in g[:, 1]], int))
+        data["tracker_ids"].append(np.array([tr_ids[v] for v in t[:, 1]], int))
+        data["similarity_scores"].append(_box_iou(g[:, 2:6], t[:, 2:6]))
+    return data
+
+
+def tracking_metrics(gt: np.ndarray, tracks: np.ndarray, frames: int | None = None) -> dict:
+    """HOTA (mean over IoU 0.05..0.95), DetA, AssA, IDF1, MOTA, MOTP, IDSW, MT/ML of one sequence.
+
+    Args:
+        gt, tracks: arrays of :func:`load_mot`.
+        frames: number of frames (default: the last frame in either file).
+    """
+    from trackeval.metrics import CLEAR, HOTA, Identity
+
+    frames = int(frames or max(gt[:, 0].max(initial=0), tracks[:, 0].max(initial=0)))
+    data = _sequence_data(gt, tracks, frames)
+    hota = HOTA().eval_sequence(data)
+    clear = CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
+    ident = Identity({"PRINT_CONFIG": False}).eval_sequence(data)
+    return {"HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
+            "AssA": float(np.mean(hota["AssA"])), "IDF1": float(ident["IDF1"]), "MOTA": float(clear["MOTA"]),
+            "MOTP": float(clear["MOTP"]), "IDSW": int(clear["IDSW"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
+            "gt_objects": data["num_gt_ids"], "tracks": data["num_tracker_ids"], "frames": frames}
+
+
+def count_objects(rows: np.ndarray, min_frames: int = 1) -> dict[int, int]:
+    """Distinct ids per class id (class column - 1; each id counted once, as its most frequent class)."""
+    counts: dict[int, int] = {}
+    for tid in np.unique(rows[:, 1]):
+        own = rows[rows[:, 1] == tid]
+        if len(own) >= min_frames:
+            values, n = np.unique(own[:, 7].astype(int) - 1, return_counts=True)
+            c = int(values[np.argmax(n)])
+            counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[int, str] | None = None,
+                   min_track_frames: int = 3) -> dict:
+    """Tracking and mask quality of a tracked run against a ground-truth folder.
+
+    Args:
+        gt_dir: folder with ``gt.txt`` and ``annotations.json`` (``detseg data synth-video``).
+        run_dir: folder with ``tracks.txt`` and ``predictions.json`` (``detseg predict VIDEO --track``).
+        class_names: class id -> name (default: the ground truth's categories).
+        min_track_frames: tracks shorter than this are not counted as objects (as ``summary.json``).
+
+    Returns:
+        ``tracking_metrics`` over all classes, plus ``per_class`` (the same per class),
+        ``counts`` (true and predicted distinct objects per class, relative error), ``mask`` (COCO
+        mask AP, AP50, AP75 over all frames) and ``box`` (box AP).
+    """
+    from detseg.pipeline.metrics import coco_ap
+
+    gt_dir, run_dir = Path(gt_dir), Path(run_dir)
+    for need in (gt_dir / "gt.txt", gt_dir / "annotations.json", run_dir / "tracks.txt",
+                 run_dir / "predictions.json"):
+        if not need.is_file():
+            raise InputError(f"missing {need}: expected a synth-video folder and a `detseg predict --track` folder")
+    gt, tracks = load_mot(gt_dir / "gt.txt"), load_mot(run_dir / "tracks.txt")
+    coco = json.loads((gt_dir / "annotations.json").read_text())
+    frames = len(coco["images"])
+    if class_names is None:
+        class_names = {c["id"] - 1: c["name"] for c in coco["categories"]}
+    report = tracking_metrics(gt, tracks, frames)
+    report["per_class"] = {}
+    for c, name in sorted(class_names.items()):
+        g, t = gt[gt[:, 7] == c + 1], tracks[tracks[:, 7] == c + 1]
+        if len(g):
+            report["per_class"][name] = tracking_metrics(g, t, frames)
+    true_counts, pred_counts = count_objects(gt), count_objects(tracks, min_track_frames)
+    total_true, total_pred = sum(true_counts.values()), sum(pred_counts.values())
+    report["counts"] = {
+        "true": {n: true_counts.get(c, 0) for c, n in sorted(class_names.items())},
+        "predicted": {n: pred_counts.get(c, 0) for c, n in sorted(class_names.items())},
+        "relative_error": abs(total_pred - total_true) / max(total_true, 1),
+    }
+    predictions = json.loads((run_dir / "predictions.json").read_text())
+    gt_coco = {k: coco[k] for k in ("images", "annotations", "categories")}
+    have_masks = any("segmentation" in p for p in predictions)
+    if predictions and have_masks:
+        m = coco_ap(gt_coco, predictions, "segm")
+        report["mask"] = {k: m[k] for k in ("AP", "AP50", "AP75", "mean_iou", "matched")}  # mean_iou: J of matches
+    if predictions:
+        b = coco_ap(gt_coco, predictions, "bbox")
+        report["box"] = {k: b[k] for k in ("AP", "AP50", "AP75")}
+    return report
+
+
+def report_table(report: dict) -> str:
+    """A short markdown table of the headline figures."""
+    lines = ["| HOTA | IDF1 | MOTA | ID switches | objects (true / counted) | mask AP | mask AP50 |",
+             "|---|---|---|---|---|---|---|"]
+    mask = report.get("mask", {})
+    lines.append(f"| {report['HOTA']:.3f} | {report['IDF1']:.3f} | {report['MOTA']:.3f} | {report['IDSW']} | "
+                 f"{sum(report['counts']['true'].values())} / {sum(report['counts']['predicted'].values())} | "
+                 f"{mask.get('AP', float('nan')):.3f} | {mask.get('AP50', float('nan')):.3f} |")
+    return "\n".join(lines)
+
+
+def add_evaluate_video_command(sub) -> None:
+    p = sub.add_parser("evaluate-video", help="tracking quality (HOTA, IDF1, MOTA, ID switches) and per-frame mask AP "
+                                              "of a tracked run against video ground truth")
+    p.add_argument("gt", help="ground-truth folder: gt.txt + annotations.json (detseg data synth-video)")
+    p.add_argument("run", help="run folder: tracks.txt + predictions.json (detseg predict VIDEO --track)")
+    p.add_argument("--out", default=None, help="write metrics.json and metrics.md here (default: the run folder)")
+    p.set_defaults(func=_cmd_evaluate_video)
+
+
+def _cmd_evaluate_video(args) -> int:
+    from detseg.atomic import atomic_write_json, atomic_write_text
+
+    report = evaluate_video(args.gt, args.run)
+    out = Path(args.out or args.run)
+    atomic_write_json(out / "video_metrics.json", report, indent=2)
+    table = report_table(report)
+    atomic_write_text(out / "video_metrics.md", table + "\n")
+    print(table)
+    return 0

@@ -1,0 +1,93 @@
+"""Tracked video runs of ``detseg predict``: what changes when a video is tracked.
+
+On top of the per-frame outputs (:mod:`detseg.pipeline.outputs`), a tracked run writes::
+
+    tracks.txt        MOTChallenge frame,id,x,y,w,h,score,class,-1,-1 (frame from 1, class = class id + 1)
+    predictions.json  every result also carries "track_id"
+    annotated.mp4     one colour per track id, "#id class score" labels and a short trace
+    summary.json      "instances_per_class" / "instances": distinct tracked objects (a track counts
+                      once, as the class it was detected as most often), "frame_instances_per_class":
+                      the per-frame sum, "tracks": number of track ids, "tracking": settings
+
+Tracks seen in fewer than ``min_track_frames`` frames (default 3) are left out of the counts
+(short flickers of false detections), not out of ``tracks.txt``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from detseg.atomic import atomic_write_text
+from detseg.pipeline.tracking import TrackAnnotator, Tracker, TrackLog
+
+
+class VideoTracking:
+    """Per-run tracking state: the tracker (None when the pipeline assigns ids), the log, the annotator."""
+
+    def __init__(self, tracker: Tracker | None, class_names: dict[int, str], min_track_frames: int = 3,
+                 settings: dict | None = None):
+        self.tracker = tracker
+        self.log = TrackLog(class_names)
+        self.annotate = TrackAnnotator()
+        self.min_track_frames = min_track_frames
+        self.settings = settings or {}
+
+    def update(self, frame) -> None:
+        """Give ``frame.detections`` track ids (unless they have them) and log them; in frame order."""
+        if self.tracker is not None:
+            t = time.perf_counter()
+            frame.detections = self.tracker.update(frame.detections, frame.frame)
+            frame.seconds["track"] = time.perf_counter() - t
+        self.log.add(frame.detections, frame.frame + 1)
+
+    def finalize(self, out: Path, summary: dict) -> None:
+        """Write ``tracks.txt`` and turn the summary's counts into distinct objects."""
+        atomic_write_text(Path(out) / "tracks.txt", self.log.text())
+        per_frame = summary.pop("instances_per_class")
+        summary.pop("instances")
+        counts = self.log.objects_per_class(self.min_track_frames)
+        summary["instances_per_class"] = counts
+        summary["instances"] = sum(counts.values())
+        summary["frame_instances_per_class"] = per_frame
+        summary["frame_instances"] = sum(per_frame.values())
+        summary["tracks"] = len(self.log.votes)
+        summary["tracking"] = {**self.settings, "min_track_frames": self.min_track_frames}
+
+
+def tracking_for(pipeline, source, track, fps: float | None = None) -> VideoTracking | None:
+    """The tracking state of a video run, or None when the run is not tracked.
+
+    Args:
+        pipeline: the run's pipeline; ``assigns_track_ids = True`` means its detections already
+            carry ``tracker_id`` (keyframe mode), so no tracker is added.
+        source: the video path (its fps sets the tracker's time step, unless ``fps`` is given).
+        track: False, True (ByteTrack, default settings) or a :class:`Tracker`.
+        fps: the video's frame rate, when the caller already knows it.
+    """
+    names = {int(k): str(v) for k, v in dict(getattr(pipeline.detector, "class_names", None) or {}).items()}
+    if getattr(pipeline, "assigns_track_ids", False):
+        return VideoTracking(None, names, settings=dict(getattr(pipeline, "settings", {})))
+    if track is False or track is None:
+        return None
+    if track is True:
+        if fps is None:
+            from detseg.pipeline.sources import video_info
+
+            fps = video_info(Path(source))["fps"]
+        track = Tracker(fps=fps)
+    settings = {"tracker": "bytetrack (roboflow trackers)", "fps": track.fps, "lost_seconds": track.lost_seconds,
+                "activation": track.activation, "min_frames": track.min_frames, "match_iou": track.match_iou}
+    return VideoTracking(track, names, settings=settings)
+
+
+def distinct_counts(tracks_txt: str | Path, class_names: dict[int, str], min_frames: int = 1) -> dict[str, int]:
+    """Distinct ids per class name of a MOTChallenge file (class column = class id + 1; majority per id)."""
+    votes: dict[int, Counter] = {}
+    for line in Path(tracks_txt).read_text().splitlines():
+        if line.strip():
+            parts = line.split(",")
+            votes.setdefault(int(float(parts[1])), Counter())[int(float(parts[7])) - 1] += 1
+    counts = Counter(v.most_common(1)[0][0] for v in votes.values() if sum(v.values()) >= min_frames)
+    return {name: counts.get(c, 0) for c, name in sorted(class_names.items())}
