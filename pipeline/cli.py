@@ -53,6 +53,8 @@ def _add_data_commands(sub) -> None:
     check = dsub.add_parser("check", help="validate a YOLO or COCO dataset and print a summary")
     check.add_argument("path", help="data.yaml, a folder holding one, or a COCO .json")
     check.add_argument("--images", help="image folder of a COCO .json (default: beside it)")
+    check.add_argument("--fast", action="store_true",
+                       help="labels and image headers only: skip decoding every image and the cross-split check")
     check.set_defaults(func=_cmd_check)
 
     convert = dsub.add_parser("convert", help="convert a dataset between YOLO and COCO")
@@ -125,6 +127,16 @@ def _cmd_check(args) -> int:
 
     dataset = load_dataset(args.path, images=args.images)
     print(dataset.summary_table())
+    if args.fast:
+        return 0
+    from detseg.data.verify import verify_dataset
+
+    problems = verify_dataset(dataset)
+    for line in problems:
+        print(f"problem: {line}", file=sys.stderr)
+    if problems:
+        raise DetsegError(f"{len(problems)} problem(s) found (listed above)")
+    print("every image decodes, sizes match, no image is in two splits")
     return 0
 
 

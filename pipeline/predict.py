@@ -352,6 +352,8 @@ def _cmd_predict(args) -> int:
                           image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
                           categories=load_categories(args.categories or args.image_ids), track=track,
                           verbose=args.verbose)
+    for warning in source.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)
     if not args.quiet:

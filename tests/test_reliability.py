@@ -487,3 +487,46 @@ def test_api_error_messages_point_to_what_exists():
     with pytest.raises(InputError) as info:
         check_image(np.zeros((4, 4), np.uint8))
     assert "pipeline.io" not in str(info.value) and "detseg.images.to_bgr8" in str(info.value)
+
+
+@pytest.mark.parametrize("problem, message", [("truncated", "does not decode"), ("leak", "same image"),
+                                              ("size", "annotations say")])
+def test_data_check_finds_what_breaks_later_steps(small_ds, tmp_path, capsys, problem, message):
+    ds = _copy(small_ds, tmp_path / "ds")
+    target = ds
+    if problem == "truncated":
+        victim = next((ds / "images" / "train").glob("*.jpg"))
+        victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    elif problem == "leak":
+        src = next((ds / "images" / "train").glob("*.jpg"))
+        shutil.copy(src, ds / "images" / "val" / "copy.jpg")
+        shutil.copy(ds / "labels" / "train" / f"{src.stem}.txt", ds / "labels" / "val" / "copy.txt")
+    else:
+        coco = json.loads((ds / "annotations" / "val.json").read_text())
+        coco["images"][0]["width"] += 10
+        (ds / "annotations" / "val.json").write_text(json.dumps(coco))
+        target = ds / "annotations" / "val.json"
+    code, err = _run(capsys, "data", "check", target)
+    assert code == 2 and message in err, err
+    assert _run(capsys, "data", "check", small_ds)[0] == 0  # the sound original passes
+
+
+def test_a_video_shorter_than_announced_is_reported(tmp_path):
+    from detseg.data.synth import render_clip
+    from detseg.pipeline.sources import VideoProperties, iter_video
+
+    video = render_clip(tmp_path / "clip.mp4", frames=6, imgsz=32)
+    items = list(iter_video(video, properties=VideoProperties(10.0, 32, 32, frames=12)))
+    assert [i.frame for i in items[:-1]] == list(range(6)) and all(i.image is not None for i in items[:-1])
+    assert items[-1].image is None and "after frame 6 of the 12" in items[-1].error
+
+
+def test_links_in_a_folder_are_followed_once_and_dangling_ones_reported(tmp_path, capsys):
+    folder = _images(tmp_path / "in", ["a.jpg"])
+    other = _images(tmp_path / "elsewhere", ["b.jpg"])
+    (folder / "linked").symlink_to(other, target_is_directory=True)
+    (folder / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == 0 and summary["processed"] == 2  # a.jpg and the linked folder's b.jpg
+    assert any("dangling link" in note for note in summary["notes"])
