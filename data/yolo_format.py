@@ -58,13 +58,14 @@ def dataset_root(cfg: dict, src: Path) -> Path:
 
     The data.yaml's own folder when it holds the split folders (so a copied or moved dataset is
     read where it is now, whatever stale ``path:`` it carries); else ``path:`` (absolute, or
-    relative to the data.yaml, then to the current folder); else the data.yaml's folder.
+    relative to the data.yaml, then to the current folder, then to the data.yaml's parent, as
+    ``data/food.yaml``'s ``datasets/food`` is); else the data.yaml's folder.
     """
     values = [v for k in ("train", "val", "test") for v in ([cfg[k]] if isinstance(cfg.get(k), str) else [])]
     candidates = [src.parent]
     if cfg.get("path"):
         p = Path(str(cfg["path"]))
-        candidates += [p] if p.is_absolute() else [src.parent / p, Path.cwd() / p]
+        candidates += [p] if p.is_absolute() else [src.parent / p, Path.cwd() / p, src.parent.parent / p]
     for root in candidates:
         if values and all(_under(root, v).is_dir() for v in values):
             return root

@@ -203,11 +203,12 @@ def _cmd_train(args) -> int:
     from detseg.data.io import load_dataset
     from detseg.detectors.train import metrics_summary, train
 
+    overrides = parse_overrides(args.overrides)  # option mistakes first, before the dataset is read
     if not args.resume:
         load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
     result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
-                   plots=args.plots, **({"time": args.time} if args.time else {}), **parse_overrides(args.overrides))
+                   plots=args.plots, **({"time": args.time} if args.time else {}), **overrides)
     print(metrics_summary(result.metrics))
     print(f"best weights: {result.best_weights}")
     return 0

@@ -45,7 +45,7 @@ class Annotator:
     def _annotators(self, w: int, h: int):
         if (h, w) not in self._cache:
             thickness = sv.calculate_optimal_line_thickness((w, h))
-            scale = 0.6 * sv.calculate_optimal_text_scale((w, h))  # food items are small: keep labels small
+            scale = max(0.4, 0.6 * sv.calculate_optimal_text_scale((w, h)))  # small items, small but legible labels
             lookup = sv.ColorLookup.CLASS
             self._cache[(h, w)] = (
                 sv.MaskAnnotator(color=self.palette, opacity=0.4, color_lookup=lookup),
