@@ -35,18 +35,29 @@ PALETTE = sv.ColorPalette.from_hex(["#e6194b", "#3cb44b", "#4363d8", "#f58231", 
 class Annotator:
     """Masks, mask outlines, boxes and "class score" labels (supervision's annotators), one
     colour per class, and a legend of the classes in the image. Outlines keep masks visible
-    on food of a colour close to the mask's."""
+    on food of a colour close to the mask's.
 
-    def __init__(self, class_names: dict[int, str] | None = None, palette: sv.ColorPalette = PALETTE):
+    With ``by_track=True`` (tracked videos) colours follow ``tracker_id``, labels read
+    ``#id class score`` and each track's box centre leaves a short trace (supervision's
+    ``TraceAnnotator``: call it on the frames in order); the legend is left out.
+    """
+
+    def __init__(self, class_names: dict[int, str] | None = None, palette: sv.ColorPalette = PALETTE,
+                 by_track: bool = False, trace_length: int = 24):
         self.class_names = dict(class_names or {})
         self.palette = palette
+        self.by_track = by_track
+        self.trace_length = trace_length
         self._cache = {}
 
     def _annotators(self, w: int, h: int):
         if (h, w) not in self._cache:
             thickness = sv.calculate_optimal_line_thickness((w, h))
             scale = max(0.4, 0.6 * sv.calculate_optimal_text_scale((w, h)))  # small items, small but legible labels
-            lookup = sv.ColorLookup.CLASS
+            lookup = sv.ColorLookup.TRACK if self.by_track else sv.ColorLookup.CLASS
+            self._trace = (sv.TraceAnnotator(color=self.palette, thickness=max(1, thickness),
+                                             trace_length=self.trace_length, color_lookup=lookup)
+                           if self.by_track else None)
             self._cache[(h, w)] = (
                 sv.MaskAnnotator(color=self.palette, opacity=0.4, color_lookup=lookup),
                 sv.PolygonAnnotator(color=self.palette, thickness=max(1, thickness), color_lookup=lookup),
@@ -69,7 +80,11 @@ class Annotator:
         out = boxes.annotate(out, dets)
         names = dets.data.get(CLASS_NAME, np.array([str(c) for c in dets.class_id]))
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
-        out = labels.annotate(out, dets, labels=[f"{n} {c:.2f}" for n, c in zip(names, conf)])
+        text = [f"{n} {c:.2f}" for n, c in zip(names, conf)]
+        if self.by_track:
+            out = self._trace.annotate(out, dets)
+            return labels.annotate(out, dets, labels=[f"#{t} {x}" for t, x in zip(dets.tracker_id, text)])
+        out = labels.annotate(out, dets, labels=text)
         return self.legend(out, dets, names, scale)
 
     def legend(self, image: np.ndarray, dets: sv.Detections, names, scale: float) -> np.ndarray:

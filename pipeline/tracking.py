@@ -107,39 +107,6 @@ def mot_lines(detections: sv.Detections, frame_number: int) -> list[str]:
     return lines
 
 
-class TrackAnnotator:
-    """Masks, boxes and ``#id class score`` labels coloured per track id, plus a short trace of each
-    track's box centre (supervision's ``TraceAnnotator``). Call it on frames in order."""
-
-    def __init__(self, trace_length: int = 24):
-        self.trace_length = trace_length
-        self._parts = None
-
-    def __call__(self, image: np.ndarray, dets: sv.Detections) -> np.ndarray:
-        if self._parts is None:
-            h, w = image.shape[:2]
-            thickness = sv.calculate_optimal_line_thickness((w, h))
-            scale = 0.6 * sv.calculate_optimal_text_scale((w, h))
-            track = sv.ColorLookup.TRACK
-            self._parts = (sv.MaskAnnotator(opacity=0.45, color_lookup=track),
-                           sv.BoxAnnotator(thickness=thickness, color_lookup=track),
-                           sv.TraceAnnotator(thickness=thickness, trace_length=self.trace_length, color_lookup=track),
-                           sv.LabelAnnotator(text_scale=scale, text_thickness=1, text_padding=max(2, thickness),
-                                             color_lookup=track, smart_position=True))
-        masks, boxes, trace, labels = self._parts
-        out = image.copy()
-        if len(dets) == 0:
-            return out
-        if dets.mask is not None:
-            out = masks.annotate(out, dets)
-        out = boxes.annotate(out, dets)
-        out = trace.annotate(out, dets)
-        names = dets.data.get("class_name", np.array([str(c) for c in dets.class_id]))
-        conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
-        text = [f"#{t} {n} {c:.2f}" for t, n, c in zip(dets.tracker_id, names, conf)]
-        return labels.annotate(out, dets, labels=text)
-
-
 class TrackLog:
     """What a tracked run has seen: MOT lines, and per track its frames and class votes.
 

@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 from detseg.atomic import atomic_write_text
-from detseg.pipeline.tracking import TrackAnnotator, Tracker, TrackLog
+from detseg.pipeline.outputs import Annotator
+from detseg.pipeline.tracking import Tracker, TrackLog
 
 
 class VideoTracking:
@@ -30,7 +31,7 @@ class VideoTracking:
                  settings: dict | None = None):
         self.tracker = tracker
         self.log = TrackLog(class_names)
-        self.annotate = TrackAnnotator()
+        self.annotate = Annotator(class_names, by_track=True)
         self.min_track_frames = min_track_frames
         self.settings = settings or {}
 

@@ -43,8 +43,8 @@ def test_predict_writes_the_dataset_category_ids(tmp_path):
 
 
 def _dets(n):
-    xyxy = np.array([[10, 10, 50, 40], [60, 30, 110, 80], [20, 50, 70, 90]][:n], np.float32)
-    mask = np.zeros((n, 100, 120), bool)
+    xyxy = np.array([[10, 10, 50, 40], [60, 30, 110, 80], [20, 50, 70, 90]][:n], np.float32) + 100  # clear of the legend
+    mask = np.zeros((n, 200, 240), bool)
     for i, (x0, y0, x1, y1) in enumerate(xyxy.astype(int)):
         mask[i, y0 + 3:y1 - 3, x0 + 3:x1 - 3] = True
     class_id = np.arange(n) % 3
@@ -54,7 +54,7 @@ def _dets(n):
 
 @pytest.mark.parametrize("n", [0, 1, 3])
 def test_annotated_images_draw_outlines_and_a_legend(n):
-    image = np.full((100, 120, 3), 128, np.uint8)
+    image = np.full((200, 240, 3), 128, np.uint8)
     out = Annotator(NAMES)(image, _dets(n) if n else sv.Detections.empty())
     if n == 0:
         assert np.array_equal(out, image)
