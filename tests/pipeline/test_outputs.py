@@ -43,7 +43,8 @@ def test_predict_writes_the_dataset_category_ids(tmp_path):
 
 
 def _dets(n):
-    xyxy = np.array([[10, 10, 50, 40], [60, 30, 110, 80], [20, 50, 70, 90]][:n], np.float32) + 100  # clear of the legend
+    boxes = [[10, 10, 50, 40], [60, 30, 110, 80], [20, 50, 70, 90]]
+    xyxy = np.array(boxes[:n], np.float32) + 100  # clear of the legend in the corner
     mask = np.zeros((n, 200, 240), bool)
     for i, (x0, y0, x1, y1) in enumerate(xyxy.astype(int)):
         mask[i, y0 + 3:y1 - 3, x0 + 3:x1 - 3] = True
@@ -62,9 +63,11 @@ def test_annotated_images_draw_outlines_and_a_legend(n):
     dets = _dets(n)
     for i in range(n):  # the outline: the class colour on the mask's edge, not only a tint inside it
         colour = np.array(PALETTE.by_idx(int(dets.class_id[i])).as_bgr())
-        y1, x1 = np.argwhere(dets.mask[i]).max(0)  # bottom edge: clear of the legend in the corner
-        edge = out[y1, x1 - 5].astype(int)
-        assert np.abs(edge - colour).max() < 60
+        import cv2
+
+        inner = cv2.erode(dets.mask[i].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        rim = out[dets.mask[i] & ~inner].astype(int)  # the mask's own edge pixels
+        assert (np.abs(rim - colour).max(axis=1) < 60).mean() > 0.5  # mostly the class colour (labels cover some)
     corner = out[2:12, 2:12].reshape(-1, 3)
     assert (corner.astype(int) != 128).any()  # the legend panel sits in the top-left corner
     assert not np.array_equal(out, image)
