@@ -102,6 +102,10 @@ class Pipeline:
     def process(self, image: np.ndarray) -> tuple[sv.Detections, dict]:
         """Like ``__call__``, also returning seconds per stage (detect, box_steps, segment, mask_steps)."""
         image = to_bgr8(image)
+        dets, seconds = self._detect(image)
+        return self._segment(image, dets, seconds)
+
+    def _detect(self, image: np.ndarray) -> tuple[sv.Detections, dict]:
         seconds = {}
         t = time.perf_counter()
         dets = self.detector(image)
@@ -113,17 +117,56 @@ class Pipeline:
         for step in self.box_steps:
             dets = step(dets)
         seconds["box_steps"] = time.perf_counter() - t
+        return dets, seconds
+
+    def _segment(self, image: np.ndarray, dets: sv.Detections, seconds: dict) -> tuple[sv.Detections, dict]:
         if len(dets) == 0:  # nothing found: the segmenter does not run
             seconds["segment"] = seconds["mask_steps"] = 0.0
             return _empty_with_masks(dets, image.shape[:2]), seconds
         t = time.perf_counter()
         dets = self.segmenter(image, dets)
-        seconds["segment"] = time.perf_counter() - t
+        seconds["segment"] = time.perf_counter() - t + seconds.pop("embed_batch", 0.0)
         t = time.perf_counter()
         for step in self.mask_steps:
             dets = step(dets)
         seconds["mask_steps"] = time.perf_counter() - t
         return dets, seconds
+
+    def process_batch(self, images: list[np.ndarray]) -> list[tuple[sv.Detections, dict] | Exception]:
+        """:meth:`process` for several images, their SAM embeddings computed in one encoder call.
+
+        The detector runs on each image, then a segmenter with ``embed_batch`` (SAM) encodes the
+        images that have boxes together, then each image's boxes are decoded. An image the
+        project's checks reject (:class:`~detseg.errors.DetsegError`, memory) gives its
+        exception in its place; the others are processed.
+        """
+        from detseg.errors import DetsegError
+
+        results: list = []
+        for image in images:
+            try:
+                image = to_bgr8(image)
+                results.append((image, *self._detect(image)))
+            except (DetsegError, MemoryError) as e:
+                results.append(e)
+        embed_batch = getattr(self.segmenter, "embed_batch", None)
+        todo = [r for r in results if not isinstance(r, Exception) and len(r[1])]
+        if embed_batch is not None and len(todo) > 1:
+            t = time.perf_counter()
+            try:
+                embed_batch([r[0] for r in todo])
+            except (DetsegError, MemoryError):
+                pass  # each image is encoded on its own below, and its own error reported there
+            share = (time.perf_counter() - t) / len(todo)
+            for r in todo:  # the encoder's time, shared out, counts as segmenting time
+                r[2]["embed_batch"] = share
+        out: list = []
+        for r in results:
+            try:
+                out.append(r if isinstance(r, Exception) else self._segment(*r))
+            except (DetsegError, MemoryError) as e:
+                out.append(e)
+        return out
 
     def __call__(self, image: np.ndarray) -> sv.Detections:
         """Instance masks for one image.
@@ -138,7 +181,7 @@ class Pipeline:
         return self.process(image)[0]
 
     def run(self, source, stride: int = 1, max_frames: int | None = None, strict: bool = False,
-            only: set[str] | None = None) -> Iterator[Frame]:
+            only: set[str] | None = None, batch_size: int = 1) -> Iterator[Frame]:
         """Process an image, folder, glob, video file, or a list of paths / arrays, lazily.
 
         Args:
@@ -146,6 +189,8 @@ class Pipeline:
             stride, max_frames: videos: every ``stride``-th frame, at most ``max_frames``.
             strict: raise at the first failure instead of reporting it and going on.
             only: process only the files whose ``str(path)`` is in this set (``--resume``).
+            batch_size: images read ahead and run through SAM's encoder together (:meth:`process_batch`);
+                1 processes each image as it comes.
 
         Inputs that cannot be read, or that the project's checks reject (a
         :class:`~detseg.errors.DetsegError`, or memory running out), yield a :class:`Frame`
@@ -155,6 +200,12 @@ class Pipeline:
         from detseg.pipeline.sources import Source, resolve_source
 
         src = source if isinstance(source, Source) else resolve_source(source)
+        if batch_size > 1:
+            from detseg.pipeline.batching import run_batched
+
+            yield from run_batched(self, src, src.items(stride=stride, max_frames=max_frames, only=only),
+                                   batch_size, strict)
+            return
         for item in src.items(stride=stride, max_frames=max_frames, only=only):
             name = item.name or src.name_of(item)
             if item.error:

@@ -110,7 +110,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
                 verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None,
-                track=False) -> dict:
+                track=False, batch_size: int = 1) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
 
     Args:
@@ -122,6 +122,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
             Tracked runs also write ``tracks.txt`` and count distinct objects (:mod:`detseg.pipeline.video`).
         settings: what produced the outputs (detector, segmenter, thresholds); recorded in
             ``out/run.json``, and ``resume`` refuses to mix outputs of other settings.
+        batch_size: images of a folder run through SAM's encoder together (:mod:`detseg.pipeline.batching`).
     """
     src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
@@ -133,11 +134,11 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                               **(settings or {})}, resume)
         return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
                     resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
-                    verbose=verbose, categories=categories, track=track)
+                    verbose=verbose, categories=categories, track=track, batch_size=batch_size)
 
 
 def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
-         verbose, categories, track) -> dict:
+         verbose, categories, track, batch_size=1) -> dict:
     class_names = _class_names(pipeline)
     writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
     video = src.is_video
@@ -194,7 +195,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detseg-write")
     completed = False
     try:
-        for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=strict, only=only):
+        for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=strict, only=only,
+                                  **({"batch_size": batch_size} if batch_size > 1 else {})):
             bar.update(1)
             image_id = ids.get(frame.name, frame.index + 1) if not video else frame.frame + 1
             if not frame.ok:
@@ -219,6 +221,15 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
             else:
                 Path(video_state["tmp"]).unlink(missing_ok=True)
     elapsed = time.perf_counter() - start
+    summary = build_summary(src, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
+    if tracking is not None:
+        tracking.finalize(out, summary)
+    writer.finalize(parts, summary)
+    return summary
+
+
+def build_summary(src, out, class_names, parts, failures, skipped, seconds, elapsed, notes) -> dict:
+    """summary.json's content (both engines): inputs, failures, instances per class, seconds per stage."""
     per_class = Counter(c for p in parts for c in p["classes"])
     processed = len(parts)
     summary = {
@@ -238,9 +249,6 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
     }
     if src.kind == "image":
         summary["source"] = str(src.files[0])
-    if tracking is not None:
-        tracking.finalize(out, summary)
-    writer.finalize(parts, summary)
     return summary
 
 
@@ -290,6 +298,9 @@ def add_predict_command(sub) -> None:
     p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
                    help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
                         "memory carries the masks between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
+    from detseg.pipeline.distributed import add_engine_arguments  # --engine ray (Ray Data), --batch
+
+    add_engine_arguments(p)
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print each failed input as it happens")
@@ -327,6 +338,10 @@ def _cmd_predict(args) -> int:
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     _check_writable(Path(args.out))
     weights = args.detector or DEFAULT_WEIGHTS
+    if args.engine == "ray":  # the same outputs, written by Ray Data actors
+        from detseg.pipeline.distributed import cmd_predict_ray
+
+        return cmd_predict_ray(args, source, predict_settings(args, weights))
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
@@ -343,17 +358,30 @@ def _cmd_predict(args) -> int:
     if not args.quiet:
         print(note, file=sys.stderr)
     track = args.track if args.track is not None else source.is_video  # on by default for videos
-    settings = {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
-                "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
-                "classes": args.classes, "multimask": args.multimask, "precision": args.precision,
-                "keyframe_every": args.keyframe_every}
-    summary = run_predict(pipeline, source, args.out, settings=settings, stride=args.stride, max_frames=args.max_frames,
-                          save_masks=args.save_masks, resume=args.resume, strict=args.strict,
-                          image_ids=load_image_ids(args.image_ids), notes=[note], progress=not args.quiet,
-                          categories=load_categories(args.categories or args.image_ids), track=track,
-                          verbose=args.verbose)
+    from detseg.pipeline.batching import resolve_batch_size
+
+    summary = run_predict(pipeline, source, args.out, settings=predict_settings(args, weights), stride=args.stride,
+                          max_frames=args.max_frames, save_masks=args.save_masks, resume=args.resume,
+                          strict=args.strict, image_ids=load_image_ids(args.image_ids), notes=[note],
+                          progress=not args.quiet, categories=load_categories(args.categories or args.image_ids),
+                          track=track, verbose=args.verbose,
+                          batch_size=resolve_batch_size(args.batch, getattr(pipeline, "segmenter", None))
+                          if args.keyframe_every == 1 else 1)
     for warning in source.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return report(args, summary)
+
+
+def predict_settings(args, weights) -> dict:
+    """What produced the outputs (run.json): ``--resume`` refuses to mix other settings (either engine)."""
+    return {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
+            "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
+            "classes": args.classes, "multimask": args.multimask, "precision": args.precision,
+            "keyframe_every": args.keyframe_every}
+
+
+def report(args, summary: dict) -> int:
+    """Print the failures and a one-line result; raise when nothing could be processed."""
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)
     if not args.quiet:

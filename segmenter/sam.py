@@ -159,9 +159,15 @@ class SamSegmenter(BoxPromptSegmenter):
         return (tensor.to(self._device) - self._mean) / self._std
 
     def _encode(self, image: np.ndarray) -> Embedding:
+        return self._encode_batch([image])[0]
+
+    def _encode_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        """One encoder call for all ``images`` (SAM / MobileSAM); SAM 2 encodes them one by one."""
         import torch
 
-        x = self.preprocess(image)
+        if self._is_sam2 and len(images) > 1:
+            return [self._encode(image) for image in images]
+        x = torch.cat([self.preprocess(image) for image in images])
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
@@ -173,18 +179,25 @@ class SamSegmenter(BoxPromptSegmenter):
                     feats[-1] = feats[-1] + m.no_mem_embed
                 sizes = [(INPUT_SIZE // s, INPUT_SIZE // s) for s in (4, 8, 16)]
                 maps = [f.permute(1, 2, 0).reshape(1, -1, *hw).float() for f, hw in zip(feats, sizes)]
-                features = {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
-                nbytes = sum(t.numel() * t.element_size() for t in maps)
+                batch = [({"image_embed": maps[-1], "high_res_feats": maps[:-1]},
+                          sum(t.numel() * t.element_size() for t in maps))]
             else:
-                features = self._model.image_encoder(x).float().contiguous()
-                nbytes = features.numel() * features.element_size()
-            terms = self._box_decoder.image_terms(features) if self._box_decoder is not None else None
-        if terms is not None:
-            terms = terms.float()
-            nbytes += terms.nbytes
-        self.encoder_calls += 1
-        h, w = image.shape[:2]
-        return Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)), terms)
+                encoded = self._model.image_encoder(x).float()
+                # a copy per image, so that evicting one cached embedding frees its memory
+                own = [f.contiguous() if len(images) == 1 else f.clone(memory_format=torch.contiguous_format)
+                       for f in encoded.split(1)]
+                batch = [(f, f.numel() * f.element_size()) for f in own]
+            terms = [self._box_decoder.image_terms(f) if self._box_decoder is not None else None for f, _ in batch]
+        out = []
+        for image, (features, nbytes), term in zip(images, batch, terms):
+            if term is not None:
+                term = term.float()
+                nbytes += term.nbytes
+            self.encoder_calls += 1
+            h, w = image.shape[:2]
+            out.append(Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)),
+                                 term))
+        return out
 
     def embed(self, image: np.ndarray) -> Embedding:
         """The image's embedding: from the cache when the same pixels were seen, else encoded now.
@@ -200,6 +213,30 @@ class SamSegmenter(BoxPromptSegmenter):
             emb = self._encode(image)
             self._cache.put(key, emb, emb.nbytes)
         return emb
+
+    def embed_batch(self, images: list[np.ndarray]) -> list[Embedding]:
+        """Embeddings of several images, those not cached encoded together in one encoder call.
+
+        The batch fills the cache, so a later :meth:`predict_masks` on any of these images
+        reuses its embedding. Equal to embedding one by one up to float rounding (~1e-5
+        relative); on a CPU a batch is no faster per image (``benchmarks/scale.py``), so the
+        pipeline batches only where asked to (``batch_size``).
+
+        Args:
+            images: ``(H, W, 3)`` uint8 BGR images, any sizes (each is letterboxed to 1024).
+        """
+        self.load()
+        for image in images:
+            check_image(image)
+        keys = [image_key(image) for image in images]
+        found = {k: self._cache.get(k) for k in dict.fromkeys(keys)}
+        todo = [k for k, emb in found.items() if emb is None]
+        if todo:
+            first = {k: image for k, image in zip(keys, images)}
+            for k, emb in zip(todo, self._encode_batch([first[k] for k in todo])):
+                found[k] = emb
+                self._cache.put(k, emb, emb.nbytes)
+        return [found[k] for k in keys]
 
     def clear_cache(self) -> None:
         """Forget every cached image embedding (the next call on any image runs the encoder)."""

@@ -1,0 +1,327 @@
+"""``detseg predict --engine ray``: the same run on Ray Data, with the same output files.
+
+The driver resolves the source, assigns every input its output name and image id (as the
+local engine does), skips inputs already done (``--resume``) and hands the rest to Ray Data:
+``from_items`` of the file list, then ``map_batches`` on a pool of actors. Each actor builds
+the detector and segmenter once, runs :meth:`Pipeline.run` on its batch (reading, detecting,
+segmenting, reporting bad files exactly as locally) and writes each input's files with
+:class:`~detseg.pipeline.outputs.OutputWriter` (atomic, the part file last), returning the
+parts. The driver then assembles predictions.json, images.json and summary.json with the
+same code as the local engine. A retried batch (an actor that died is restarted by Ray)
+rewrites the same files with the same bytes, and only the parts of its successful attempt
+reach the driver: nothing is lost or duplicated.
+
+Example:
+    >>> from detseg.pipeline.distributed import PipelineSpec, predict      # doctest: +SKIP
+    >>> spec = PipelineSpec(segmenter="mobile_sam.pt", device="cuda")
+    >>> summary = predict(spec, "photos/", "runs/ray", workers=4, gpus_per_worker=1)
+
+On a cluster (``ray_address``) every worker must see the inputs and ``out`` at the same
+paths (a shared file system).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detseg.errors import DetsegError, InputError
+
+INSTALL_HINT = 'pip install "detseg[ray]"'
+
+
+class MissingDependencyError(DetsegError, ImportError):
+    """An optional dependency (Ray) is not installed."""
+
+
+def import_ray():
+    """``ray`` and ``ray.data``, or a one-line :class:`MissingDependencyError` saying how to install them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(f"--engine ray needs Ray Data, which is not installed ({e.name or e}): "
+                                     f"{INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass
+class PipelineSpec:
+    """A picklable recipe of a :class:`~detseg.pipeline.Pipeline`: each worker builds its own from it.
+
+    Args:
+        detector: YOLO weights (default: the shipped food detector).
+        segmenter: what :func:`~detseg.segmenter.factory.build_segmenter` takes (``grabcut``, a SAM checkpoint...).
+        device: ``auto``, ``cpu``, ``cuda``; a Ray worker sees only the GPUs Ray gave it.
+        detector_options: other :class:`~detseg.detectors.YoloDetector` arguments (conf, iou, classes, ...).
+    """
+
+    detector: str | None = None
+    segmenter: str = "grabcut"
+    device: str = "auto"
+    multimask: str = "single"
+    precision: str = "fp32"
+    detector_options: dict = field(default_factory=dict)
+
+    def build_detector(self):
+        from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
+
+        return YoloDetector(self.detector or DEFAULT_WEIGHTS, device=self.device, **self.detector_options).load()
+
+    def __call__(self):
+        """Build and load the pipeline (what a worker does once)."""
+        from detseg.pipeline.core import Pipeline
+        from detseg.segmenter.factory import build_segmenter
+
+        segmenter, _ = build_segmenter(self.segmenter, self.device, self.multimask, self.precision)
+        return Pipeline(self.build_detector(), segmenter)
+
+
+class PredictWorker:
+    """A Ray Data actor: one pipeline and one :class:`OutputWriter`, built once; a batch of inputs in,
+    their parts out (one row per input: ``index``, ``name``, ``part`` JSON or ``error``, ``seconds`` JSON)."""
+
+    def __init__(self, factory, out: str, class_names: dict, save_masks: bool, categories, batch_size: int,
+                 threads: int | None):
+        if threads:
+            import cv2
+            import torch
+
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+        from detseg.pipeline.core import Pipeline
+        from detseg.pipeline.outputs import OutputWriter
+
+        self.pipeline = factory if isinstance(factory, Pipeline) else factory()
+        self.writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        from detseg.pipeline.sources import Source
+
+        paths = [str(p) for p in batch["path"]]
+        index = {p: int(i) for p, i in zip(paths, batch["index"])}
+        ids = {str(n): int(i) for n, i in zip(batch["name"], batch["image_id"])}
+        src = Source("glob", files=[Path(p) for p in paths], names=dict(zip(paths, (str(n) for n in batch["name"]))))
+        rows = {"index": [], "name": [], "path": [], "part": [], "error": [], "seconds": []}
+        extra = {"batch_size": self.batch_size} if self.batch_size > 1 else {}
+        for frame in self.pipeline.run(src, **extra):
+            part, error = "", frame.error
+            if frame.ok:
+                t = time.perf_counter()
+                part = json.dumps(self.writer.write(frame.name, ids[frame.name], frame.path, frame.image,
+                                                    frame.detections))
+                frame.seconds["write"] = time.perf_counter() - t
+            for key, value in (("index", index[frame.path]), ("name", frame.name), ("path", frame.path),
+                               ("part", part), ("error", error), ("seconds", json.dumps(frame.seconds))):
+                rows[key].append(value)
+        return rows
+
+
+def _start_ray(ray, address: str | None, workers: int, cpus_per_worker: float):
+    """Join ``address``, or start a local instance sized for the workers. True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=max(int(workers * cpus_per_worker + 0.999), 1), **options)
+    return True
+
+
+def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float = 0, cpus_per_worker: float = 1,
+            threads_per_worker: int | None = 1, batch_size: int = 1, ray_address: str | None = None,
+            save_masks: bool = False, resume: bool = False, image_ids: dict[str, int] | None = None,
+            categories: list[dict] | None = None, class_names: dict[int, str] | None = None, progress: bool = True,
+            notes: list[str] = (), settings: dict | None = None, max_retries: int = 3) -> dict:
+    """Run a pipeline over images on Ray Data and write what :func:`~detseg.pipeline.predict.run_predict` writes.
+
+    Args:
+        pipeline: a :class:`PipelineSpec` or any picklable zero-argument callable returning a
+            :class:`~detseg.pipeline.Pipeline` (each actor calls it once), or a Pipeline (pickled to each actor).
+        source: an image, a folder, a glob or a list of paths (no video).
+        workers: actors in the pool (each builds its own pipeline).
+        gpus_per_worker, cpus_per_worker: Ray resources of each actor.
+        threads_per_worker: torch / OpenCV threads in each actor (None: leave their defaults).
+        batch_size: images per Ray batch; above 1 SAM encodes a batch's images together.
+        ray_address: a running cluster to join (``auto``, ``ray://host:10001``); None starts a local instance
+            (and stops it at the end) unless Ray is already initialised in this process.
+        max_retries: restarts of a dead actor and retries of its batch.
+        class_names, image_ids, categories, save_masks, resume, notes, settings: as for the local engine;
+            ``class_names`` defaults to the pipeline's detector's.
+
+    Returns:
+        The summary dict (also in ``out/summary.json``), with ``engine`` and ``workers`` added.
+
+    Raises:
+        MissingDependencyError: Ray is not installed.
+        InputError: a video source, or bad worker / batch settings.
+    """
+    from detseg.pipeline.outputs import OutputWriter
+    from detseg.pipeline.predict import _assign_image_ids, _check_settings, _run_lock, build_summary
+    from detseg.pipeline.sources import Source, resolve_source
+
+    ray = import_ray()
+    if workers < 1 or batch_size < 1 or gpus_per_worker < 0 or cpus_per_worker <= 0:
+        raise InputError(f"workers and batch size must be >= 1, gpus >= 0 and cpus > 0 per worker; got {workers}, "
+                         f"{batch_size}, {gpus_per_worker} and {cpus_per_worker}")
+    src = source if isinstance(source, Source) else resolve_source(source)
+    if src.is_video or src.arrays and any(not isinstance(a, (str, os.PathLike)) for a in src.arrays):
+        raise InputError("--engine ray takes image files (an image, a folder, a glob or a list of paths); "
+                         "run a video or in-memory arrays with --engine local")
+    given, source_setting = src, "arrays" if src.kind == "arrays" else str(source)  # as the local engine says
+    if src.kind == "arrays":  # a list of paths
+        src = Source("glob", files=[Path(p) for p in src.arrays], names=src.names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if src.root is not None and out.resolve().is_relative_to(src.root.resolve()):  # never read our own outputs
+        src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
+    class_names = class_names if class_names is not None else _class_names_of(pipeline)
+    with _run_lock(out):
+        _check_settings(out, {"source": source_setting, "stride": 1, **(settings or {})}, resume)
+        writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
+        ids = _assign_image_ids(src, image_ids or {})
+        parts, failures, seconds, todo = [], [], [], []
+        for i, f in enumerate(src.files):
+            name = src.names[str(f)]
+            if resume and writer.done(name):
+                parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
+            else:
+                todo.append({"index": i, "path": str(f), "name": name, "image_id": ids[name]})
+        skipped = len(parts)
+        start = time.perf_counter()
+        if todo:
+            started = _start_ray(ray, ray_address, workers, cpus_per_worker)
+            try:
+                rows = _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, workers,
+                                   gpus_per_worker, cpus_per_worker, threads_per_worker, batch_size, max_retries,
+                                   progress, total=len(src.files), done=skipped)
+            finally:
+                if started:
+                    ray.shutdown()
+            for row in sorted(rows, key=lambda r: r["index"]):
+                if row["error"]:
+                    failures.append({"path": row["path"], "error": row["error"]})
+                else:
+                    parts.append(json.loads(row["part"]))
+                    seconds.append(json.loads(row["seconds"]))
+        _sweep_temporary_files(out)
+        elapsed = time.perf_counter() - start
+        summary = build_summary(given, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
+        summary.update(engine="ray", workers=workers)
+        writer.finalize(parts, summary)
+    return summary
+
+
+def _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, workers, gpus_per_worker,
+                cpus_per_worker, threads, batch_size, max_retries, progress, total, done) -> list[dict]:
+    from ray.data import DataContext
+    from tqdm import tqdm
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False  # one bar, ours, counting inputs as the local engine does
+    ctx.verbose_progress = False
+    ds = ray.data.from_items(todo)
+    kwargs = dict(out=str(out), class_names=class_names, save_masks=save_masks, categories=categories,
+                  batch_size=batch_size, threads=threads)
+    with warnings.catch_warnings():
+        # Ray >= 2.60 calls max_restarts / max_task_retries deprecated "ray_remote_args" (its defaults: no limit);
+        # a bound keeps an input that kills its actor every time from retrying forever
+        warnings.simplefilter("ignore", DeprecationWarning)
+        results = ds.map_batches(PredictWorker, fn_constructor_args=(pipeline,), fn_constructor_kwargs=kwargs,
+                                 batch_size=batch_size, batch_format="numpy",
+                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+                                 num_gpus=gpus_per_worker or None, max_restarts=max_retries,
+                                 max_task_retries=max_retries)
+    rows = []
+    with tqdm(desc=f"predict (ray, {workers} workers)", unit="img", total=total, initial=done,
+              disable=not progress) as bar:
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+            batch_rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+            rows += [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in batch_rows]
+            bar.update(len(batch_rows))
+            failed = sum(1 for r in rows if r["error"])
+            if failed:
+                bar.set_postfix(failed=failed)
+    return rows
+
+
+def _class_names_of(pipeline) -> dict[int, str]:
+    """``{id: name}`` of the pipeline's detector, built in the driver only where needed."""
+    from detseg.pipeline.core import Pipeline
+
+    if isinstance(pipeline, PipelineSpec):
+        detector = pipeline.build_detector()
+    elif isinstance(pipeline, Pipeline):
+        detector = pipeline.detector
+    else:
+        detector = pipeline().detector
+    return {int(k): str(v) for k, v in dict(getattr(detector, "class_names", None) or {}).items()}
+
+
+def _sweep_temporary_files(out: Path) -> None:
+    """Remove atomic-write temporaries a killed actor left (``.NAME.XXXX.part``); no writer is alive now."""
+    for folder in ("annotated", "labels", "masks", "parts"):
+        for tmp in (out / folder).glob(".*.part"):
+            tmp.unlink(missing_ok=True)
+
+
+def add_engine_arguments(p) -> None:
+    """``--engine``, ``--workers``, ``--gpus-per-worker``, ``--ray-address`` and ``--batch`` of ``detseg predict``."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help=f"local: this process; ray: Ray Data actors, the same output files (images only; "
+                        f"{INSTALL_HINT})")
+    p.add_argument("--workers", type=int, default=2, help="ray: actors, each with its own detector and segmenter")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="ray: GPUs per actor (e.g. 1, or 0.5 to share)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="ray: torch/OpenCV threads per actor")
+    p.add_argument("--ray-address", default=None,
+                   help="ray: join this cluster (auto, ray://host:10001); default: start a local instance. Inputs and "
+                        "--out must be on a file system every node sees")
+    p.add_argument("--batch", default="auto",
+                   help="images per SAM encoder call (and per Ray batch); auto: 1 on a CPU, 8 on a GPU")
+
+
+def cmd_predict_ray(args, source, settings: dict) -> int:
+    """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
+    import_ray()  # fail in one line before any model loads
+    from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
+    from detseg.pipeline.predict import load_categories, load_image_ids, report
+    from detseg.segmenter.factory import build_segmenter
+
+    if source.is_video:
+        raise InputError("--engine ray takes images (a file, a folder or a glob); run a video with --engine local")
+    if args.strict:
+        raise InputError("--strict stops at the first failure in order: use it with --engine local")
+    if args.workers < 1 or args.threads_per_worker < 1:
+        raise InputError(f"--workers and --threads-per-worker must be >= 1, got {args.workers} and "
+                         f"{args.threads_per_worker}")
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if classes:
+        classes = [int(c) if c.isdigit() else c for c in classes]
+    options = dict(conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz, max_det=args.max_det,
+                   agnostic_nms=args.agnostic_nms)
+    # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
+    segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
+                                      "fp32" if args.precision == "fp16" else args.precision)
+    resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
+    if resolved == "auto":
+        resolved = "grabcut"
+    device = "cpu" if args.gpus_per_worker == 0 else args.device
+    spec = PipelineSpec(args.detector, str(resolved), device, args.multimask, args.precision, options)
+    on_gpu = args.gpus_per_worker > 0 and args.batch == "auto" and callable(getattr(segmenter, "embed_batch", None))
+    batch = GPU_BATCH if on_gpu else resolve_batch_size(args.batch, segmenter)
+    del segmenter
+    if not args.quiet:
+        print(note, file=sys.stderr)
+    summary = predict(spec, source, args.out, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                      threads_per_worker=args.threads_per_worker, batch_size=batch, ray_address=args.ray_address,
+                      save_masks=args.save_masks, resume=args.resume, image_ids=load_image_ids(args.image_ids),
+                      categories=load_categories(args.categories or args.image_ids), progress=not args.quiet,
+                      notes=[note], settings=settings)
+    return report(args, summary)

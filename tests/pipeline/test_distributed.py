@@ -1,0 +1,161 @@
+"""``--engine ray``: the same files as the local engine, bad inputs reported, --resume, a dead actor
+retried, and one clear line without Ray. One local Ray instance serves the whole module."""
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detseg.errors import InputError
+from detseg.pipeline import Pipeline
+from detseg.pipeline.cli import main
+from detseg.pipeline.predict import run_predict
+from detseg.segmenter import GrabCutSegmenter
+from tests.helpers import FakeDetector, textured_image
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMINGS = {"seconds_per_stage", "seconds_total", "images_per_second", "out", "engine", "workers"}
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    # the workers import the test helpers (the pickled fake detector) as the driver does
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Six small images in two folders and a corrupt file."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for i in range(6):
+        cv2.imwrite(str(src / ("sub" if i % 2 else "") / f"img{i}.jpg"), textured_image(48 + 8 * i, 64, i))
+    (src / "corrupt.jpg").write_bytes(b"\xff\xd8garbage" * 10)
+    return src
+
+
+def _pipe():
+    return Pipeline(FakeDetector(), GrabCutSegmenter())
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "summary.json"}
+
+
+def _summary(out: Path) -> dict:
+    return {k: v for k, v in json.loads((out / "summary.json").read_text()).items() if k not in TIMINGS}
+
+
+def test_ray_engine_writes_the_same_files_as_the_local_engine(ray_instance, folder, tmp_path):
+    from detseg.pipeline.distributed import predict
+
+    local = run_predict(_pipe(), folder, tmp_path / "local", progress=False, save_masks=True)
+    summary = predict(_pipe(), folder, tmp_path / "ray", workers=2, save_masks=True, progress=False)
+    files = _files(tmp_path / "ray")
+    assert files == _files(tmp_path / "local")  # every file byte for byte
+    assert len([f for f in files if f.startswith("annotated/")]) == 6
+    assert _summary(tmp_path / "ray") == _summary(tmp_path / "local")
+    assert summary["engine"] == "ray" and summary["processed"] == local["processed"] == 6
+    # the corrupt file is reported, as locally, and the rest processed
+    assert [Path(f["path"]).name for f in summary["failed"]] == ["corrupt.jpg"]
+    assert "not a readable image" in summary["failed"][0]["error"]
+    assert not list((tmp_path / "ray").rglob(".*"))  # no temporaries, no lock left
+
+
+def test_resume_processes_only_the_missing_inputs(ray_instance, folder, tmp_path):
+    from detseg.pipeline.distributed import predict
+
+    out = tmp_path / "ray"
+    predict(_pipe(), folder, out, progress=False)
+    before = _files(out)
+    # an interrupted run: two inputs never finished (their part file, written last, is missing)
+    for name in ("img0", "sub__img3"):
+        (out / "parts" / f"{name}.json").unlink()
+        (out / "annotated" / f"{name}.jpg").unlink()
+    (out / "labels" / "img2.txt").write_text("kept: not processed again\n")  # a finished input's file
+    summary = predict(_pipe(), folder, out, resume=True, progress=False)
+    assert summary["resumed_skipped"] == 4 and summary["processed"] == 6
+    assert (out / "labels" / "img2.txt").read_text() == "kept: not processed again\n"
+    after = _files(out)
+    assert {k: v for k, v in after.items() if k != "labels/img2.txt"} == \
+        {k: v for k, v in before.items() if k != "labels/img2.txt"}
+
+
+class DiesOnce(FakeDetector):
+    """Kills its whole worker process the first time it sees a 72-pixel-high image (img3)."""
+
+    def __init__(self, flag):
+        super().__init__()
+        self.flag = str(flag)
+
+    def __call__(self, image):
+        if image.shape[0] == 72:
+            try:
+                os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os._exit(1)  # the actor dies mid-batch: Ray restarts it and retries the batch
+            except FileExistsError:
+                pass
+        return super().__call__(image)
+
+
+def test_an_actor_that_dies_is_restarted_and_nothing_is_lost_or_duplicated(ray_instance, folder, tmp_path):
+    from detseg.pipeline.distributed import predict
+
+    flag = tmp_path / "died"
+    run_predict(_pipe(), folder, tmp_path / "local", progress=False)
+    summary = predict(Pipeline(DiesOnce(flag), GrabCutSegmenter()), folder, tmp_path / "ray", batch_size=2,
+                      progress=False)
+    assert flag.exists()  # it did die
+    assert summary["processed"] == 6 and len(summary["failed"]) == 1
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    ids = [r["image_id"] for r in json.loads((tmp_path / "ray" / "predictions.json").read_text())]
+    assert sorted(Counter(ids).values()) == [2] * 6  # two boxes for each of the six images, none twice
+
+
+def test_cli_engine_ray_matches_the_local_cli(ray_instance, folder, tmp_path, capsys):
+    args = [str(folder), "--segmenter", "box", "--quiet", "--imgsz", "64"]
+    assert main(["predict", *args, "--out", str(tmp_path / "local")]) == 0
+    assert main(["predict", *args, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["engine"] == "ray"
+
+
+def test_cli_engine_ray_refuses_a_video_in_one_line(ray_instance, tmp_path, capsys):
+    import supervision as sv
+
+    video = tmp_path / "clip.mp4"
+    with sv.VideoSink(str(video), sv.VideoInfo(width=64, height=48, fps=5)) as sink:
+        for i in range(3):
+            sink.write_frame(textured_image(48, 64, i))
+    assert main(["predict", str(video), "--out", str(tmp_path / "out"), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--engine ray takes images" in err[0]
+
+
+def test_python_api_refuses_arrays(ray_instance, tmp_path):
+    from detseg.pipeline.distributed import predict
+
+    with pytest.raises(InputError, match="--engine local"):
+        predict(_pipe(), [np.zeros((8, 8, 3), np.uint8)], tmp_path / "out", progress=False)
+
+
+def test_without_ray_the_cli_says_how_to_install_it(folder, tmp_path, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["predict", str(folder), "--out", str(tmp_path / "out"), "--engine", "ray"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert 'pip install "detseg[ray]"' in err[0]
+    assert not (tmp_path / "out" / "summary.json").exists()
