@@ -18,6 +18,7 @@ import cv2
 from tqdm import tqdm
 
 from detseg.errors import DetsegError, InputError, WeightsError
+from detseg.pipeline.autolabel import DatasetWriter, MinMaskScore
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter, output_name
 from detseg.pipeline.sources import is_video, list_files, video_info
@@ -36,11 +37,24 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
 
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
-                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = ()) -> dict:
-    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict."""
+                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
+                save_dataset: str | Path | None = None, val_fraction: float = 0.2,
+                min_mask_score: float | None = None) -> dict:
+    """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
+
+    ``save_dataset``: also write a YOLO-seg dataset there (see :mod:`detseg.pipeline.autolabel`), split
+    ``val_fraction`` into val. ``min_mask_score``: drop detections whose mask score is below it, from
+    every output; how many is ``summary["dropped_low_mask_score"]``.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     class_names = _class_names(pipeline)
+    dataset = DatasetWriter(save_dataset, source, class_names, val_fraction, resume) if save_dataset else None
+    out.mkdir(parents=True, exist_ok=True)
+    min_score = None
+    if min_mask_score is not None:
+        min_score = MinMaskScore(min_mask_score)
+        pipeline = Pipeline(pipeline.detector, pipeline.segmenter, pipeline.box_steps,
+                            [*pipeline.mask_steps, min_score])
     writer = OutputWriter(out, class_names, save_masks=save_masks)
     video = is_video(source)
     root = Path(source) if not isinstance(source, (list, tuple)) and Path(str(source)).is_dir() else None
@@ -59,6 +73,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
             if writer.done(name):
                 parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
                 skipped += 1
+                if dataset is not None:
+                    dataset.add(str(f), out / "labels" / f"{name}.txt")
             else:
                 run_source.append(str(f))
     # outputs are written by one background thread while the next input is detected and segmented
@@ -78,6 +94,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                                                         info["fps"] / stride, (w, h))
             video_state["writer"].write(annotated)
         part = writer.write(name, image_id, frame.path, frame.image, frame.detections, annotated)
+        if dataset is not None:  # the label file just written, hard-linked beside the original image
+            dataset.add(frame.path, out / "labels" / f"{name}.txt", frame.image if video else None)
         frame.seconds["write"] = time.perf_counter() - t
         return part, frame.seconds
 
@@ -127,6 +145,10 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         "seconds_total": round(elapsed, 3),
         "images_per_second": round((processed - skipped) / elapsed, 3) if elapsed > 0 else None,
     }
+    if min_score is not None:
+        summary["dropped_low_mask_score"] = min_score.dropped
+    if dataset is not None:
+        summary["dataset"] = dataset.finalize(min_score.dropped if min_score is not None else None)
     writer.finalize(parts, summary)
     return summary
 
@@ -155,6 +177,14 @@ def add_predict_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
     p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
     p.add_argument("--image-ids", default=None, help="COCO JSON whose image ids predictions.json should use")
+    p.add_argument("--save-dataset", metavar="DIR", default=None,
+                   help="also write a YOLO-seg dataset (data.yaml, images/, labels/ per split) from the masks, "
+                        "trainable with `detseg train --task segment`; video frames are written as JPEG")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="--save-dataset: share of images in val, by a stable hash of the path (default: %(default)s)")
+    p.add_argument("--min-mask-score", type=float, default=None,
+                   help="drop detections whose mask score is below this (from every output); the count is "
+                        "printed and in summary.json")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -176,11 +206,22 @@ def _cmd_predict(args) -> int:
     pipeline = Pipeline(detector, segmenter)
     summary = run_predict(pipeline, args.source, args.out, stride=args.stride, max_frames=args.max_frames,
                           save_masks=args.save_masks, resume=args.resume, strict=args.strict,
-                          image_ids=load_image_ids(args.image_ids), notes=[note])
+                          image_ids=load_image_ids(args.image_ids), notes=[note], save_dataset=args.save_dataset,
+                          val_fraction=args.val_fraction, min_mask_score=args.min_mask_score)
     for failure in summary["failed"]:
         print(f"failed: {failure['error']}", file=sys.stderr)
     print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
           f"{summary['instances_per_class']}; outputs in {args.out}", file=sys.stderr)
+    if "dropped_low_mask_score" in summary:
+        print(f"dropped {summary['dropped_low_mask_score']} detection(s) with mask score < {args.min_mask_score}",
+              file=sys.stderr)
+    if "dataset" in summary:
+        ds = summary["dataset"]
+        print(f"dataset in {args.save_dataset}: {ds['images']['train']} train / {ds['images']['val']} val images "
+              f"({ds['negatives']['train'] + ds['negatives']['val']} without detections, kept as negatives)"
+              + (f"; {ds['video_frames_as_jpeg']} video frames written as JPEG" if ds["video_frames_as_jpeg"] else "")
+              + (f"; skipped {len(ds['skipped_not_trainable'])} file(s) ultralytics cannot train on"
+                 if ds["skipped_not_trainable"] else ""), file=sys.stderr)
     if summary["processed"] == 0:
         raise DetsegError("nothing could be processed" + (f": {summary['failed'][0]['error']}"
                                                           if summary["failed"] else ""))
