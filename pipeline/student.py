@@ -56,6 +56,9 @@ class YoloSegModel(YoloDetector):
     def predict_masks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The masks this model predicted with ``boxes`` in its last call (on ``image``).
 
+        ``boxes`` are rows of that call's ``xyxy`` (all or some, in its order, as ``evaluate`` passes them);
+        each takes the first not yet taken row with that box, so identical boxes keep their own masks.
+
         Raises:
             InputError: a box is not one the last call returned (it cannot segment arbitrary boxes).
         """
@@ -66,10 +69,11 @@ class YoloSegModel(YoloDetector):
             return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
         if last is None or last.mask is None or last.mask.shape[1:] != (h, w):
             raise InputError("YoloSegModel.predict_masks: call the model on this image first")
-        rows = []
+        rows, taken = [], np.zeros(len(last), bool)
         for box in boxes:
-            match = np.flatnonzero(np.all(np.abs(last.xyxy - box) < 1e-3, axis=1))
+            match = np.flatnonzero(np.all(np.abs(last.xyxy - box) < 1e-3, axis=1) & ~taken)
             if not len(match):
                 raise InputError(f"YoloSegModel.predict_masks: box {box.tolist()} is not one it predicted")
             rows.append(int(match[0]))
+            taken[rows[-1]] = True
         return last.mask[rows], last.data["mask_score"][rows]
