@@ -196,3 +196,13 @@ def test_video_frames_are_written_as_jpeg(tmp_path):
     assert summary["dataset"]["video_frames_as_jpeg"] == 3
     image = next((ds / "images").rglob("clip_000002.jpg"))
     assert cv2.imread(str(image)).shape == (64, 64, 3)
+
+
+def test_resume_adds_to_the_same_dataset_without_duplicates(nested, tmp_path):
+    first, ds = _save(nested, tmp_path)
+    before = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file() and p.name != "autolabel.json")
+    pipe = Pipeline(DarkIsEmpty(), BoxSegmenter())
+    again = run_predict(pipe, nested, tmp_path / "ds-out", save_dataset=ds, resume=True, progress=False)
+    after = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file() and p.name != "autolabel.json")
+    assert again["resumed_skipped"] == 17 and after == before
+    assert again["dataset"]["images"] == first["dataset"]["images"]
