@@ -61,3 +61,12 @@ def test_student_model_plugs_into_evaluate(seg_run, tiny_dataset):
         student.predict_masks(image, np.array([[1.5, 2.5, 3.5, 4.5]]))
     report = evaluate(tiny_dataset / "data.yaml", student, {"student": student}, split="val", progress=False)
     assert 0.0 <= report["configs"]["student"]["segm"]["AP"] <= 1.0
+
+
+def test_cli_train_segment_refuses_a_detect_config_in_one_line(tiny_dataset, tmp_path, capsys):
+    from detseg.pipeline.cli import main
+
+    code = main(["train", "--task", "segment", "--data", str(tiny_dataset / "data.yaml"), "--model", "yolov8n.yaml",
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "yolov8n-seg.yaml" in err
