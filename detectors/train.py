@@ -99,28 +99,56 @@ def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
     return model
 
 
-def _box_metrics(metrics) -> dict:
-    """Box mAP50 / mAP50-95 overall and per class from an ultralytics ``DetMetrics``."""
-    box = metrics.box
-    names = metrics.names
+TASKS = ("detect", "segment")
+
+
+def _ap_metrics(metric, names, class_index) -> dict:
+    """mAP50 / mAP50-95 / precision / recall overall and per class of one ultralytics ``Metric``."""
     per_class = {}
-    for i, cls in enumerate(box.ap_class_index):
-        per_class[names[int(cls)]] = {"mAP50": float(box.ap50[i]), "mAP50-95": float(box.ap[i])}
+    for i, cls in enumerate(class_index):
+        per_class[names[int(cls)]] = {"mAP50": float(metric.ap50[i]), "mAP50-95": float(metric.ap[i])}
     return {
-        "mAP50": float(box.map50),
-        "mAP50-95": float(box.map),
-        "precision": float(box.mp),
-        "recall": float(box.mr),
+        "mAP50": float(metric.map50),
+        "mAP50-95": float(metric.map),
+        "precision": float(metric.mp),
+        "recall": float(metric.mr),
         "per_class": per_class,
     }
 
 
+def _box_metrics(metrics) -> dict:
+    """Box metrics (top level) from an ultralytics ``DetMetrics``; a ``SegmentMetrics`` adds ``"mask"``."""
+    out = _ap_metrics(metrics.box, metrics.names, metrics.box.ap_class_index)
+    seg = getattr(metrics, "seg", None)
+    if seg is not None:
+        out["mask"] = _ap_metrics(seg, metrics.names, metrics.ap_class_index)
+    return out
+
+
+def _check_task(model: str, task: str) -> None:
+    """Fail before a long run when a model file is of the other task (``yolov8n.yaml`` with ``segment``)."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; expected one of {TASKS}")
+    if not str(model).endswith((".yaml", ".yml")):
+        return
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    try:
+        found = guess_model_task(yaml_model_load(str(model)))
+    except FileNotFoundError as e:
+        raise WeightsError(f"model config {model} not found ({e})") from None
+    if found != task:
+        hint = "yolov8n-seg.yaml" if task == "segment" else "yolov8n.yaml"
+        raise WeightsError(f"model {model} is a {found} model but --task is {task}; use e.g. {hint}")
+
+
 def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640,
                       batch: int = 16, device: str = "auto", out: str | Path | None = None) -> dict:
-    """Box mAP of a detector on a dataset split, via ultralytics' validator.
+    """Box mAP (and mask mAP, for a segmentation model) on a dataset split, via ultralytics' validator.
 
     Returns:
-        ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}``.
+        ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}`` for boxes; a ``-seg``
+        model adds ``"mask"`` with the same keys for masks.
     """
 
     out_dir = Path(out) if out else Path("runs/val")
@@ -143,9 +171,10 @@ def train(
     workers: int = 2,
     seed: int = 0,
     plots: bool = True,
+    task: str = "detect",
     **overrides,
 ) -> TrainResult:
-    """Train a YOLO detector with ultralytics and record what was done.
+    """Train a YOLO detector (or, with ``task="segment"``, a YOLO-seg model) with ultralytics and record it.
 
     Args:
         data: an ultralytics dataset file (``data/food.yaml``, a synth output's
@@ -158,10 +187,14 @@ def train(
         resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``.
         plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
             curves, training batches); they work offline (a font download is skipped).
+        task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
+            ``.pt``; the dataset needs polygon labels, e.g. a ``detseg predict --save-dataset`` output).
+            ``pretrained=detector.pt`` (an override) starts a ``-seg`` model from a detector's weights.
         **overrides: any other ultralytics training argument.
 
     Returns:
-        :class:`TrainResult` with the run folder, best weights and box metrics on ``val``.
+        :class:`TrainResult` with the run folder, best weights and metrics on ``val`` (box; with
+        ``task="segment"`` also ``metrics["mask"]``).
     """
     from ultralytics import YOLO
 
@@ -174,9 +207,12 @@ def train(
         yolo.train(resume=True)
         data_yaml = out / "data.yaml"
     else:
+        _check_task(model, task)
         data_yaml = resolve_data_yaml(data, out)
         model_path = str(model) if str(model).endswith((".yaml", ".yml")) else str(resolve_weights(model))
         yolo = load_yolo(model_path)
+        if yolo.task != task:
+            raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
         yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
                    project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
                    plots=plots, **overrides)
@@ -184,15 +220,29 @@ def train(
     if not best.is_file():
         best = out / "weights" / "last.pt"
     metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch, device=device, out=out)
-    atomic_write_json(out / "metrics.json", {"split": "val", "weights": str(best), **metrics}, indent=2)
+    atomic_write_json(out / "metrics.json", {"split": "val", "task": task if not resume else _task_of(best),
+                                             "weights": str(best), **metrics}, indent=2)
     atomic_write_text(out / "command.txt", shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
     return TrainResult(run_dir=out, best_weights=best, metrics=metrics)
 
 
+def _task_of(weights: Path) -> str:
+    from ultralytics import YOLO
+
+    return YOLO(str(weights)).task
+
+
 def metrics_summary(metrics: dict) -> str:
-    """One line per class: the table `detseg train` prints."""
-    lines = [f"{'class':<12} {'mAP50':>7} {'mAP50-95':>9}",
-             f"{'all':<12} {metrics['mAP50']:7.3f} {metrics['mAP50-95']:9.3f}"]
+    """One line per class: the table `detseg train` prints (box, and mask columns for a -seg model)."""
+    mask = metrics.get("mask")
+    head = f"{'class':<12} {'mAP50':>7} {'mAP50-95':>9}"
+    lines = [head + (f" {'mask50':>7} {'mask50-95':>9}" if mask else "")]
+
+    def row(name, box, m):
+        cells = f"{name:<12} {box['mAP50']:7.3f} {box['mAP50-95']:9.3f}"
+        return cells + (f" {m['mAP50']:7.3f} {m['mAP50-95']:9.3f}" if m else "")
+
+    lines.append(row("all", metrics, mask))
     for name, m in metrics["per_class"].items():
-        lines.append(f"{name:<12} {m['mAP50']:7.3f} {m['mAP50-95']:9.3f}")
+        lines.append(row(name, m, mask["per_class"].get(name) if mask else None))
     return "\n".join(lines)

@@ -152,7 +152,11 @@ def _cmd_convert(args) -> int:
 def _add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a YOLO detector with ultralytics (offline from a .yaml)")
     p.add_argument("--data", required=True, help="data.yaml: data/food.yaml, a synth output, a Roboflow export")
-    p.add_argument("--model", default="yolov8n.yaml", help="yolov8n.yaml (from scratch) or weights .pt")
+    p.add_argument("--model", default=None,
+                   help="yolov8n.yaml / yolov8n-seg.yaml (from scratch) or weights .pt (default: by --task)")
+    p.add_argument("--task", choices=("detect", "segment"), default="detect",
+                   help="detect (boxes) or segment (a -seg model on polygon labels, e.g. a --save-dataset output; "
+                        "pretrained=detector.pt starts it from a detector's weights)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
@@ -170,8 +174,8 @@ def _add_train_command(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-_TRAIN_FLAGS = {"data", "model", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "resume", "plots",
-                "project", "name"}
+_TRAIN_FLAGS = {"data", "model", "task", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "resume",
+                "plots", "project", "name"}
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -206,7 +210,8 @@ def _cmd_train(args) -> int:
     overrides = parse_overrides(args.overrides)  # option mistakes first, before the dataset is read
     if not args.resume:
         load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
-    result = train(args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+    model = args.model or ("yolov8n-seg.yaml" if args.task == "segment" else "yolov8n.yaml")
+    result = train(args.data, model=model, task=args.task, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
                    plots=args.plots, **({"time": args.time} if args.time else {}), **overrides)
     print(metrics_summary(result.metrics))
@@ -253,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_predict_command(sub) -> None:
-    from detseg.pipeline.predict import add_predict_command
+    from detseg.pipeline.predict_cli import add_predict_command
 
     add_predict_command(sub)
 

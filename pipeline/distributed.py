@@ -291,7 +291,7 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
     """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
     import_ray()  # fail in one line before any model loads
     from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
-    from detseg.pipeline.predict import load_categories, load_image_ids, report
+    from detseg.pipeline.predict_cli import load_categories, load_image_ids, report
     from detseg.segmenter.factory import build_segmenter
 
     if source.is_video:

@@ -27,7 +27,8 @@ def test_real_photos_reproduces_the_box_reference_on_a_subset():
     assert "| box | 0% |" in res.stdout
 
 
-@pytest.mark.parametrize("script", ["segmenter.py", "pipeline.py", "detector.py", "synth.py", "scale.py"])
+@pytest.mark.parametrize("script", ["segmenter.py", "pipeline.py", "detector.py", "synth.py", "scale.py",
+                                    "distill.py", "real_detector.py", "video.py"])
 def test_benchmark_scripts_start(script):
     res = _run(f"benchmarks/{script}", "--help")
     assert res.returncode == 0 and "usage" in res.stdout.lower(), res.stderr

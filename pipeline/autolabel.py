@@ -1,0 +1,232 @@
+"""``detseg predict --save-dataset DIR``: the pipeline's masks as a YOLO-seg dataset, ready to train on.
+
+Layout of ``DIR`` (what ``detseg train`` and ultralytics read as it is)::
+
+    data.yaml                 names from the detector; train: images/train, val: images/val; no ``path:``
+                              key, so the folder can be moved (split folders resolve beside the yaml)
+    images/{train,val}/<name> the original files, hard-linked (or copied) byte for byte, never re-encoded;
+                              video frames are the one exception: written as JPEG (quality 95)
+    labels/{train,val}/<stem>.txt  YOLO-seg lines ``class x1 y1 x2 y2 ...`` (normalised), the same lines as
+                              ``--out``'s labels/; an image with no detections gets an empty file (a negative)
+    autolabel.json            source, split sizes, negatives, images per split, how the split was made
+
+Names come from the path relative to the source folder (``a/IMG_1.jpg`` -> ``a__IMG_1.jpg``), so
+nested folders with equal file names stay apart; if two files still share a stem (``x.jpg``, ``x.png``)
+the later one gets its suffix added (``x_png.png``). The split is decided by a stable hash
+(SHA-1) of the relative path, not by any random state: the same file lands in the same split in
+every run and on every machine. If no image hashes into val, the one with the smallest hash
+goes there, so a tiny set still trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import supervision as sv
+import yaml
+
+from detseg.atomic import atomic_write_bytes, atomic_write_text, place_file
+from detseg.errors import InputError
+
+#: what ultralytics' loader reads (ultralytics.data.utils.IMG_FORMATS, the ones detseg reads too)
+TRAINABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val")
+
+
+def split_of(relative: str, val_fraction: float) -> str:
+    """``"val"`` if the SHA-1 of the relative POSIX path falls below ``val_fraction``, else ``"train"``."""
+    return "val" if _hash01(relative) < val_fraction else "train"
+
+
+def _hash01(relative: str) -> float:
+    digest = hashlib.sha1(relative.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+class MinMaskScore:
+    """Mask step: drop detections whose ``data["mask_score"]`` is below ``threshold``; counts what it dropped.
+
+    Args:
+        threshold: the lowest mask score kept (SAM's predicted IoU; GrabCut/box give their own scores).
+
+    Attributes:
+        dropped: detections dropped so far.
+    """
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+        self.dropped = 0
+
+    def __call__(self, dets: sv.Detections) -> sv.Detections:
+        scores = dets.data.get("mask_score") if len(dets) else None
+        if scores is None:
+            return dets
+        keep = np.asarray(scores, np.float64) >= self.threshold
+        self.dropped += int((~keep).sum())
+        return dets if keep.all() else dets[np.flatnonzero(keep)]
+
+
+def _source_root(source) -> Path | None:
+    """The folder relative paths are taken from: the source folder, or the common parent of a glob's files."""
+    from detseg.pipeline.sources import Source, resolve_source
+
+    try:
+        src = source if isinstance(source, Source) else resolve_source(source)
+    except InputError:
+        return None
+    if src.root is not None:
+        return src.root
+    files = [f for f in src.files if not src.is_video] or [Path(p) for p in src.arrays if isinstance(p, (str, Path))]
+    if not files:
+        return None
+    return Path(os.path.commonpath([str(f.resolve().parent) for f in files]))
+
+
+class DatasetWriter:
+    """Collects predicted inputs into a YOLO-seg dataset under ``out`` (see the module docstring).
+
+    Args:
+        out: the dataset folder; must be new or empty (unless ``resume``).
+        source: the predict source (folder, glob, file, video or list of paths), for relative names.
+        class_names: ``{id: name}`` of the detector; written to data.yaml.
+        val_fraction: share of images in val, in (0, 1).
+        resume: allow a folder written by an earlier run of the same command.
+
+    Raises:
+        InputError: bad ``val_fraction``, no class names, or ``out`` holds something else.
+    """
+
+    def __init__(self, out: str | Path, source, class_names: dict[int, str], val_fraction: float = 0.2,
+                 resume: bool = False):
+        if not 0.0 < val_fraction < 1.0:
+            raise InputError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        if not class_names:
+            raise InputError("--save-dataset needs a detector that names its classes (class_names)")
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"--save-dataset {out}: exists and is not a folder")
+        if self.out.is_dir() and any(self.out.iterdir()) and not resume:
+            raise InputError(f"--save-dataset {out}: folder is not empty; pass a new or empty folder "
+                             "(or --resume to add to the dataset of an earlier run)")
+        self.source = source
+        self.class_names = dict(sorted(class_names.items()))
+        self.val_fraction = val_fraction
+        self.root = _source_root(source)
+        self.entries: dict[str, dict] = {}  # stem -> {"split", "image", "relative", "hash"}
+        self.by_relative: dict[str, str] = {}
+        self.skipped: list[str] = []
+        self.video_frames = 0
+
+    def _relative(self, path: str) -> str:
+        p = Path(path)
+        if self.root is not None:
+            try:
+                return p.resolve().relative_to(self.root.resolve()).as_posix()
+            except ValueError:
+                pass
+        return p.name
+
+    def _stem(self, relative: str, suffix: str) -> str:
+        stem = "__".join(Path(relative).with_suffix("").parts)
+        if stem in self.entries:
+            stem = f"{stem}_{suffix.lstrip('.').lower()}"
+        base, k = stem, 2
+        while stem in self.entries:
+            stem, k = f"{base}_{k}", k + 1
+        return stem
+
+    def add(self, path: str, labels: Path, image: np.ndarray | None = None, frame: int | None = None) -> str | None:
+        """Add one input: its file (or, for a video frame, the frame as JPEG) and labels.
+
+        Args:
+            path: the input's path as the pipeline reports it (the video file for a frame).
+            labels: the YOLO-seg label file predict just wrote for it (hard-linked, or copied).
+            image: the decoded frame (BGR), needed only for video frames.
+            frame: a video frame's number (from 0); None for an image file.
+
+        Returns:
+            The dataset stem it was written under, or None if it was skipped (not trainable).
+        """
+        is_frame = frame is not None and image is not None
+        if is_frame:  # video frame: no original file to keep
+            relative = f"{Path(path).stem}_{int(frame):06d}.jpg"
+            suffix = ".jpg"
+        else:
+            relative = self._relative(path)
+            suffix = Path(path).suffix.lower()
+            if suffix not in TRAINABLE_SUFFIXES:
+                self.skipped.append(path)
+                return None
+        if relative in self.by_relative:  # the same input again (e.g. --resume): same place
+            stem = self.by_relative[relative]
+        else:
+            stem = self._stem(relative, suffix)
+        split = split_of(relative, self.val_fraction)
+        name = stem + (".jpg" if is_frame else suffix)
+        target = self.out / "images" / split / name
+        if is_frame:
+            ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            atomic_write_bytes(target, jpg.tobytes())
+            self.video_frames += 1
+        else:
+            place_file(path, target)
+        place_file(labels, self.out / "labels" / split / f"{stem}.txt")
+        other = "train" if split == "val" else "val"  # a resumed run may find it moved by _ensure_val
+        (self.out / "images" / other / name).unlink(missing_ok=True)
+        (self.out / "labels" / other / f"{stem}.txt").unlink(missing_ok=True)
+        self.entries[stem] = {"split": split, "image": name, "relative": relative, "hash": _hash01(relative),
+                              "instances": _count_lines(labels)}
+        self.by_relative[relative] = stem
+        return stem
+
+    def _ensure_val(self) -> None:
+        """Move the smallest-hash image to val when none hashed there (only with 2+ images)."""
+        if len(self.entries) < 2 or any(e["split"] == "val" for e in self.entries.values()):
+            return
+        stem = min(self.entries, key=lambda s: self.entries[s]["hash"])
+        entry = self.entries[stem]
+        for kind, name in (("images", entry["image"]), ("labels", f"{stem}.txt")):
+            dst = self.out / kind / "val" / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.out / kind / "train" / name, dst)
+        entry["split"] = "val"
+
+    def finalize(self, dropped_low_mask_score: int | None = None) -> dict:
+        """Write data.yaml and autolabel.json. Returns the dataset summary (also put in predict's summary.json)."""
+        self._ensure_val()
+        for kind in ("images", "labels"):
+            for split in SPLITS:
+                (self.out / kind / split).mkdir(parents=True, exist_ok=True)
+        cfg = {"train": "images/train", "val": "images/val", "nc": len(self.class_names),
+               "names": {int(k): str(v) for k, v in self.class_names.items()}}
+        header = ("# written by detseg predict --save-dataset: labels are the pipeline's masks, not ground truth.\n"
+                  "# No `path:` key: ultralytics resolves the split folders beside this file, so it can be moved.\n")
+        atomic_write_text(self.out / "data.yaml", header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        per_split = {s: [e for e in self.entries.values() if e["split"] == s] for s in SPLITS}
+        summary = {
+            "out": str(self.out),
+            "images": {s: len(v) for s, v in per_split.items()},
+            "negatives": {s: sum(e["instances"] == 0 for e in v) for s, v in per_split.items()},
+            "instances": {s: sum(e["instances"] for e in v) for s, v in per_split.items()},
+            "val_fraction": self.val_fraction,
+            "split_rule": "SHA-1 of the path relative to the source folder; smallest hash to val if val is empty",
+            "video_frames_as_jpeg": self.video_frames,
+            "skipped_not_trainable": self.skipped,
+        }
+        if dropped_low_mask_score is not None:
+            summary["dropped_low_mask_score"] = dropped_low_mask_score
+        record = {**summary, "source": str(self.root or self.source) if not isinstance(self.source, (list, tuple))
+                  else "list",
+                  "files": {stem: {k: e[k] for k in ("split", "image", "relative")} for stem, e in
+                            sorted(self.entries.items())}}
+        atomic_write_text(self.out / "autolabel.json", json.dumps(record, indent=2) + "\n")
+        return summary
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
