@@ -60,7 +60,7 @@ class Annotator:
                            if self.by_track else None)
             self._cache[(h, w)] = (
                 sv.MaskAnnotator(color=self.palette, opacity=0.4, color_lookup=lookup),
-                sv.PolygonAnnotator(color=self.palette, thickness=max(1, thickness), color_lookup=lookup),
+                max(1, thickness),
                 sv.BoxAnnotator(color=self.palette, thickness=max(1, thickness // 2), color_lookup=lookup),
                 sv.LabelAnnotator(color=self.palette, text_scale=scale, text_thickness=1,
                                   text_padding=max(2, thickness), color_lookup=lookup, smart_position=True),
@@ -76,7 +76,7 @@ class Annotator:
             return out
         if dets.mask is not None:
             out = masks.annotate(out, dets)
-            out = outlines.annotate(out, dets)
+            self._outline(out, dets, outlines)
         out = boxes.annotate(out, dets)
         names = dets.data.get(CLASS_NAME, np.array([str(c) for c in dets.class_id]))
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
@@ -86,6 +86,24 @@ class Annotator:
             return labels.annotate(out, dets, labels=[f"#{t} {x}" for t, x in zip(dets.tracker_id, text)])
         out = labels.annotate(out, dets, labels=text)
         return self.legend(out, dets, names, scale)
+
+    def _outline(self, image: np.ndarray, dets: sv.Detections, thickness: int) -> None:
+        """Each mask's edge in its colour, in place: the mask minus its erosion, per mask crop.
+
+        Not supervision's PolygonAnnotator: that draws every traced contour, and a fragmented mask
+        has thousands (45,832 polylines, 1.1 s, for one 1024-px frame of random-weight SAM masks);
+        erosion costs the same whatever the mask's shape.
+        """
+        kernel = np.ones((2 * thickness + 1, 2 * thickness + 1), np.uint8)
+        ids = dets.tracker_id if self.by_track and dets.tracker_id is not None else dets.class_id
+        for i in range(len(dets)):
+            crop, (x0, y0) = mask_crop(dets.mask, i)
+            if not crop.any():
+                continue
+            inner = cv2.erode(crop.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            edge = crop & ~inner.astype(bool)
+            colour = self.palette.by_idx(int(ids[i]) if ids is not None else i).as_bgr()
+            image[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]][edge] = colour
 
     def legend(self, image: np.ndarray, dets: sv.Detections, names, scale: float) -> np.ndarray:
         """A box in the top-left corner: one swatch and "name  count" per class present."""
