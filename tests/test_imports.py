@@ -22,22 +22,23 @@ def _modules():
     return names
 
 
-def _import_alone(module):
+def _import_alone(module, cwd):
     return module, subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
-                                  cwd=ROOT.parent)
+                                  cwd=cwd)
 
 
-def test_every_module_imports_on_its_own():
+def test_every_module_imports_on_its_own(tmp_path):
+    # from an empty folder: the installed package, not whatever the current folder holds
     with ThreadPoolExecutor(4) as pool:
-        failures = {m: r.stderr.strip().splitlines()[-1] for m, r in pool.map(_import_alone, _modules())
-                    if r.returncode}
+        results = pool.map(lambda m: _import_alone(m, tmp_path), _modules())
+        failures = {m: r.stderr.strip().splitlines()[-1] for m, r in results if r.returncode}
     assert not failures
 
 
-def test_import_detseg_does_not_import_torch_or_ultralytics():
+def test_import_detseg_does_not_import_torch_or_ultralytics(tmp_path):
     code = ("import sys, detseg, detseg.errors, detseg.data, detseg.segmenter, detseg.detectors; "
             "print(detseg.__version__); print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     version, heavy = out.stdout.splitlines()
     assert version[0].isdigit() and heavy == "[]"
 
@@ -61,7 +62,7 @@ def test_no_generic_top_level_names_are_installed():
     assert out.stdout.strip() == "[]"
 
 
-def test_python_m_detseg_and_version():
+def test_python_m_detseg_and_version(tmp_path):
     out = subprocess.run([sys.executable, "-m", "detseg", "--version"], capture_output=True, text=True,
-                         cwd=ROOT.parent)
+                         cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("detseg ")

@@ -94,3 +94,19 @@ def test_bad_train_overrides_are_clear_errors(item, message, capsys):
 def test_training_keeps_ultralytics_own_plots_offline(trained_run):
     for name in ("results.png", "confusion_matrix.png", "labels.jpg"):
         assert (trained_run.run_dir / name).is_file(), name
+
+
+def test_detseg_val_never_writes_beside_the_weights(tiny_dataset, tiny_weights, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from detseg.pipeline.cli import main
+
+    weights = tmp_path / "installed" / "best.pt"  # as in site-packages: a folder that must stay untouched
+    weights.parent.mkdir()
+    shutil.copy(tiny_weights, weights)
+    monkeypatch.chdir(tmp_path)
+    code = main(["val", "--weights", str(weights), "--data", str(tiny_dataset / "data.yaml"), "--imgsz", "64",
+                 "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["best.pt"]
+    assert (tmp_path / "runs" / "val" / "metrics_val.json").is_file()
