@@ -284,16 +284,15 @@ class SamSegmenter(BoxPromptSegmenter):
 
         multimask = self.multimask != "single"
         chunk = self._chunk()
-        with torch.inference_mode():  # entered once: with chunks of 1 box, per-chunk entry costs ~5% on a CPU
-            for start in range(0, len(boxes_input), chunk):
-                with self._autocast():
-                    logits, scores = self._decode(embedding, boxes_input[start:start + chunk], multimask)
-                logits, scores = logits.float(), scores.float()
-                if self.multimask == "best":
-                    best = scores.argmax(1)
-                    idx = torch.arange(len(best), device=best.device)
-                    logits, scores = logits[idx, best][:, None], scores[idx, best][:, None]
-                yield logits, scores
+        for start in range(0, len(boxes_input), chunk):
+            with torch.inference_mode(), self._autocast():
+                logits, scores = self._decode(embedding, boxes_input[start:start + chunk], multimask)
+            logits, scores = logits.float(), scores.float()
+            if self.multimask == "best":
+                best = scores.argmax(1)
+                idx = torch.arange(len(best), device=best.device)
+                logits, scores = logits[idx, best][:, None], scores[idx, best][:, None]
+            yield logits, scores
 
     def predict_torch(self, embedding: Embedding, boxes_input):
         """Decode boxes already in the 1024 input frame (all chunks at once; see :meth:`predict_torch_chunks`).
