@@ -196,33 +196,13 @@ class Pipeline:
         :class:`~detseg.errors.DetsegError`, or memory running out), yield a :class:`Frame`
         with ``error`` set and the run goes on; any other exception is a bug and propagates.
         """
-        from detseg.errors import DetsegError, ImageReadError
+        from detseg.pipeline.batching import run_batched
         from detseg.pipeline.sources import Source, resolve_source
 
         src = source if isinstance(source, Source) else resolve_source(source)
-        if batch_size > 1:
-            from detseg.pipeline.batching import run_batched
-
-            yield from run_batched(self, src, src.items(stride=stride, max_frames=max_frames, only=only),
-                                   batch_size, strict)
-            return
-        for item in src.items(stride=stride, max_frames=max_frames, only=only):
-            name = item.name or src.name_of(item)
-            if item.error:
-                if strict:
-                    raise ImageReadError(item.error)
-                yield Frame(item.index, item.path, None, None, item.error, frame=item.frame, name=name)
-                continue
-            try:
-                dets, seconds = self.process(item.image)
-            except (DetsegError, MemoryError) as e:  # a bad image: report it and go on
-                if strict:
-                    raise
-                yield Frame(item.index, item.path, item.image, None, f"{type(e).__name__}: {e}", frame=item.frame,
-                            name=name)
-                continue
-            seconds["read"] = item.seconds
-            yield Frame(item.index, item.path, item.image, dets, "", seconds, frame=item.frame, name=name)
+        # one path for every batch size: with 1, each input is detected, segmented and yielded in turn
+        yield from run_batched(self, src, src.items(stride=stride, max_frames=max_frames, only=only),
+                               max(1, batch_size), strict)
 
 
 def stage_totals(frames_seconds: Iterable[dict]) -> dict:
