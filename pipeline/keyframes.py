@@ -10,7 +10,7 @@ On the frames between, SAM 2 carries each object's mask from its memory;
 the row's box is its mask's extent, its class and confidence those of its last keyframe. An object
 SAM 2 reports absent on a frame (empty mask) has no row on that frame.
 
-Frames are streamed (:func:`~detseg.pipeline.sources.iter_source`): one frame's features and a
+Frames are streamed (:meth:`Source.items <detseg.pipeline.sources.Source.items>`): one frame's features and a
 bounded memory per live object are held, whatever the video's length.
 """
 

@@ -258,9 +258,3 @@ def _read_item(index: int, path: Path, name: str) -> SourceItem:
         message = str(e) if isinstance(e, DetsegError) else f"{path}: cannot read ({type(e).__name__}: {e})"
         return SourceItem(index, str(path), None, message, name=name)
     return SourceItem(index, str(path), image, "", time.perf_counter() - t, name=name)
-
-
-def iter_source(source, stride: int = 1, max_frames: int | None = None) -> Iterator[SourceItem]:
-    """Items of any supported source (or a resolved :class:`Source`), in order."""
-    src = source if isinstance(source, Source) else resolve_source(source)
-    yield from src.items(stride=stride, max_frames=max_frames)

@@ -16,7 +16,6 @@ Tracks seen in fewer than ``min_track_frames`` frames (default 3) are left out o
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
 from detseg.atomic import atomic_write_text
@@ -81,14 +80,3 @@ def tracking_for(pipeline, source, track, fps: float | None = None) -> VideoTrac
     settings = {"tracker": "bytetrack (roboflow trackers)", "fps": track.fps, "lost_seconds": track.lost_seconds,
                 "activation": track.activation, "min_frames": track.min_frames, "match_iou": track.match_iou}
     return VideoTracking(track, names, settings=settings)
-
-
-def distinct_counts(tracks_txt: str | Path, class_names: dict[int, str], min_frames: int = 1) -> dict[str, int]:
-    """Distinct ids per class name of a MOTChallenge file (class column = class id + 1; majority per id)."""
-    votes: dict[int, Counter] = {}
-    for line in Path(tracks_txt).read_text().splitlines():
-        if line.strip():
-            parts = line.split(",")
-            votes.setdefault(int(float(parts[1])), Counter())[int(float(parts[7])) - 1] += 1
-    counts = Counter(v.most_common(1)[0][0] for v in votes.values() if sum(v.values()) >= min_frames)
-    return {name: counts.get(c, 0) for c, name in sorted(class_names.items())}
