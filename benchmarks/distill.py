@@ -17,6 +17,11 @@ Usage:
 
 Prints the table and the targets (student AP >= 0.85x teacher at >= 10x its images/s); writes
 ``--work``/distill.json. ``--student W`` skips steps 1-3 for the pool and evaluates existing weights.
+
+5. Deployment (skipped with ``--no-export``): both YOLO networks exported with ``detseg export`` to OpenVINO
+   (the student also to ONNX); the exported student is scored again (its AP) and every variant timed in the
+   same interleaved loop. The fair deployed comparison is OpenVINO against OpenVINO: the teacher's detector
+   gets the same runtime, its GrabCut stays what it is.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing: runs per image, the fastest counts")
     parser.add_argument("--work", default="runs/distill", help="working folder (data, labels, student)")
     parser.add_argument("--student", default=None, help="evaluate these -seg weights instead of training")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip the OpenVINO / ONNX exports (PyTorch figures only; needs no export extra)")
     args = parser.parse_args(argv)
 
     import torch
@@ -125,10 +132,34 @@ def main(argv=None) -> int:
                      out=work / "eval-student", conf=args.eval_conf, device="cpu", plots=False)
     segm_t, segm_s = rep_t["configs"]["teacher"]["segm"], rep_s["configs"]["student"]["segm"]
 
+    # deployment: both models' YOLO networks exported to OpenVINO (CPU inference runtime), the student to ONNX too
+    exported = {}
+    if not args.no_export:
+        from detseg.detectors.export import export
+
+        exported = {
+            "teacher-openvino": export(TEACHER_WEIGHTS, "openvino", imgsz=640,
+                                       out=work / "export" / "teacher_openvino_model"),
+            "student-openvino": export(student_weights, "openvino", imgsz=args.student_imgsz,
+                                       out=work / "export" / "student_openvino_model"),
+            "student-onnx": export(student_weights, "onnx", imgsz=args.student_imgsz,
+                                   out=work / "export" / "student.onnx"),
+        }
+        s_ov = YoloSegModel(exported["student-openvino"], conf=args.eval_conf, device="cpu").load()
+        rep_ov = evaluate(test / "data.yaml", s_ov, {"student": s_ov}, split="test", out=work / "eval-student-ov",
+                          conf=args.eval_conf, device="cpu", plots=False)
+        segm_ov = rep_ov["configs"]["student"]["segm"]
+
     images = [read_image(p) for p in sorted((test / "images" / "test").iterdir())[: args.timing_images]]
-    t_run = teacher(0.25)
-    s_run = YoloSegModel(student_weights, conf=0.25, imgsz=args.student_imgsz, device="cpu").load()
-    ips = _throughputs({"teacher": t_run, "student": s_run}, images, args.repeats)
+    runners = {"teacher": teacher(0.25),
+               "student": YoloSegModel(student_weights, conf=0.25, imgsz=args.student_imgsz, device="cpu").load()}
+    if exported:
+        runners["teacher-openvino"] = Pipeline(
+            YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
+        for name in ("student-onnx", "student-openvino"):
+            runners[name] = YoloSegModel(exported[name], conf=0.25, device="cpu").load()
+    torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
+    ips = _throughputs(runners, images, args.repeats)
     ips_t, ips_s = ips["teacher"], ips["student"]
 
     ap_ratio = segm_s["AP"] / segm_t["AP"] if segm_t["AP"] else float("nan")
@@ -137,21 +168,43 @@ def main(argv=None) -> int:
         "test_images": rep_t["images"], "student_weights": str(student_weights),
         "teacher": {"mask": segm_t, "box": rep_t["configs"]["teacher"]["bbox"], "images_per_s": ips_t},
         "student": {"mask": segm_s, "box": rep_s["configs"]["student"]["bbox"], "images_per_s": ips_s},
-        "ap_ratio": ap_ratio, "speed_ratio": speed_ratio,
+        "ap_ratio": ap_ratio, "speed_ratio": speed_ratio, "images_per_s": ips,
     })
+    if exported:
+        report.update({
+            "student_openvino": {"mask": segm_ov, "box": rep_ov["configs"]["student"]["bbox"]},
+            "deployed_ap_ratio": segm_ov["AP"] / segm_t["AP"] if segm_t["AP"] else float("nan"),
+            "deployed_speed_ratio": ips["student-openvino"] / ips["teacher-openvino"],
+        })
     work.mkdir(parents=True, exist_ok=True)
     (work / "distill.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     print(f"\n{rep_t['images']} held-out scenes (seed {args.seed_test}, {args.imgsz}px); AP at detector conf "
           f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats}), "
           f"{torch.get_num_threads()} torch threads")
-    print(f"{'model':<40} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
-    for name, segm, rep, ips in (("teacher: food-yolov8n + GrabCut", segm_t, rep_t, ips_t),
-                                 (f"student: yolov8n-seg @{args.student_imgsz}", segm_s, rep_s, ips_s)):
+    print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
+    rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
+            (f"student: yolov8n-seg @{args.student_imgsz} (PyTorch)", segm_s, rep_s, ips_s)]
+    if exported:
+        rows += [("teacher: detector in OpenVINO + GrabCut", None, None, ips["teacher-openvino"]),
+                 ("student: ONNX Runtime", None, None, ips["student-onnx"]),
+                 ("student: OpenVINO", segm_ov, rep_ov, ips["student-openvino"])]
+    for name, segm, rep, rate in rows:
+        if segm is None:
+            print(f"{name:<46} {'(same model)':>12} {'':>6} {'':>7} {rate:9.2f}")
+            continue
         box = next(iter(rep["configs"].values()))["bbox"]["AP"]
-        print(f"{name:<40} {segm['AP']:12.3f} {segm['AP50']:6.3f} {box:7.3f} {ips:9.2f}")
-    print(f"student / teacher: mask AP {ap_ratio:.3f}x (target >= 0.85x: {'met' if ap_ratio >= 0.85 else 'NOT met'}), "
-          f"speed {speed_ratio:.2f}x (target >= 10x: {'met' if speed_ratio >= 10 else 'NOT met'})")
+        print(f"{name:<46} {segm['AP']:12.3f} {segm['AP50']:6.3f} {box:7.3f} {rate:9.2f}")
+
+    def verdict(ratio, target):
+        return "met" if ratio >= target else "NOT met"
+
+    print(f"PyTorch both: student / teacher mask AP {ap_ratio:.3f}x (target >= 0.85x: {verdict(ap_ratio, 0.85)}), "
+          f"speed {speed_ratio:.2f}x (target >= 10x: {verdict(speed_ratio, 10)})")
+    if exported:
+        ap_d, sp_d = report["deployed_ap_ratio"], report["deployed_speed_ratio"]
+        print(f"OpenVINO both (deployed): student / teacher mask AP {ap_d:.3f}x ({verdict(ap_d, 0.85)}), "
+              f"speed {sp_d:.2f}x ({verdict(sp_d, 10)})")
     if "training" in report:
         print(f"labelling {report['labelling']['seconds']} s, student training {report['training']['seconds']} s; "
               f"written to {work / 'distill.json'}")

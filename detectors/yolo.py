@@ -86,11 +86,12 @@ class YoloDetector:
     The constructor only stores its arguments; the model loads on first use or :meth:`load`.
 
     Args:
-        weights: ``.pt`` path, or a name ultralytics downloads when online (``yolov8n.pt``).
+        weights: ``.pt`` path, a name ultralytics downloads when online (``yolov8n.pt``), or an
+            ONNX / OpenVINO export of one (``best.onnx``, ``best_openvino_model/``, see ``detseg export``).
         conf: minimum confidence.
         iou: NMS IoU threshold.
         classes: keep only these classes, by id or name.
-        imgsz: inference size; None uses the size the model was trained at (640 if unknown).
+        imgsz: inference size; None uses the size the model was trained (or exported) at, 640 if unknown.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         max_det: maximum detections per image.
         agnostic_nms: NMS across classes (on by default), so one object never comes out as
@@ -122,8 +123,22 @@ class YoloDetector:
             return self
         from ultralytics import YOLO
 
-        hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
-        path = resolve_weights(self.weights, hint=hint)
+        from detseg.detectors.export import check_runtime, exported_format, exported_metadata
+
+        fmt = exported_format(self.weights)
+        if fmt:  # an ONNX / OpenVINO export (`detseg export`): fixed input size, read from its metadata
+            path = Path(self.weights).expanduser()
+            if not path.exists():
+                raise WeightsError(f"exported model not found: {path.resolve()}")
+            check_runtime(fmt)
+            fixed = exported_metadata(path).get("imgsz")
+            if self.imgsz and fixed and [int(self.imgsz)] * 2 != list(fixed):
+                raise InputError(f"{path.name} was exported for imgsz {fixed}; run it at that size "
+                                 f"or export again with `detseg export --imgsz {self.imgsz}`")
+        else:
+            hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
+            path = resolve_weights(self.weights, hint=hint)
+            fixed = None
         try:
             model = YOLO(str(path))
         except Exception as e:  # ultralytics raises many types for a bad file
@@ -137,7 +152,7 @@ class YoloDetector:
         else:
             self._class_ids = self._resolve_classes(self.classes)
         train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
-        self._imgsz = self.imgsz or train_args.get("imgsz") or 640
+        self._imgsz = list(fixed) if fixed else self.imgsz or train_args.get("imgsz") or 640
         self._device = ultralytics_device(self.device)
         return self
 

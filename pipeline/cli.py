@@ -245,6 +245,27 @@ def _cmd_val(args) -> int:
     return 0
 
 
+def _add_export_command(sub) -> None:
+    p = sub.add_parser("export", help="export trained weights to ONNX or OpenVINO for fast CPU inference")
+    p.add_argument("--weights", required=True, help="trained .pt (a detector or a -seg student)")
+    p.add_argument("--format", default="openvino", choices=("openvino", "onnx"),
+                   help="openvino (fastest on Intel CPUs) or onnx (ONNX Runtime) (default: %(default)s)")
+    p.add_argument("--imgsz", type=int, default=640,
+                   help="input side the export is fixed to: the size the model was trained at (default: %(default)s)")
+    p.add_argument("--half", action="store_true", help="FP16 weights (openvino only)")
+    p.add_argument("--out", default=None,
+                   help="result path (default: beside the weights, e.g. best.onnx or best_openvino_model/)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from detseg.detectors.export import export
+
+    path = export(args.weights, args.format, imgsz=args.imgsz, half=args.half, out=args.out)
+    print(f"exported: {path}  (use it as --detector {path}, or YoloDetector / YoloSegModel weights)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from detseg import __version__
 
@@ -275,8 +296,8 @@ def _add_evaluate_video_command(sub) -> None:
     add_evaluate_video_command(sub)
 
 
-_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_predict_command, _add_evaluate_command,
-                         _add_evaluate_video_command]
+_EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_export_command, _add_predict_command,
+                         _add_evaluate_command, _add_evaluate_video_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,22 @@ def trained_run(tiny_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def seg_run(tiny_dataset, tmp_path_factory):
+    """1 epoch of yolov8n-seg.yaml at imgsz 64 on the tiny generated images, labelled by the pipeline, offline."""
+    from detseg.detectors.train import train
+    from detseg.pipeline import Pipeline
+    from detseg.pipeline.predict import run_predict
+    from detseg.segmenter import GrabCutSegmenter
+    from tests.helpers import FakeDetector
+
+    tmp = tmp_path_factory.mktemp("segtrain")
+    run_predict(Pipeline(FakeDetector(), GrabCutSegmenter()), tiny_dataset / "images", tmp / "predict",
+                save_dataset=tmp / "auto", progress=False)
+    return train(tmp / "auto" / "data.yaml", model="yolov8n-seg.yaml", task="segment", epochs=1, imgsz=64,
+                 batch=4, device="cpu", out=tmp / "run", workers=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_weights(trained_run):
     return trained_run.best_weights
 

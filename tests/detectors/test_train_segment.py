@@ -5,20 +5,6 @@ import pytest
 
 from detseg.detectors.train import metrics_summary, train
 from detseg.errors import InputError, WeightsError
-from detseg.pipeline import Pipeline
-from detseg.pipeline.predict import run_predict
-from detseg.segmenter import GrabCutSegmenter
-from tests.helpers import FakeDetector
-
-
-@pytest.fixture(scope="module")
-def seg_run(tiny_dataset, tmp_path_factory):
-    """1 epoch of yolov8n-seg.yaml at imgsz 64 on the tiny generated images, labelled by the pipeline, offline."""
-    tmp = tmp_path_factory.mktemp("segtrain")
-    run_predict(Pipeline(FakeDetector(), GrabCutSegmenter()), tiny_dataset / "images", tmp / "predict",
-                save_dataset=tmp / "auto", progress=False)
-    return train(tmp / "auto" / "data.yaml", model="yolov8n-seg.yaml", task="segment", epochs=1, imgsz=64,
-                 batch=4, device="cpu", out=tmp / "run", workers=0)
 
 
 def test_segment_training_writes_box_and_mask_metrics(seg_run):
