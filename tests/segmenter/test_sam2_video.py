@@ -1,0 +1,71 @@
+"""Sam2VideoMemory against ultralytics' SAM2VideoPredictor on the same random SAM 2.1-t weights and video.
+
+Both get two boxes on frame 0 and carry the objects through the next frames from memory. The
+reference makes overlapping masks disjoint (``non_overlap_masks``: a pixel goes to one object);
+ours keeps each object's own mask, as the image path does. So: every pixel where our masks do not
+overlap is equal, and the union is equal everywhere.
+"""
+
+import numpy as np
+import pytest
+
+from detseg.data.synth_video import write_video
+from tests.helpers import textured_image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def present_checkpoint(tmp_path_factory):
+    """Random weights whose object-presence head says "present" (random heads call every object absent)."""
+    import torch
+
+    from detseg.segmenter.sam_loading import save_random_checkpoint
+
+    ckpt = save_random_checkpoint(tmp_path_factory.mktemp("sam2v") / "sam2.1_t.pt", "sam2.1_t", seed=0)
+    state = torch.load(ckpt)
+    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
+    torch.save(state, ckpt)
+    return ckpt
+
+
+def test_video_memory_parity_with_ultralytics_sam2_video_predictor(present_checkpoint, tmp_path):
+    import cv2
+    from ultralytics.models.sam import SAM2VideoPredictor
+
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam2_video import Sam2VideoMemory
+
+    video = write_video(tmp_path / "clip.mp4", [textured_image(160, 256, i) for i in range(3)], 10)
+    boxes = np.array([[40, 30, 150, 120], [120, 60, 250, 150]], np.float32)  # they overlap
+    predictor = SAM2VideoPredictor(overrides=dict(conf=0.0, model=str(present_checkpoint), imgsz=1024, device="cpu",
+                                                  verbose=False, save=False))
+    reference = [r.masks.data.numpy() > 0.5 for r in predictor(source=str(video), bboxes=boxes.tolist(), stream=True)]
+
+    memory = Sam2VideoMemory(SamSegmenter(str(present_checkpoint), device="cpu", output="dense"))
+    capture, ours = cv2.VideoCapture(str(video)), []
+    for index in range(len(reference)):
+        ok, frame = capture.read()
+        assert ok
+        memory.set_frame(frame, index)
+        if index == 0:
+            for obj_id, box in enumerate(boxes):
+                memory.prompt(obj_id, box)
+        else:
+            memory.propagate()
+        ids, masks, _ = memory.masks()
+        assert ids == [0, 1]
+        ours.append(masks)
+    capture.release()
+
+    assert len(reference) == 3 and memory.encoder_calls == 3
+    for ref, got in zip(reference, ours):
+        assert ref.shape == got.shape == (2, 160, 256)
+        overlap = got[0] & got[1]
+        assert got.any(axis=(1, 2)).all()  # the comparison is about real masks, not two empty ones
+        for k in range(2):
+            assert np.array_equal(ref[k][~overlap], got[k][~overlap])
+        assert np.array_equal(ref[0] | ref[1], got[0] | got[1])
+        assert not (ref[0] & ref[1]).any()  # the reference's rule, which ours does not apply
+    assert all((o[0] & o[1]).any() for o in ours)  # the overlap case is exercised on every frame
+    assert not np.array_equal(ours[0], ours[-1])  # masks change over time: memory, not a copy of frame 0
