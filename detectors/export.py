@@ -115,8 +115,8 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int = 640, half: b
 
         threads = torch.get_num_threads()
         try:
-            produced = Path(model.export(format=fmt, imgsz=int(imgsz), half=half, device="cpu", dynamic=False,
-                                         simplify=importlib.util.find_spec("onnxslim") is not None))
+            produced = Path(model.export(format=fmt, imgsz=int(imgsz), quantize=16 if half else None, device="cpu",
+                                         dynamic=False, simplify=importlib.util.find_spec("onnxslim") is not None))
         except (InputError, WeightsError):
             raise
         except Exception as e:  # the exporters raise many types; the cause is one line

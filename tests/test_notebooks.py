@@ -1,4 +1,4 @@
-"""The three notebooks run top to bottom (nbclient), so CI fails when one breaks."""
+"""The notebooks run top to bottom (nbclient), so CI fails when one breaks."""
 
 from pathlib import Path
 
@@ -8,9 +8,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_three_notebooks_exist():
+def test_four_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01_train_detector.ipynb", "02_run_pipeline.ipynb",
-                                           "03_evaluate_mask_ap.ipynb"]
+                                           "03_evaluate_mask_ap.ipynb", "04_autolabel_and_distill.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -110,3 +110,10 @@ def test_cli_export_and_its_errors(tiny_weights, tmp_path, capsys):
     assert main(["export", "--weights", str(tmp_path / "missing.pt"), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("detseg: error:") and "missing.pt" in err[0]
+
+
+def test_half_openvino_export_runs(tiny_weights, tmp_path):
+    path = export(tiny_weights, "openvino", imgsz=64, half=True, out=tmp_path / "det_openvino_model")
+    assert exported_metadata(path)["args"].get("quantize") in (16, "16", "fp16")
+    dets = YoloDetector(path, conf=0.001, device="cpu")(np.zeros((64, 64, 3), np.uint8))
+    assert len(dets.xyxy) == len(dets.confidence) == len(dets.class_id)
