@@ -28,7 +28,7 @@ from detseg.segmenter.base import (
     wants_compact,
 )
 from detseg.segmenter.cache import EmbeddingCache, image_key
-from detseg.segmenter.upsample import Grid, upsample_mask
+from detseg.segmenter.upsample import Grid, upsample_mask, upsample_masks_on_device
 
 INPUT_SIZE = 1024  # SAM's square input side
 LOW_RES = 256  # side of the decoder's mask logits
@@ -127,6 +127,9 @@ class SamSegmenter(BoxPromptSegmenter):
         self._mean = torch.tensor([123.675, 116.28, 103.53], device=self._device).view(-1, 1, 1)
         self._std = torch.tensor([58.395, 57.12, 57.375], device=self._device).view(-1, 1, 1)
         self._cache = EmbeddingCache(self.cache_bytes)
+        # on a CPU the windowed numpy upsampler is fastest; on a GPU, copying every low-res logit map to
+        # the host and upsampling there box by box was the bottleneck (benchmarks/segmenter.py --device cuda)
+        self._upsample_on_device = self._device.type != "cpu"
         return self
 
     @property
@@ -339,6 +342,9 @@ class SamSegmenter(BoxPromptSegmenter):
         def crops():  # chunk by chunk: only one chunk's low-res logits are alive at a time
             for logits, iou in self.predict_torch_chunks(emb, prompt):
                 ious.append(iou.cpu().numpy().reshape(-1))
+                if self._upsample_on_device:  # a GPU: upsample there, only bool crops come back
+                    yield from upsample_masks_on_device(logits.reshape(-1, LOW_RES, LOW_RES), emb.grid)
+                    continue
                 for lg in logits.cpu().numpy().reshape(-1, LOW_RES, LOW_RES):
                     yield upsample_mask(lg, emb.grid)
 

@@ -77,10 +77,15 @@ def upsample_window(logits: np.ndarray, grid: Grid, window: tuple[int, int, int,
 def positive_window(logits: np.ndarray, grid: Grid, threshold: float = 0.0) -> tuple[int, int, int, int] | None:
     """Output window that can hold positive pixels, or None when no low-res logit exceeds ``threshold``."""
     pos = logits > threshold
-    rows = np.flatnonzero(pos.any(1))
+    return window_of(pos.any(1), pos.any(0), grid)
+
+
+def window_of(rows_any: np.ndarray, cols_any: np.ndarray, grid: Grid) -> tuple[int, int, int, int] | None:
+    """:func:`positive_window` from which low-res rows and columns hold a positive logit."""
+    rows = np.flatnonzero(rows_any)
     if len(rows) == 0:
         return None
-    cols = np.flatnonzero(pos.any(0))
+    cols = np.flatnonzero(cols_any)
     y0, y1 = grid.rows.window(rows[0], rows[-1])
     x0, x1 = grid.cols.window(cols[0], cols[-1])
     if y1 <= y0 or x1 <= x0:
@@ -112,3 +117,43 @@ def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0, band: 
 def upsample_full(logits: np.ndarray, grid: Grid) -> np.ndarray:
     """Reference: the whole frame, same arithmetic. float32 (H, W)."""
     return upsample_window(logits, grid, (0, grid.shape[0], 0, grid.shape[1]))
+
+
+def upsample_masks_on_device(logits, grid: Grid, threshold: float = 0.0, max_elements: int = 2**26):
+    """:func:`upsample_mask` for a batch of logits where they are (a GPU): same crops, same bits.
+
+    The same gathers, products and sums as :func:`upsample_window`, as separate float32 torch
+    ops (each exactly rounded, as numpy's), over whole frames: a GPU does not need the window
+    trick, and only the bool crops cross to the host. Frames are computed ``max_elements``
+    pixels at a time (64 Mi: 256 MiB of float32), so memory does not grow with the batch.
+
+    Args:
+        logits: ``(n, 256, 256)`` float32 torch tensor, on any device.
+        grid: the image's sampling grid.
+
+    Yields:
+        ``(crop, (y0, x0))`` per mask, in order, as :func:`upsample_mask` returns them
+        (``(None, None)`` for an empty mask); crops are numpy bool arrays.
+    """
+    import torch
+
+    h, w = grid.shape
+    dev = logits.device
+    r, c = grid.rows, grid.cols
+    col_lo, col_hi = torch.as_tensor(c.lo, device=dev), torch.as_tensor(c.hi, device=dev)
+    row_lo, row_hi = torch.as_tensor(r.lo, device=dev), torch.as_tensor(r.hi, device=dev)
+    wx, wy = torch.as_tensor(c.w_hi, device=dev)[None, None], torch.as_tensor(r.w_hi, device=dev)[None, :, None]
+    step = max(1, max_elements // (h * w))
+    for start in range(0, len(logits), step):
+        part = logits[start:start + step]
+        low = part > threshold
+        rows_any, cols_any = low.any(2).cpu().numpy(), low.any(1).cpu().numpy()
+        across = part[:, :, col_lo] * (1 - wx) + part[:, :, col_hi] * wx  # (m, 256, W)
+        full = (across[:, row_lo] * (1 - wy) + across[:, row_hi] * wy) > threshold  # (m, H, W) bool
+        for i in range(len(part)):
+            window = window_of(rows_any[i], cols_any[i], grid)
+            if window is None:
+                yield None, None
+                continue
+            y0, y1, x0, x1 = window
+            yield full[i, y0:y1, x0:x1].cpu().numpy(), (y0, x0)

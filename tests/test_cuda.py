@@ -43,7 +43,7 @@ def test_cuda_fp32_masks_match_the_cpu(gpu_sam, sam, n):
     cpu_masks, cpu_scores = sam.predict_masks(image, boxes)
     assert gpu_masks.shape == cpu_masks.shape == (n, 300, 400)
     if n:
-        assert gpu_sam._chunk() == 64
+        assert gpu_sam._chunk() == 64 and gpu_sam._upsample_on_device  # masks upsampled on the GPU
         # TF32 convolutions and other kernels: not the CPU's bits, the same masks but for a few edge pixels
         assert (gpu_masks == cpu_masks).mean(axis=(1, 2)).min() >= 0.995
         np.testing.assert_allclose(gpu_scores, cpu_scores, atol=2e-2)

@@ -5,7 +5,7 @@ import torch
 
 from detseg.errors import InputError, WeightsError
 from detseg.segmenter import SamSegmenter
-from detseg.segmenter.upsample import Grid, upsample_full, upsample_mask
+from detseg.segmenter.upsample import Grid, upsample_full, upsample_mask, upsample_masks_on_device
 from tests.helpers import textured_image
 
 
@@ -60,6 +60,42 @@ def test_upsampling_equals_the_plain_four_tap_formula_bit_for_bit(shape):
     top = logits[r.lo][:, c.lo] * (1 - wx) + logits[r.lo][:, c.hi] * wx
     bottom = logits[r.hi][:, c.lo] * (1 - wx) + logits[r.hi][:, c.hi] * wx
     assert np.array_equal(upsample_full(logits, grid), top * (1 - wy) + bottom * wy)
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (97, 1013), (1100, 700)])
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_device_upsampling_gives_the_host_crops_bit_for_bit(shape, n):
+    """The GPU path (torch ops, here on the CPU's torch) yields the numpy path's crops and corners."""
+    rng = np.random.default_rng(n)
+    logits = rng.normal(-2, 1, (n, 256, 256)).astype(np.float32)
+    for i in range(n):
+        logits[i, rng.integers(0, 200):, rng.integers(0, 200):][:40, :60] += 4 + i
+    if n:
+        logits[0] = -5.0  # an empty mask keeps its row
+    grid = Grid.build(shape)
+    # max_elements small enough that the 7 masks are computed in several parts
+    got = list(upsample_masks_on_device(torch.from_numpy(logits), grid, max_elements=3 * shape[0] * shape[1]))
+    want = [upsample_mask(lg, grid) for lg in logits]
+    assert len(got) == len(want) == n
+    for (crop, corner), (ref_crop, ref_corner) in zip(got, want):
+        assert corner == ref_corner
+        assert (crop is None and ref_crop is None) or np.array_equal(crop, ref_crop)
+    assert n == 0 or (got[0] == (None, None) and all(c is not None for c, _ in got[1:]))
+
+
+def test_segmenter_on_device_path_equals_host_path(mobile_sam_checkpoint):
+    """SamSegmenter with the device upsampler switched on (as on a GPU) gives the same masks, compact too."""
+    image = textured_image(300, 400, seed=8)
+    boxes = [[10, 10, 200, 150], [150, 100, 400, 300], [0, 0, 0, 50], [30, 40, 90, 280]]
+    for output in ("dense", "compact"):
+        host = SamSegmenter(str(mobile_sam_checkpoint), output=output, chunk_size=3).load()
+        device = SamSegmenter(str(mobile_sam_checkpoint), output=output, chunk_size=3).load()
+        assert not host._upsample_on_device  # a CPU picks the windowed numpy path
+        device._upsample_on_device = True
+        (ref, ref_scores), (masks, scores) = host.predict_masks(image, boxes), device.predict_masks(image, boxes)
+        dense = (lambda m: m) if output == "dense" else (lambda m: m.to_dense())
+        assert np.array_equal(dense(masks), dense(ref)) and dense(ref)[[0, 1, 3]].any(axis=(1, 2)).all()
+        np.testing.assert_array_equal(scores, ref_scores)
 
 
 def test_upsampling_matches_torch_interpolate():
