@@ -43,11 +43,14 @@ def check_runtime(fmt: str) -> None:
 
 
 def exported_format(path: str | Path) -> str | None:
-    """``"onnx"`` / ``"openvino"`` for an ultralytics export, None for anything else (``.pt``, ``.yaml``)."""
+    """``"onnx"`` / ``"openvino"`` for an ultralytics export's name, None for anything else (``.pt``, ``.yaml``).
+
+    By name, so a missing export is reported as one; an OpenVINO folder is ``*_openvino_model``.
+    """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return "onnx"
-    if path.is_dir() and path.name.endswith("_openvino_model"):
+    if path.name.endswith("_openvino_model"):
         return "openvino"
     return None
 
@@ -68,65 +71,80 @@ def exported_metadata(path: str | Path) -> dict:
     return meta
 
 
-def export(weights: str | Path, fmt: str = "openvino", imgsz: int = 640, half: bool = False,
+def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None, half: bool = False,
            out: str | Path | None = None) -> Path:
     """Export ``weights`` (a detect or segment ``.pt``) to ``fmt`` at a fixed ``imgsz``.
 
     Args:
         weights: trained ultralytics weights, e.g. ``runs/student/weights/best.pt``.
         fmt: ``"openvino"`` (fastest on Intel CPUs) or ``"onnx"`` (ONNX Runtime, any CPU).
-        imgsz: square input side the exported model is fixed to (use the size it was trained at).
+        imgsz: square input side the exported model is fixed to; None: the size it was trained at
+            (640 when the file does not say).
         half: FP16 weights (OpenVINO only; CPUs compute in FP32 either way, the file is halved).
         out: where to put the result (a ``.onnx`` file or an ``_openvino_model`` folder);
-            default: beside ``weights``, named as ultralytics names it.
+            default: beside ``weights``, named as ultralytics names it. An existing one is replaced.
 
     Returns:
         The exported file (onnx) or folder (openvino).
 
     Raises:
         InputError: unknown format, missing runtime package, bad ``imgsz`` or ``out``.
-        WeightsError: ``weights`` is not a loadable detect/segment model.
+        WeightsError: ``weights`` is not a loadable detect/segment model, or the exporter failed.
     """
     from detseg.assets import resolve_weights
     from detseg.detectors.train import load_yolo
 
     check_runtime(fmt)
-    if int(imgsz) < 32 or int(imgsz) % 32:
+    if imgsz is not None and (int(imgsz) < 32 or int(imgsz) % 32):
         raise InputError(f"imgsz must be a multiple of 32 (the model's stride), got {imgsz}")
     if half and fmt != "openvino":
         raise InputError("half=True is supported for the openvino format only")
     src = resolve_weights(weights)
     if src.suffix != ".pt":
         raise WeightsError(f"export takes trained .pt weights, got {src}")
-    name = FORMATS[fmt][1].format(stem=src.stem)
-    dst = Path(out) if out is not None else src.parent / name
-    if fmt == "onnx" and dst.suffix != ".onnx":
+    dst = Path(out) if out is not None else src.parent / FORMATS[fmt][1].format(stem=src.stem)
+    if fmt == "onnx" and (dst.suffix != ".onnx" or dst.is_dir()):
         raise InputError(f"an onnx export is one .onnx file; got out={dst}")
-    if fmt == "openvino" and not dst.name.endswith("_openvino_model"):
-        raise InputError(f"an openvino export folder must end in _openvino_model (ultralytics reads it by that); "
-                         f"got out={dst}")
+    if fmt == "openvino" and (not dst.name.endswith("_openvino_model") or (dst.exists() and not dst.is_dir())):
+        raise InputError(f"an openvino export is a folder whose name ends in _openvino_model (ultralytics reads it "
+                         f"by that); got out={dst}")
+    model = load_yolo(src)  # errors name the user's file, not a temporary copy
+    if imgsz is None:
+        imgsz = ((getattr(model, "ckpt", None) or {}).get("train_args") or {}).get("imgsz") or 640
     dst.parent.mkdir(parents=True, exist_ok=True)
-    # ultralytics writes beside its input: export a private copy in a temp folder, then move the result in
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".export-") as tmp:
-        copy = Path(tmp) / src.name
+    # ultralytics writes beside its input (and names the folder by replacing ".pt" anywhere in the path):
+    # export a private copy in a temp folder without ".pt" in its path, then move the result in
+    staging = dst.parent if ".pt" not in str(dst.parent.resolve()) else None
+    with tempfile.TemporaryDirectory(dir=staging, prefix="detseg-export-") as tmp:
+        copy = Path(tmp) / "model.pt"
         shutil.copyfile(src, copy)
-        model = load_yolo(copy)
         import torch
 
         threads = torch.get_num_threads()
+        extra = {"simplify": importlib.util.find_spec("onnxslim") is not None} if fmt == "onnx" else {}
         try:
-            produced = Path(model.export(format=fmt, imgsz=int(imgsz), quantize=16 if half else None, device="cpu",
-                                         dynamic=False, simplify=importlib.util.find_spec("onnxslim") is not None))
+            produced = Path(load_yolo(copy).export(format=fmt, imgsz=int(imgsz), quantize=16 if half else None,
+                                                   device="cpu", dynamic=False, **extra))
         except (InputError, WeightsError):
             raise
         except Exception as e:  # the exporters raise many types; the cause is one line
             raise WeightsError(f"export of {src} to {fmt} failed ({type(e).__name__}: {str(e)[:300]})") from None
         finally:  # ultralytics' select_device leaves torch at cores - 1 threads for the whole process
             torch.set_num_threads(threads)
-        if produced.is_dir():
-            if dst.exists():
-                shutil.rmtree(dst)
-            produced.rename(dst)
-        else:
-            os.replace(produced, dst)
+        _put_in_place(produced, dst)
     return dst
+
+
+def _put_in_place(produced: Path, dst: Path) -> None:
+    """Move ``produced`` to ``dst``, replacing what is there: a file atomically, a folder by two renames."""
+    part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
+    shutil.move(str(produced), str(part))  # a rename on the same disk
+    if not part.is_dir():
+        os.replace(part, dst)
+        return
+    old = dst.with_name(f".{dst.name}.{os.getpid()}.old")
+    if dst.exists():
+        os.rename(dst, old)
+    os.rename(part, dst)
+    shutil.rmtree(old, ignore_errors=True)

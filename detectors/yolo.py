@@ -131,8 +131,10 @@ class YoloDetector:
             if not path.exists():
                 raise WeightsError(f"exported model not found: {path.resolve()}")
             check_runtime(fmt)
-            fixed = exported_metadata(path).get("imgsz")
-            if self.imgsz and fixed and [int(self.imgsz)] * 2 != list(fixed):
+            meta = exported_metadata(path)
+            fixed = None if (meta.get("args") or {}).get("dynamic") else meta.get("imgsz")
+            asked = list(self.imgsz) if isinstance(self.imgsz, (list, tuple)) else [self.imgsz] * 2
+            if self.imgsz and fixed and [int(v) for v in asked] != [int(v) for v in fixed]:
                 raise InputError(f"{path.name} was exported for imgsz {fixed}; run it at that size "
                                  f"or export again with `detseg export --imgsz {self.imgsz}`")
         else:
@@ -152,7 +154,7 @@ class YoloDetector:
         else:
             self._class_ids = self._resolve_classes(self.classes)
         train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
-        self._imgsz = list(fixed) if fixed else self.imgsz or train_args.get("imgsz") or 640
+        self._imgsz = list(fixed) if fixed else self.imgsz or train_args.get("imgsz") or 640  # fixed: an export
         self._device = ultralytics_device(self.device)
         return self
 

@@ -250,8 +250,8 @@ def _add_export_command(sub) -> None:
     p.add_argument("--weights", required=True, help="trained .pt (a detector or a -seg student)")
     p.add_argument("--format", default="openvino", choices=("openvino", "onnx"),
                    help="openvino (fastest on Intel CPUs) or onnx (ONNX Runtime) (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, default=640,
-                   help="input side the export is fixed to: the size the model was trained at (default: %(default)s)")
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="input side the export is fixed to (default: the size the model was trained at)")
     p.add_argument("--half", action="store_true", help="FP16 weights (openvino only)")
     p.add_argument("--out", default=None,
                    help="result path (default: beside the weights, e.g. best.onnx or best_openvino_model/)")

@@ -119,13 +119,15 @@ def upsample_full(logits: np.ndarray, grid: Grid) -> np.ndarray:
     return upsample_window(logits, grid, (0, grid.shape[0], 0, grid.shape[1]))
 
 
-def upsample_masks_on_device(logits, grid: Grid, threshold: float = 0.0, max_elements: int = 2**26):
+def upsample_masks_on_device(logits, grid: Grid, threshold: float = 0.0, max_elements: int = 2**24):
     """:func:`upsample_mask` for a batch of logits where they are (a GPU): same crops, same bits.
 
     The same gathers, products and sums as :func:`upsample_window`, as separate float32 torch
     ops (each exactly rounded, as numpy's), over whole frames: a GPU does not need the window
-    trick, and only the bool crops cross to the host. Frames are computed ``max_elements``
-    pixels at a time (64 Mi: 256 MiB of float32), so memory does not grow with the batch.
+    trick, and only the bool crops cross to the host. Float work is done ``max_elements``
+    output pixels at a time (masks x rows of a band), so its temporaries (about four float32
+    arrays of that size: 256 MiB at the default 16 Mi) do not grow with the batch or the image;
+    the thresholded frames are kept as bool, one byte per pixel per mask of a part.
 
     Args:
         logits: ``(n, 256, 256)`` float32 torch tensor, on any device.
@@ -143,13 +145,18 @@ def upsample_masks_on_device(logits, grid: Grid, threshold: float = 0.0, max_ele
     col_lo, col_hi = torch.as_tensor(c.lo, device=dev), torch.as_tensor(c.hi, device=dev)
     row_lo, row_hi = torch.as_tensor(r.lo, device=dev), torch.as_tensor(r.hi, device=dev)
     wx, wy = torch.as_tensor(c.w_hi, device=dev)[None, None], torch.as_tensor(r.w_hi, device=dev)[None, :, None]
-    step = max(1, max_elements // (h * w))
+    step = max(1, max_elements // (h * w))  # masks per part
     for start in range(0, len(logits), step):
         part = logits[start:start + step]
         low = part > threshold
         rows_any, cols_any = low.any(2).cpu().numpy(), low.any(1).cpu().numpy()
         across = part[:, :, col_lo] * (1 - wx) + part[:, :, col_hi] * wx  # (m, 256, W)
-        full = (across[:, row_lo] * (1 - wy) + across[:, row_hi] * wy) > threshold  # (m, H, W) bool
+        full = torch.empty((len(part), h, w), dtype=torch.bool, device=dev)
+        band = max(1, max_elements // (len(part) * w))  # rows per band
+        for a in range(0, h, band):
+            b = min(a + band, h)
+            weight = wy[:, a:b]
+            full[:, a:b] = (across[:, row_lo[a:b]] * (1 - weight) + across[:, row_hi[a:b]] * weight) > threshold
         for i in range(len(part)):
             window = window_of(rows_any[i], cols_any[i], grid)
             if window is None:

@@ -64,7 +64,8 @@ def test_upsampling_equals_the_plain_four_tap_formula_bit_for_bit(shape):
 
 @pytest.mark.parametrize("shape", [(240, 320), (97, 1013), (1100, 700)])
 @pytest.mark.parametrize("n", [0, 1, 7])
-def test_device_upsampling_gives_the_host_crops_bit_for_bit(shape, n):
+@pytest.mark.parametrize("parts", ["whole", "split"])
+def test_device_upsampling_gives_the_host_crops_bit_for_bit(shape, n, parts):
     """The GPU path (torch ops, here on the CPU's torch) yields the numpy path's crops and corners."""
     rng = np.random.default_rng(n)
     logits = rng.normal(-2, 1, (n, 256, 256)).astype(np.float32)
@@ -73,8 +74,9 @@ def test_device_upsampling_gives_the_host_crops_bit_for_bit(shape, n):
     if n:
         logits[0] = -5.0  # an empty mask keeps its row
     grid = Grid.build(shape)
-    # max_elements small enough that the 7 masks are computed in several parts
-    got = list(upsample_masks_on_device(torch.from_numpy(logits), grid, max_elements=3 * shape[0] * shape[1]))
+    # split: one mask at a time, in bands of 5 rows (the memory bound at work)
+    limit = 2**24 if parts == "whole" else 5 * shape[1]
+    got = list(upsample_masks_on_device(torch.from_numpy(logits), grid, max_elements=limit))
     want = [upsample_mask(lg, grid) for lg in logits]
     assert len(got) == len(want) == n
     for (crop, corner), (ref_crop, ref_corner) in zip(got, want):
