@@ -95,14 +95,16 @@ def test_exported_model_gives_the_same_detections_and_masks(food_seg, exports, f
     assert abs(len(dets) - len(ref)) <= 1  # a score at the cut may fall either side
     assert dets.mask.shape == (len(dets), *image.shape[:2]) and len(dets.confidence) == len(dets.xyxy)
     # each exported detection is one of the .pt model's: same class, same box and mask (IoU), close score
-    # (masks pooled: the random mask head makes some tiny masks whose edge pixels flip under bf16)
+    # OpenVINO's CPU plugin computes in bf16 where the CPU has it (AMX / AVX512-BF16, as here): looser bounds.
+    # Masks are pooled: the random mask head makes tiny masks whose edge pixels flip under bf16.
+    min_iou = {"onnx": 0.98, "openvino": 0.9}[fmt]
     box_iou, inter, union = _box_iou(dets.xyxy, ref.xyxy), 0, 0
     for i in range(len(dets)):
         j = int(np.argmax(box_iou[i]))
-        assert box_iou[i, j] > 0.95 and dets.class_id[i] == ref.class_id[j]
-        assert abs(dets.confidence[i] - ref.confidence[j]) < 0.02
+        assert box_iou[i, j] > min_iou and dets.class_id[i] == ref.class_id[j]
+        assert abs(dets.confidence[i] - ref.confidence[j]) < 0.03
         inter, union = inter + (dets.mask[i] & ref.mask[j]).sum(), union + (dets.mask[i] | ref.mask[j]).sum()
-    assert union > 0 and inter / union > 0.9  # random logits sit near 0: bf16 flips more pixels than on trained masks
+    assert union > 0 and inter / union > min_iou - 0.05
     masks, scores = model.predict_masks(image, dets.xyxy)
     assert np.array_equal(masks, dets.mask) and np.array_equal(scores, dets.confidence)
 
