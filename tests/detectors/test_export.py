@@ -199,3 +199,14 @@ def test_errors_name_the_users_file_not_a_temporary_copy(tmp_path):
     with pytest.raises(WeightsError, match="broken.pt") as info:
         export(bad, "onnx", imgsz=64)
     assert "detseg-export-" not in str(info.value)
+
+
+def test_predict_cli_runs_an_exported_detector(exports, tiny_dataset, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    assert main(["predict", str(tiny_dataset / "images" / "val"), "--detector", str(exports["openvino"]),
+                 "--segmenter", "box", "--conf", "0.01", "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processed"] == 3 and not summary.get("failed")
+    assert json.loads((out / "run.json").read_text())["detector"] == str(exports["openvino"])
