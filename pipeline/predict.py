@@ -81,6 +81,12 @@ def _run_lock(out: Path):
         lock.unlink(missing_ok=True)
 
 
+def writer_threads() -> int:
+    """Threads writing a folder's outputs: one per 4 cores, 1 to 4 (1 on a 2-core machine, where the
+    forward passes need the cores; 4 on a 16-core GPU machine, where writing is the bottleneck)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
 def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
                 save_masks: bool = False, resume: bool = False, strict: bool = False,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
@@ -153,9 +159,11 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
                     dataset.add(str(f), out / "labels" / f"{name}.txt")
             else:
                 only.add(str(f))
-    # outputs are written by one background thread while the next input is detected and segmented
-    # (numpy, OpenCV and torch release the GIL); one thread keeps files and video frames in order
+    # outputs are written by background threads while the next input is detected and segmented (numpy,
+    # OpenCV and torch release the GIL); a video has one (its frames go into one file, in order), a folder
+    # one per 4 cores (on a GPU machine writing is the bottleneck); results are collected in input order
     video_state = {"sink": None, "tmp": None}
+    writers = 1 if video else writer_threads()
 
     def write(frame, image_id: int) -> tuple[dict, dict]:
         t = time.perf_counter()
@@ -171,21 +179,22 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
             video_state["sink"].write_frame(annotated)
         part = writer.write(frame.name, image_id, frame.path, frame.image, frame.detections, annotated,
                             frame=frame.frame)
-        if dataset is not None:  # the label file just written, hard-linked beside the original image
-            dataset.add(frame.path, out / "labels" / f"{frame.name}.txt", frame.image if video else None,
-                        frame=frame.frame)
         frame.seconds["write"] = time.perf_counter() - t
         return part, frame.seconds
 
-    pending: deque[Future] = deque()
+    pending: deque[tuple[Future, object]] = deque()
 
     def collect(limit: int) -> None:  # results in input order; a writing error surfaces here
         while len(pending) > limit:
-            part, frame_seconds = pending.popleft().result()
+            future, frame = pending.popleft()
+            part, frame_seconds = future.result()
             parts.append(part)
             seconds.append(frame_seconds)
+            if dataset is not None:  # in input order: the label file just written, beside the original image
+                dataset.add(frame.path, out / "labels" / f"{frame.name}.txt", frame.image if video else None,
+                            frame=frame.frame)
 
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detseg-write")
+    executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="detseg-write")
     completed = False
     try:
         for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=strict, only=only,
@@ -200,8 +209,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
                 continue
             if tracking is not None:  # in frame order, before the frame is handed to the writing thread
                 tracking.update(frame)
-            pending.append(executor.submit(write, frame, image_id))
-            collect(limit=2)  # at most two frames wait to be written: memory stays bounded
+            pending.append((executor.submit(write, frame, image_id), frame))
+            collect(limit=2 * writers)  # a few frames per writer wait to be written: memory stays bounded
         collect(limit=0)
         completed = True
     finally:

@@ -231,3 +231,27 @@ def test_records_from_compact_masks_equal_records_from_dense_masks():
 
     for entry, mask in zip(results, masks):
         assert np.array_equal(rle_to_mask(entry["segmentation"]), mask)
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_several_writer_threads_write_the_same_files_as_one(tmp_path, monkeypatch, writers):
+    """A GPU machine writes a folder's outputs with several threads: same files, dataset included."""
+    import detseg.pipeline.predict as predict
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(9):
+        cv2.imwrite(str(folder / ("sub" if i % 3 == 0 else "") / f"img{i}.jpg"), textured_image(48 + 8 * i, 64, i))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    runs = {}
+    for n in (1, writers):
+        monkeypatch.setattr(predict, "writer_threads", lambda n=n: n)
+        out = tmp_path / f"out{n}"
+        summary = run_predict(_pipe(), folder, out, progress=False, save_masks=True, save_dataset=tmp_path / f"ds{n}",
+                              val_fraction=0.3)
+        assert summary["processed"] == 9 and len(summary["failed"]) == 1
+        runs[n] = {str(p.relative_to(tmp_path)).split("/", 1)[1]:  # autolabel.json names its own folder
+                   p.read_bytes().replace(str(tmp_path / f"ds{n}").encode(), b"DS")
+                   for base in (out, tmp_path / f"ds{n}") for p in base.rglob("*")
+                   if p.is_file() and p.name not in ("summary.json", "run.json")}
+    assert len(runs[1]) > 40 and runs[1] == runs[writers]
