@@ -81,6 +81,15 @@ def _run_lock(out: Path):
         lock.unlink(missing_ok=True)
 
 
+def _remove_leftovers(out: Path) -> None:
+    """Temporary files of a run that was killed (SIGKILL, power loss): its unfinished video and part files.
+    Called under the run lock, so no live run owns them; finished outputs are never touched."""
+    for pattern in (".annotated.*.mp4", ".*.part", "*/.*.part"):
+        for stale in out.glob(pattern):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+
+
 def writer_threads() -> int:
     """Threads writing a folder's outputs: one per 4 cores, 1 to 4 (1 on a 2-core machine, where the
     forward passes need the cores; 4 on a 16-core GPU machine, where writing is the bottleneck)."""
@@ -123,6 +132,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
     if src.root is not None and out.resolve().is_relative_to(src.root.resolve()):  # never read our own outputs
         src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
     with _run_lock(out):
+        _remove_leftovers(out)
         _check_settings(out, {"source": str(source) if not src.kind == "arrays" else "arrays", "stride": stride,
                               **(settings or {})}, resume)
         return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,

@@ -134,6 +134,22 @@ def test_interrupted_run_leaves_no_partial_files_and_resume_skips_done(image_fol
     assert len(json.loads((out / "images.json").read_text())["images"]) == summary["processed"]
 
 
+def test_leftovers_of_a_killed_run_are_removed_and_finished_outputs_kept(image_folder, tmp_path):
+    """SIGKILL leaves temporary files (a half-written video, atomic writes' part files); the next run
+    in that folder removes them and keeps what was finished."""
+    out = tmp_path / "out"
+    run_predict(_pipe(), image_folder, out, progress=False)
+    finished = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json")
+    stale = [out / ".annotated.99999.mp4", out / ".predictions.json.abc.part", out / "labels" / ".a.txt.x1.part",
+             out / "parts" / ".a.json.12345.part"]
+    for path in stale:
+        path.write_bytes(b"half written")
+    summary = run_predict(_pipe(), image_folder, out, resume=True, progress=False)
+    assert summary["resumed_skipped"] == summary["processed"] > 0
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json") == finished
+
+
 def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder, tmp_path, monkeypatch):
     from detseg.pipeline.outputs import OutputWriter
 
