@@ -80,7 +80,8 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
         fmt: ``"openvino"`` (fastest on Intel CPUs) or ``"onnx"`` (ONNX Runtime, any CPU).
         imgsz: square input side the exported model is fixed to; None: the size it was trained at
             (640 when the file does not say).
-        half: FP16 weights (OpenVINO only; CPUs compute in FP32 either way, the file is halved).
+        half: FP16 weights (OpenVINO only: the file is halved; OpenVINO picks the compute precision
+            itself, bf16 on CPUs that have it, f32 otherwise).
         out: where to put the result (a ``.onnx`` file or an ``_openvino_model`` folder);
             default: beside ``weights``, named as ultralytics names it. An existing one is replaced.
 
