@@ -203,7 +203,7 @@ class YoloDetector:
         try:
             results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
                                           imgsz=self._imgsz, device=self._device, max_det=self.max_det,
-                                          agnostic_nms=self.agnostic_nms, verbose=False)
+                                          agnostic_nms=self.agnostic_nms, verbose=False, **self._predict_options())
         finally:
             # ultralytics' select_device sets torch's global thread count to cores - 1 on CPU (1 on a
             # 2-core machine), halving every later torch op in the process, SAM included: undo it
@@ -211,6 +211,10 @@ class YoloDetector:
                 torch.set_num_threads(threads)
         out = [self._to_detections(r) for r in results]
         return out if isinstance(image, list) else out[0]
+
+    def _predict_options(self) -> dict:
+        """More ``YOLO.predict`` arguments (none for a detector)."""
+        return {}
 
     @staticmethod
     def _to_detections(result) -> sv.Detections:

@@ -49,6 +49,20 @@ def test_student_model_plugs_into_evaluate(seg_run, tiny_dataset):
     assert 0.0 <= report["configs"]["student"]["segm"]["AP"] <= 1.0
 
 
+@pytest.mark.parametrize("retina", [True, False])
+def test_student_retina_masks_reach_ultralytics_and_keep_the_image_size(seg_run, tiny_dataset, retina):
+    from detseg.images import read_image
+    from detseg.pipeline.student import YoloSegModel
+
+    student = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu", retina_masks=retina).load()
+    seen, predict = [], student._model.predict
+    student._model.predict = lambda *a, **k: seen.append(k) or predict(*a, **k)
+    image = read_image(next((tiny_dataset / "images" / "val").iterdir()))
+    dets = student(image)
+    assert seen[0]["retina_masks"] is retina
+    assert dets.mask.shape == (len(dets), *image.shape[:2]) and dets.mask.dtype == bool
+
+
 def test_cli_train_segment_refuses_a_detect_config_in_one_line(tiny_dataset, tmp_path, capsys):
     from detseg.pipeline.cli import main
 
