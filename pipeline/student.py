@@ -24,13 +24,13 @@ class YoloSegModel(YoloDetector):
 
     Arguments are :class:`detseg.detectors.YoloDetector`'s, and ``retina_masks``: masks made at the
     image's own resolution (ultralytics' ``retina_masks``: prototypes upsampled before cropping and
-    thresholding) rather than at the input size and then resized; on by default (smoother edges:
-    mask AP 0.609 vs 0.602 on a distilled student's own validation labels). ``mask`` is ``(N, H, W)``
-    bool at the image's size; ``data["mask_score"]`` is the box confidence (YOLO-seg predicts no
-    mask quality).
+    thresholding) rather than at the input size and then resized. Off by default: on a distilled
+    student (``benchmarks/distill.py``) it gave mask AP 0.609 vs 0.602 on its own validation labels
+    and cost ~5 ms of a 22 ms image on 2 CPU cores. ``mask`` is ``(N, H, W)`` bool at the image's
+    size; ``data["mask_score"]`` is the box confidence (YOLO-seg predicts no mask quality).
     """
 
-    def __init__(self, *args, retina_masks: bool = True, **kwargs):
+    def __init__(self, *args, retina_masks: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.retina_masks = retina_masks
         self._last: sv.Detections | None = None
