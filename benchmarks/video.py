@@ -5,10 +5,11 @@
 2. Per-frame mode: shipped detector + ByteTrack + GrabCut masks through ``run_predict`` (what
    ``detseg predict VIDEO`` does), scored by ``detseg evaluate-video``: HOTA, IDF1, MOTA, ID
    switches, distinct counts vs truth, mask AP; tracking's share of the per-frame time.
-3. SAM 2 on the first ``--sam2-frames`` frames (random-initialised SAM 2.1-t: no weights can be
-   downloaded here, so its masks and hence its tracking figures mean nothing; its speed does not
-   depend on the weights): keyframe mode (detector + prompts every K frames, SAM 2 memory between)
-   vs the per-frame SAM 2 image pipeline (detector + SAM 2 encoder + box decoder on every frame),
+3. SAM 2 on the first ``--sam2-frames`` frames (random-initialised SAM 2.1-t with its object-presence
+   head biased to "present": no weights can be downloaded here, so its masks and hence its tracking
+   figures mean nothing; its speed does not depend on the weights): keyframe mode (detector +
+   prompts every K frames, SAM 2 memory between) vs the per-frame SAM 2 image pipeline (detector +
+   SAM 2 encoder + box decoder on every frame),
    frames per second of each, and the peak object memory.
 
 Usage:
@@ -72,6 +73,11 @@ def main() -> None:
 
     # --- SAM 2: keyframe mode vs per-frame image pipeline, same frames
     ckpt = save_random_checkpoint(tmp / "sam2.1_t.pt", "sam2.1_t")
+    # random weights' presence head calls every object absent, so keyframe mode would carry none:
+    # bias it to "present" (both modes get the same checkpoint), as real weights do for real objects
+    state = torch.load(ckpt)
+    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
+    torch.save(state, ckpt)
     n = args.sam2_frames
     t = time.perf_counter()
     per_frame = run_predict(Pipeline(detector, SamSegmenter(str(ckpt), device="cpu")), video, tmp / "sam2_frames",
