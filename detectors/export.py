@@ -60,15 +60,37 @@ def exported_metadata(path: str | Path) -> dict:
 
     Read without importing the runtime (ultralytics' own reader).
     """
+    import ast
+
     from ultralytics.nn.backends.base import BaseBackend
 
     meta = dict(BaseBackend.read_metadata(Path(path)))
-    for key in ("imgsz", "names", "args"):
+    for key in ("imgsz", "names", "args"):  # ONNX stores them as strings (as BaseBackend.apply_metadata reads them)
         if isinstance(meta.get(key), str):
-            import ast
-
             meta[key] = ast.literal_eval(meta[key])
     return meta
+
+
+def open_export(path: str | Path, imgsz=None) -> tuple[Path, list[int] | None]:
+    """Check an export before ultralytics loads it: ``(path, fixed input size or None if dynamic)``.
+
+    Raises:
+        WeightsError: the export does not exist.
+        InputError: its runtime is not installed, or ``imgsz`` (int or (h, w)) is not the size it was
+            exported for.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WeightsError(f"exported model not found: {path.resolve()}")
+    check_runtime(exported_format(path))
+    meta = exported_metadata(path)
+    fixed = None if (meta.get("args") or {}).get("dynamic") else meta.get("imgsz")
+    if imgsz and fixed:
+        asked = list(imgsz) if isinstance(imgsz, (list, tuple)) else [imgsz] * 2
+        if [int(v) for v in asked] != [int(v) for v in fixed]:
+            raise InputError(f"{path.name} was exported for imgsz {fixed}; run it at that size "
+                             f"or export again with `detseg export --imgsz {imgsz}`")
+    return path, (list(fixed) if fixed else None)
 
 
 def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None, half: bool = False,

@@ -123,20 +123,10 @@ class YoloDetector:
             return self
         from ultralytics import YOLO
 
-        from detseg.detectors.export import check_runtime, exported_format, exported_metadata
+        from detseg.detectors.export import exported_format, open_export
 
-        fmt = exported_format(self.weights)
-        if fmt:  # an ONNX / OpenVINO export (`detseg export`): fixed input size, read from its metadata
-            path = Path(self.weights).expanduser()
-            if not path.exists():
-                raise WeightsError(f"exported model not found: {path.resolve()}")
-            check_runtime(fmt)
-            meta = exported_metadata(path)
-            fixed = None if (meta.get("args") or {}).get("dynamic") else meta.get("imgsz")
-            asked = list(self.imgsz) if isinstance(self.imgsz, (list, tuple)) else [self.imgsz] * 2
-            if self.imgsz and fixed and [int(v) for v in asked] != [int(v) for v in fixed]:
-                raise InputError(f"{path.name} was exported for imgsz {fixed}; run it at that size "
-                                 f"or export again with `detseg export --imgsz {self.imgsz}`")
+        if exported_format(self.weights):  # an ONNX / OpenVINO export (`detseg export`)
+            path, fixed = open_export(self.weights, self.imgsz)
         else:
             hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
             path = resolve_weights(self.weights, hint=hint)
@@ -154,7 +144,7 @@ class YoloDetector:
         else:
             self._class_ids = self._resolve_classes(self.classes)
         train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
-        self._imgsz = list(fixed) if fixed else self.imgsz or train_args.get("imgsz") or 640  # fixed: an export
+        self._imgsz = fixed or self.imgsz or train_args.get("imgsz") or 640  # fixed: an export's own size
         self._device = ultralytics_device(self.device)
         return self
 
