@@ -1,14 +1,16 @@
 """Keyframe mode: the detector (and SAM 2 box prompts) on every K-th frame, SAM 2's video memory between.
 
-On a keyframe the detector's boxes go through ByteTrack (:class:`~detseg.pipeline.tracking.Tracker`,
-stepping by the keyframes' real time), and each tracked box prompts its object in SAM 2's memory
-(:class:`~detseg.segmenter.sam2_video.Sam2VideoMemory`): a new track id starts a new object, a known
-one is re-anchored to its new box, and an object whose track the keyframe no longer reports ends
-(its memory is freed). ByteTrack confirms a track on its second matched keyframe, so an object
-entering the view gets its id and its first masks up to K frames after the detector first saw it.
-On the frames between, SAM 2 carries each object's mask from its memory;
-the row's box is its mask's extent, its class and confidence those of its last keyframe. An object
-SAM 2 reports absent on a frame (empty mask) has no row on that frame.
+SAM 2's memory is the tracker: each object it carries is a track. On a keyframe the detector's boxes
+are matched one to one (Hungarian, :func:`match_to_objects`) to the objects' boxes on the previous
+processed frame (the extents of the masks SAM 2 carried there, one frame away, so fast items still
+overlap; the keyframes themselves are K frames apart, which is why ByteTrack on keyframes alone
+loses them). A matched object is re-anchored to its new box and takes its class and confidence; a
+detection matching no object starts a new one (a new id) if its confidence reaches ``activation``;
+an object no detection matched ends (its memory is freed) once it has been missed on more than
+``max_missed`` keyframes in a row. New objects get their id and first mask on the keyframe that
+first saw them. On the frames between, SAM 2 carries each object's mask from its memory; the row's
+box is its mask's extent, its class and confidence those of its last keyframe. An object SAM 2
+reports absent on a frame (empty mask) has no row on that frame.
 
 Frames are streamed (:meth:`Source.items <detseg.pipeline.sources.Source.items>`): one frame's features and a
 bounded memory per live object are held, whatever the video's length.
@@ -24,51 +26,104 @@ import supervision as sv
 
 from detseg.errors import ImageReadError, InputError
 from detseg.pipeline.core import Frame
-from detseg.pipeline.tracking import Tracker
+
+
+def match_to_objects(detections: np.ndarray, objects: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """One-to-one matches of detection boxes to object boxes, maximising total IoU (Hungarian).
+
+    Args:
+        detections: ``(N, 4)`` xyxy boxes.
+        objects: ``(M, 4)`` xyxy boxes.
+        min_iou: pairs overlapping less are never matched.
+
+    Returns:
+        ``[(detection row, object row), ...]`` sorted by detection row.
+    """
+    if len(detections) == 0 or len(objects) == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    iou = sv.box_iou_batch(np.asarray(detections, np.float64), np.asarray(objects, np.float64))
+    rows, cols = linear_sum_assignment(-iou)
+    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou)
 
 
 class KeyframePipeline:
     """Tracked instance masks from detector keyframes + SAM 2 video memory.
 
     Duck-types :class:`~detseg.pipeline.core.Pipeline` for :func:`~detseg.pipeline.predict.run_predict`
-    (``run``, ``detector``); its frames carry ``tracker_id`` (``assigns_track_ids``).
+    (``run``, ``detector``); its frames carry ``tracker_id`` (``assigns_track_ids``), ids from 1.
 
     Args:
         detector: ``image -> sv.Detections`` (xyxy, confidence, class_id, data["class_name"]).
-        memory: a :class:`~detseg.segmenter.sam2_video.Sam2VideoMemory`.
+        memory: a :class:`~detseg.segmenter.sam2_video.Sam2VideoMemory` (or anything with its
+            ``set_frame / prompt / propagate / remove / masks / objects``).
         every: K, detector keyframes every K processed frames (1 = every frame).
-        tracker: ids on keyframes (default: ByteTrack at ``fps`` that confirms a track on its first keyframe).
-        fps: frames per second of the processed frames (for the default tracker).
+        match_iou: minimum IoU between a detection and an object's box on the previous frame to match them.
+        activation: minimum confidence for a detection to start a new object (any matched
+            detection re-anchors its object, as ByteTrack's second association keeps tracks alive).
+        max_missed: keyframes in a row an object may go unmatched (a detector miss) and still be carried.
+        fps: frames per second of the processed frames (recorded in the settings).
     """
 
     assigns_track_ids = True
 
-    def __init__(self, detector, memory, every: int = 5, tracker: Tracker | None = None, fps: float = 30.0):
+    def __init__(self, detector, memory, every: int = 5, match_iou: float = 0.3, activation: float = 0.5,
+                 max_missed: int = 0, fps: float = 30.0):
         if every < 1:
             raise InputError(f"keyframe interval must be >= 1, got {every}")
+        if not 0 <= match_iou <= 1 or max_missed < 0:
+            raise InputError(f"match_iou must be in [0, 1] and max_missed >= 0, got {match_iou}, {max_missed}")
         self.detector = detector
         self.memory = memory
         self.every = every
-        self.tracker = tracker if tracker is not None else Tracker(fps=fps, min_frames=1)
+        self.match_iou = match_iou
+        self.activation = activation
+        self.max_missed = max_missed
+        self.fps = fps
         self.settings = {"mode": "keyframes + SAM 2 video memory", "keyframe_every": every,
-                         "tracker": "bytetrack (roboflow trackers) on keyframes", "segmenter": memory.segmenter.arch}
-        self._info: dict[int, tuple[int, str, float]] = {}  # track id -> class id, class name, confidence
+                         "tracker": "SAM 2 memory; keyframe detections matched to its objects' boxes (Hungarian, "
+                                    f"IoU >= {match_iou})",
+                         "segmenter": memory.segmenter.arch}
+        self.reset()
 
-    def _keyframe(self, image: np.ndarray, index: int) -> None:
+    def reset(self) -> None:
+        """Forget every object (ids start again at 1): called at the start of each :meth:`run`."""
+        for oid in list(self.memory.objects):
+            self.memory.remove(oid)
+        self._info: dict[int, tuple[int, str, float]] = {}  # object id -> class id, class name, confidence
+        self._boxes: dict[int, np.ndarray] = {}  # object id -> its box on the last frame it had a mask
+        self._missed: dict[int, int] = {}  # object id -> keyframes in a row without a matching detection
+        self._next_id = 1
+
+    def _keyframe(self, image: np.ndarray) -> None:
         dets = self.detector(image)
         if not isinstance(dets, sv.Detections):
             raise TypeError(f"detector {type(self.detector).__name__} returned {type(dets).__name__}")
-        tracked = self.tracker.update(dets, index)
-        names = tracked.data.get("class_name", np.array([str(c) for c in tracked.class_id]))
-        conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked))
-        live = set()
-        for box, tid, cls, name, c in zip(tracked.xyxy, tracked.tracker_id, tracked.class_id, names, conf):
-            self.memory.prompt(int(tid), box)
-            self._info[int(tid)] = (int(cls), str(name), float(c))
-            live.add(int(tid))
-        for oid in [o for o in self.memory.objects if o not in live]:  # lost objects end
-            self.memory.remove(oid)
-            self._info.pop(oid, None)
+        names = dets.data.get("class_name", np.array([str(c) for c in dets.class_id]))
+        conf = dets.confidence if dets.confidence is not None else np.ones(len(dets), np.float32)
+        ids = [i for i in self.memory.objects if i in self._boxes]
+        known = np.array([self._boxes[i] for i in ids], np.float32).reshape(-1, 4)
+        matched = dict(match_to_objects(dets.xyxy, known, self.match_iou))
+        prompted = set()
+        for row in range(len(dets)):
+            if row in matched:
+                oid = ids[matched[row]]
+            elif conf[row] >= self.activation:
+                oid, self._next_id = self._next_id, self._next_id + 1
+            else:
+                continue
+            self.memory.prompt(oid, dets.xyxy[row])
+            self._info[oid] = (int(dets.class_id[row]), str(names[row]), float(conf[row]))
+            self._boxes[oid] = dets.xyxy[row].astype(np.float32)
+            self._missed[oid] = 0
+            prompted.add(oid)
+        for oid in [o for o in self.memory.objects if o not in prompted and o in self._missed]:
+            self._missed[oid] += 1
+            if self._missed[oid] > self.max_missed:  # lost: it ends and its memory is freed
+                self.memory.remove(oid)
+                for table in (self._info, self._boxes, self._missed):
+                    table.pop(oid, None)
 
     def process(self, image: np.ndarray, index: int, keyframe: bool) -> tuple[sv.Detections, dict]:
         """One frame (in order): returns the tracked rows and seconds per stage."""
@@ -78,7 +133,7 @@ class KeyframePipeline:
         seconds["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         if keyframe:
-            self._keyframe(image, index)
+            self._keyframe(image)
         seconds["detect_track_prompt"] = time.perf_counter() - t
         t = time.perf_counter()
         self.memory.propagate()
@@ -96,6 +151,7 @@ class KeyframePipeline:
         for r in keep:
             rows, cols = np.flatnonzero(masks[r].any(1)), np.flatnonzero(masks[r].any(0))
             boxes.append([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1])
+            self._boxes[ids[r]] = np.array(boxes[-1], np.float32)  # what the next keyframe matches against
         info = [self._info[ids[r]] for r in keep]
         dets = sv.Detections(xyxy=np.array(boxes, np.float32), mask=masks[keep],
                              confidence=np.array([i[2] for i in info], np.float32),
@@ -109,6 +165,7 @@ class KeyframePipeline:
         from detseg.pipeline.sources import Source, resolve_source
 
         src = source if isinstance(source, Source) else resolve_source(source)
+        self.reset()
         for n, item in enumerate(src.items(stride=stride, max_frames=max_frames)):
             name = src.name_of(item)
             if item.error:
