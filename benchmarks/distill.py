@@ -2,6 +2,7 @@
 
 Usage:
     nice -n 10 python benchmarks/distill.py [--n 300] [--epochs 30] [--time 0.4] [--student-imgsz 320]
+    python benchmarks/distill.py --student W --work DIR [--predict-imgsz 416] [--val-sizes 320,416,512]
 
 1. Generates ``--n`` synthetic images (seed ``--seed-train``); their labels are thrown away: the pool is
    "unlabelled". Generates ``--test`` held-out scenes with another seed (``--seed-test``), never trained on.
@@ -12,15 +13,18 @@ Usage:
    default; ``--init scratch`` from random weights); ``--time`` hours caps the training.
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
-   end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, the two
-   models interleaved image by image, each image's time the fastest of ``--repeats`` runs.
+   end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
+   in its own block over all of them, the fastest of ``--repeats`` blocks.
+   The student's masks are made inside its boxes at the image's resolution (``YoloSegModel``'s default
+   ``mask_mode="box"``); the same student with ultralytics' own mask post-processing is scored and
+   timed beside it as the reference.
 
 Prints the table and the targets (student AP >= 0.85x teacher at >= 10x its images/s); writes
 ``--work``/distill.json. ``--student W`` skips steps 1-3 for the pool and evaluates existing weights.
 
 5. Deployment (skipped with ``--no-export``): both YOLO networks exported with ``detseg export`` to OpenVINO
    (the student also to ONNX); the exported student is scored again (its AP) and every variant timed in the
-   same interleaved loop. The fair deployed comparison is OpenVINO against OpenVINO: the teacher's detector
+   same way. The fair deployed comparison is OpenVINO against OpenVINO: the teacher's detector
    gets the same runtime, its GrabCut stays what it is.
 """
 
@@ -37,27 +41,27 @@ TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
 
 
 def _throughputs(fns: dict, images, repeats: int = 3, warmup: int = 3) -> dict:
-    """Images/s of each ``fn(image)``: per image, the fastest of ``repeats`` runs, the models interleaved.
+    """Images/s of each ``fn(image)``: each model runs over all the images in one block, the blocks take
+    turns ``repeats`` times, and each model's fastest block counts (``timeit``'s rule: the time the
+    work takes, not the time other jobs took from it).
 
-    On this shared 2-core machine other jobs keep the load at 2-4: a torch op then swings between
-    ~0.03 s and ~2 s depending on whether both of its threads are scheduled. Interleaving gives both
-    models the same conditions; the per-image minimum (``timeit``'s rule) keeps the time the work
-    itself takes rather than the time others' jobs took from it.
+    Blocks, not image-by-image interleaving: a runtime's worker threads keep running for a while after
+    a call (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP), and on 2 cores they slow
+    whichever model runs next. Interleaved image by image, the student in OpenVINO measured 31.9
+    images/s on a quiet machine; alone in a block, 52 (2026-11-26, ultralytics' masks). A deployed
+    model runs alone, as in a block.
     """
     for image in images[:warmup]:  # model load, first-call allocations, kernel selection
         for fn in fns.values():
             fn(image)
-    seconds = dict.fromkeys(fns, 0.0)
-    for image in images:
-        best = dict.fromkeys(fns, float("inf"))
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                t = time.perf_counter()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for image in images:
                 fn(image)
-                best[name] = min(best[name], time.perf_counter() - t)
-        for name in fns:
-            seconds[name] += best[name]
-    return {name: len(images) / s for name, s in seconds.items()}
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: len(images) / s for name, s in best.items()}
 
 
 def main(argv=None) -> int:
@@ -69,7 +73,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-test", type=int, default=22)
     parser.add_argument("--epochs", type=int, default=30, help="student epochs (--time may cut them)")
     parser.add_argument("--time", type=float, default=0.4, help="student training budget in hours (0: none)")
-    parser.add_argument("--student-imgsz", type=int, default=320)
+    parser.add_argument("--student-imgsz", type=int, default=320, help="student training size")
+    parser.add_argument("--predict-imgsz", type=int, default=None,
+                        help="size the student runs (and is exported) at; default: its training size")
+    parser.add_argument("--val-sizes", default="",
+                        help="comma-separated sizes: the student's mask mAP on its own validation split (the "
+                             "teacher's labels, never the test scenes) at each, to choose --predict-imgsz")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--init", choices=("teacher", "scratch"), default="teacher",
                         help="student start: the teacher detector's weights (backbone + box head) or random")
@@ -124,13 +133,32 @@ def main(argv=None) -> int:
         torch.set_num_threads(report["torch_threads"])  # ultralytics' select_device leaves cores - 1 threads
         student_weights = result.best_weights
 
-    student_eval = YoloSegModel(student_weights, conf=args.eval_conf, imgsz=args.student_imgsz, device="cpu").load()
+    size = args.predict_imgsz or args.student_imgsz
+    if args.val_sizes:  # choosing the size on the student's validation split (teacher labels), not the test scenes
+        from ultralytics import YOLO
+
+        val_yaml = work / "teacher-dataset" / "data.yaml"
+        report["val_mask_map_by_imgsz"] = {}
+        for sz in [int(v) for v in args.val_sizes.split(",")]:
+            r = YOLO(str(student_weights)).val(data=str(val_yaml), imgsz=sz, batch=8, device="cpu", plots=False,
+                                               verbose=False, workers=0, project=str(work / "val-sizes"),
+                                               name=str(sz), exist_ok=True)
+            report["val_mask_map_by_imgsz"][sz] = {"box": r.box.map, "mask": r.seg.map}
+            print(f"student on its validation split (teacher labels) at imgsz {sz}: box mAP {r.box.map:.3f}, "
+                  f"mask mAP {r.seg.map:.3f}", flush=True)
+        torch.set_num_threads(report["torch_threads"])
+    student_eval = YoloSegModel(student_weights, conf=args.eval_conf, imgsz=size, device="cpu").load()
+    student_ref = YoloSegModel(student_weights, conf=args.eval_conf, imgsz=size, device="cpu",
+                               mask_mode="ultralytics").load()
     t_eval = teacher(args.eval_conf)
     rep_t = evaluate(test / "data.yaml", t_eval.detector, {"teacher": t_eval.segmenter}, split="test",
                      out=work / "eval-teacher", conf=args.eval_conf, device="cpu", plots=False)
     rep_s = evaluate(test / "data.yaml", student_eval, {"student": student_eval}, split="test",
                      out=work / "eval-student", conf=args.eval_conf, device="cpu", plots=False)
+    rep_ref = evaluate(test / "data.yaml", student_ref, {"student": student_ref}, split="test",
+                       out=work / "eval-student-ultralytics-masks", conf=args.eval_conf, device="cpu", plots=False)
     segm_t, segm_s = rep_t["configs"]["teacher"]["segm"], rep_s["configs"]["student"]["segm"]
+    segm_ref = rep_ref["configs"]["student"]["segm"]
 
     # deployment: both models' YOLO networks exported to OpenVINO (CPU inference runtime), the student to ONNX too
     exported = {}
@@ -140,9 +168,9 @@ def main(argv=None) -> int:
         exported = {
             "teacher-openvino": export(TEACHER_WEIGHTS, "openvino", imgsz=640,
                                        out=work / "export" / "teacher_openvino_model"),
-            "student-openvino": export(student_weights, "openvino", imgsz=args.student_imgsz,
+            "student-openvino": export(student_weights, "openvino", imgsz=size,
                                        out=work / "export" / "student_openvino_model"),
-            "student-onnx": export(student_weights, "onnx", imgsz=args.student_imgsz,
+            "student-onnx": export(student_weights, "onnx", imgsz=size,
                                    out=work / "export" / "student.onnx"),
         }
         s_ov = YoloSegModel(exported["student-openvino"], conf=args.eval_conf, device="cpu").load()
@@ -152,12 +180,16 @@ def main(argv=None) -> int:
 
     images = [read_image(p) for p in sorted((test / "images" / "test").iterdir())[: args.timing_images]]
     runners = {"teacher": teacher(0.25),
-               "student": YoloSegModel(student_weights, conf=0.25, imgsz=args.student_imgsz, device="cpu").load()}
+               "student": YoloSegModel(student_weights, conf=0.25, imgsz=size, device="cpu").load(),
+               "student-ultralytics-masks": YoloSegModel(student_weights, conf=0.25, imgsz=size,
+                                                         device="cpu", mask_mode="ultralytics").load()}
     if exported:
         runners["teacher-openvino"] = Pipeline(
             YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
         for name in ("student-onnx", "student-openvino"):
             runners[name] = YoloSegModel(exported[name], conf=0.25, device="cpu").load()
+        runners["student-openvino-ultralytics-masks"] = YoloSegModel(exported["student-openvino"], conf=0.25,
+                                                                     device="cpu", mask_mode="ultralytics").load()
     torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
     ips = _throughputs(runners, images, args.repeats)
     ips_t, ips_s = ips["teacher"], ips["student"]
@@ -168,6 +200,7 @@ def main(argv=None) -> int:
         "test_images": rep_t["images"], "student_weights": str(student_weights),
         "teacher": {"mask": segm_t, "box": rep_t["configs"]["teacher"]["bbox"], "images_per_s": ips_t},
         "student": {"mask": segm_s, "box": rep_s["configs"]["student"]["bbox"], "images_per_s": ips_s},
+        "student_ultralytics_masks": {"mask": segm_ref, "images_per_s": ips["student-ultralytics-masks"]},
         "ap_ratio": ap_ratio, "speed_ratio": speed_ratio, "images_per_s": ips,
     })
     if exported:
@@ -180,15 +213,17 @@ def main(argv=None) -> int:
     (work / "distill.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     print(f"\n{rep_t['images']} held-out scenes (seed {args.seed_test}, {args.imgsz}px); AP at detector conf "
-          f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats}), "
-          f"{torch.get_num_threads()} torch threads")
+          f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats} "
+          f"blocks), {torch.get_num_threads()} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
     rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
-            (f"student: yolov8n-seg @{args.student_imgsz} (PyTorch)", segm_s, rep_s, ips_s)]
+            (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),
+            ("  same, ultralytics' masks (reference)", segm_ref, rep_ref, ips["student-ultralytics-masks"])]
     if exported:
         rows += [("teacher: detector in OpenVINO + GrabCut", None, None, ips["teacher-openvino"]),
                  ("student: ONNX Runtime", None, None, ips["student-onnx"]),
-                 ("student: OpenVINO", segm_ov, rep_ov, ips["student-openvino"])]
+                 ("student: OpenVINO", segm_ov, rep_ov, ips["student-openvino"]),
+                 ("  same, ultralytics' masks (reference)", None, None, ips["student-openvino-ultralytics-masks"])]
     for name, segm, rep, rate in rows:
         if segm is None:
             print(f"{name:<46} {'(same model)':>12} {'':>6} {'':>7} {rate:9.2f}")

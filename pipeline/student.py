@@ -12,31 +12,131 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import supervision as sv
 
 from detseg.detectors.yolo import YoloDetector, empty_detections
 from detseg.errors import InputError, WeightsError
 
+MASK_MODES = ("box", "ultralytics", "retina")
+
+
+def _bilinear_weights(pixels: np.ndarray, scale: float, offset: float, extent: float, size: int, step: int
+                      ) -> tuple[np.ndarray, int]:
+    """Rows of bilinear weights sampling a stride-4 prototype axis of ``size`` cells at the centres of
+    image ``pixels`` (image -> network input: ``x * scale + offset``; the image spans ``extent`` input
+    pixels from ``offset``). As ``F.interpolate`` (align_corners=False) on the letterbox's content,
+    cropped as ultralytics crops it (on whole pixels of the prototypes upsampled ``step`` = 1, 2 or 4
+    times): samples beyond the content clamp to the centre of its first / last such pixel.
+
+    Returns:
+        ``(weights (len(pixels), k), first)``: the weights apply to cells ``first:first + k``.
+    """
+    src = ((pixels + 0.5) * scale + offset) / 4.0 - 0.5
+    half = 0.5 / step - 0.5
+    src = np.clip(src, max(offset / 4.0 + half, 0.0), min((offset + extent) / 4.0 - half - 1.0, size - 1.0))
+    lo = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    hi = np.minimum(lo + 1, size - 1)
+    frac = (src - lo).astype(np.float32)
+    first = int(lo.min())
+    weights = np.zeros((len(pixels), int(hi.max()) - first + 1), np.float32)
+    rows = np.arange(len(pixels))
+    np.add.at(weights, (rows, lo - first), 1.0 - frac)
+    np.add.at(weights, (rows, hi - first), frac)
+    return weights, first
+
+
+def box_masks(protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, image_shape: tuple[int, int],
+              input_shape: tuple[int, int]) -> np.ndarray:
+    """YOLO-seg instance masks at the image's own resolution, computed only inside each box.
+
+    Same model output as ultralytics' ``retina_masks`` (``process_mask_native``: prototypes combined
+    by each detection's coefficients, bilinearly resampled to the original image through the
+    letterbox, thresholded at logit 0, cropped to the box), but each mask's logits are made for its
+    box's pixels only (one bilinear resampling, separable: two small matrix products) instead of
+    upsampling every mask to the whole frame: the cost follows the boxes' area, not N x H x W.
+
+    Args:
+        protos: ``(C, mh, mw)`` float prototypes of one image (stride 4 of the network input).
+        coefficients: ``(N, C)`` mask coefficients.
+        boxes: ``(N, 4)`` xyxy boxes in original-image pixels; a mask keeps pixel columns ``c`` with
+            ``x0 <= c < x1`` (and rows likewise), as ultralytics' ``crop_mask``.
+        image_shape: ``(H, W)`` of the original image.
+        input_shape: ``(h, w)`` of the letterboxed network input (ultralytics' ``LetterBox``, centred).
+
+    Returns:
+        ``(N, H, W)`` bool masks.
+    """
+    c, mh, mw = protos.shape
+    h, w = image_shape
+    gain = min(input_shape[0] / h, input_shape[1] / w)
+    content_w, content_h = max(round(w * gain), 1), max(round(h * gain), 1)  # LetterBox's resized size
+    left, top = round((input_shape[1] - content_w) / 2 - 0.1), round((input_shape[0] - content_h) / 2 - 0.1)
+    pad = (4 * mh - content_h) | (4 * mw - content_w)
+    step = 4 // math.gcd(4, pad | pad // 2)  # ultralytics' process_mask_native: crops on whole pixels at this step
+    masks = np.zeros((len(boxes), h, w), bool)
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64)):
+        c0, c1 = max(int(np.ceil(x0)), 0), min(int(np.ceil(x1)), w)
+        r0, r1 = max(int(np.ceil(y0)), 0), min(int(np.ceil(y1)), h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        wy, fy = _bilinear_weights(np.arange(r0, r1), content_h / h, top, content_h, mh, step)
+        wx, fx = _bilinear_weights(np.arange(c0, c1), content_w / w, left, content_w, mw, step)
+        region = protos[:, fy:fy + wy.shape[1], fx:fx + wx.shape[1]]
+        logits = coefficients[k] @ region.reshape(c, -1)
+        masks[k, r0:r1, c0:c1] = (wy @ logits.reshape(wy.shape[1], wx.shape[1]) @ wx.T) > 0
+    return masks
+
+
+@functools.cache  # one class: ultralytics rebuilds its predictor whenever it is handed another class
+def _box_mask_predictor():
+    """ultralytics' SegmentationPredictor minus its mask computation: results carry the boxes (scaled to the
+    image), the mask coefficients and the prototypes, for :func:`box_masks` (built lazily: no ultralytics
+    import at detseg's import)."""
+    from ultralytics.engine.results import Results
+    from ultralytics.models.yolo.segment import SegmentationPredictor
+    from ultralytics.utils import ops
+
+    class BoxMaskPredictor(SegmentationPredictor):
+        def construct_result(self, pred, img, orig_img, img_path, proto):
+            pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
+            result = Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6])
+            result.mask_inputs = (proto.float().cpu().numpy(), pred[:, 6:].float().cpu().numpy(), tuple(img.shape[2:]))
+            return result
+
+    return BoxMaskPredictor
+
 
 class YoloSegModel(YoloDetector):
     """An ultralytics ``-seg`` model: ``__call__(image)`` gives boxes, classes and masks in one pass.
 
-    Arguments are :class:`detseg.detectors.YoloDetector`'s, and ``retina_masks``: masks made at the
-    image's own resolution (ultralytics' ``retina_masks``: prototypes upsampled before cropping and
-    thresholding) rather than at the input size and then resized. Off by default: on a distilled
-    student (``benchmarks/distill.py``) it gave mask AP 0.609 vs 0.602 on its own validation labels
-    and cost ~5 ms of a 22 ms image on 2 CPU cores. ``mask`` is ``(N, H, W)`` bool at the image's
-    size; ``data["mask_score"]`` is the box confidence (YOLO-seg predicts no mask quality).
+    Arguments are :class:`detseg.detectors.YoloDetector`'s, and ``mask_mode``, how masks are made
+    from the network's prototypes and coefficients:
+
+    - ``"box"`` (default): at the image's own resolution, inside each box only (:func:`box_masks`):
+      ultralytics' ``retina_masks`` quality at a cost that follows the boxes' area;
+    - ``"ultralytics"``: ultralytics' default (masks at the network's input size, cropped, upsampled
+      to the whole frame, then resized to the image by supervision);
+    - ``"retina"``: ultralytics' ``retina_masks=True`` (whole-frame upsampling at the image's size).
+
+    ``mask`` is ``(N, H, W)`` bool at the image's size; ``data["mask_score"]`` is the box confidence
+    (YOLO-seg predicts no mask quality). As in ultralytics, a detection whose mask is empty is dropped.
     """
 
-    def __init__(self, *args, retina_masks: bool = False, **kwargs):
+    def __init__(self, *args, mask_mode: str = "box", **kwargs):
         super().__init__(*args, **kwargs)
-        self.retina_masks = retina_masks
+        if mask_mode not in MASK_MODES:
+            raise InputError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        self.mask_mode = mask_mode
         self._last: sv.Detections | None = None
 
     def _predict_options(self) -> dict:
-        return {"retina_masks": self.retina_masks}
+        if self.mask_mode == "box":
+            return {"predictor": _box_mask_predictor()}
+        return {"retina_masks": self.mask_mode == "retina"}
 
     def load(self) -> YoloSegModel:
         super().load()
@@ -51,6 +151,15 @@ class YoloSegModel(YoloDetector):
 
     @staticmethod
     def _to_detections(result) -> sv.Detections:
+        if getattr(result, "mask_inputs", None) is not None and result.boxes is not None and len(result.boxes):
+            protos, coefficients, input_shape = result.mask_inputs
+            dets = sv.Detections.from_ultralytics(result)  # boxes in image pixels; no masks yet
+            dets.mask = box_masks(protos, coefficients, dets.xyxy, result.orig_shape, input_shape)
+            nonempty = dets.mask.any(axis=(1, 2))
+            if not nonempty.all():  # as ultralytics: no empty masks
+                dets = dets[nonempty]
+            dets.data["mask_score"] = dets.confidence.astype(np.float32)
+            return dets
         if result.boxes is None or len(result.boxes) == 0:
             dets = empty_detections()
             dets.mask = np.zeros((0, *result.orig_shape), bool)

@@ -49,18 +49,90 @@ def test_student_model_plugs_into_evaluate(seg_run, tiny_dataset):
     assert 0.0 <= report["configs"]["student"]["segm"]["AP"] <= 1.0
 
 
-@pytest.mark.parametrize("retina", [True, False])
-def test_student_retina_masks_reach_ultralytics_and_keep_the_image_size(seg_run, tiny_dataset, retina):
+@pytest.mark.parametrize("mode", ["ultralytics", "retina", "box"])
+def test_student_mask_modes_keep_the_image_size(seg_run, tiny_dataset, mode):
     from detseg.images import read_image
     from detseg.pipeline.student import YoloSegModel
 
-    student = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu", retina_masks=retina).load()
+    student = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu", mask_mode=mode).load()
     seen, predict = [], student._model.predict
     student._model.predict = lambda *a, **k: seen.append(k) or predict(*a, **k)
     image = read_image(next((tiny_dataset / "images" / "val").iterdir()))
     dets = student(image)
-    assert seen[0]["retina_masks"] is retina
-    assert dets.mask.shape == (len(dets), *image.shape[:2]) and dets.mask.dtype == bool
+    if mode == "box":
+        assert type(student._model.predictor).__name__ == "BoxMaskPredictor"
+    else:
+        assert seen[0]["retina_masks"] is (mode == "retina")
+    assert len(dets) and dets.mask.shape == (len(dets), *image.shape[:2]) and dets.mask.dtype == bool
+    assert dets.mask.any(axis=(1, 2)).all()
+    for box, mask in zip(dets.xyxy, dets.mask):  # inside the box: columns x0 <= c < x1, rows likewise
+        ys, xs = np.nonzero(mask)
+        assert xs.min() >= np.ceil(box[0]) and xs.max() < np.ceil(box[2])
+        assert ys.min() >= np.ceil(box[1]) and ys.max() < np.ceil(box[3])
+    student(image)  # a second call keeps the same predictor (ultralytics rebuilds it for another class)
+    assert type(student._model.predictor).__name__ == ("BoxMaskPredictor" if mode == "box" else "SegmentationPredictor")
+
+
+def test_mask_mode_is_checked():
+    from detseg.errors import InputError
+    from detseg.pipeline.student import YoloSegModel
+
+    with pytest.raises(InputError, match="mask_mode must be one of"):
+        YoloSegModel("x.pt", mask_mode="fast")
+
+
+def _smooth_protos(rng, c, mh, mw):
+    import torch
+    import torch.nn.functional as F
+
+    coarse = torch.from_numpy(rng.standard_normal((1, c, 4, 4)).astype(np.float32))
+    return F.interpolate(coarse, size=(mh, mw), mode="bilinear", align_corners=False)[0]
+
+
+@pytest.mark.parametrize("image_shape, input_shape", [
+    ((256, 256), (64, 64)),  # no letterbox padding, scale 4: one bilinear step either way
+    ((256, 128), (64, 64)),  # padding of 4 prototype cells a side
+    ((200, 120), (64, 64)),  # odd scale and a padding that is no whole cell: ultralytics resamples twice
+    ((97, 131), (96, 128)),  # rectangle input (PyTorch's minimal letterbox)
+])
+def test_box_masks_match_ultralytics_retina_masks(image_shape, input_shape):
+    """Parity with ultralytics' process_mask_native (its retina_masks) on smooth random prototypes: bit for bit
+    where ultralytics resamples once; where it resamples twice, only pixels at the edge differ."""
+    import torch
+    from ultralytics.utils import ops
+
+    from detseg.pipeline.student import box_masks
+
+    rng = np.random.default_rng(0)
+    protos = _smooth_protos(rng, 32, input_shape[0] // 4, input_shape[1] // 4)
+    coefficients = torch.from_numpy(rng.standard_normal((6, 32)).astype(np.float32))
+    h, w = image_shape
+    x0, y0 = rng.uniform(0, w * 0.6, 6), rng.uniform(0, h * 0.6, 6)
+    boxes = np.stack([x0, y0, x0 + rng.uniform(5, w * 0.4, 6), y0 + rng.uniform(5, h * 0.4, 6)], 1).astype(np.float32)
+    boxes[0] = [0, 0, w, h]  # the whole image: every pixel compared
+    theirs = ops.process_mask_native(protos, coefficients, torch.from_numpy(boxes), image_shape).numpy().astype(bool)
+    ours = box_masks(protos.numpy(), coefficients.numpy(), boxes, image_shape, input_shape)
+    assert ours.shape == theirs.shape == (6, h, w)
+    if image_shape in ((256, 256), (256, 128)):
+        assert np.array_equal(ours, theirs)
+    else:
+        assert (ours != theirs).mean() < 0.02  # of the image's pixels (the whole-image mask has ~1,000 edge pixels)
+        edge = theirs[0] ^ np.roll(theirs[0], 1, 0) | theirs[0] ^ np.roll(theirs[0], 1, 1)
+        near = np.zeros_like(edge)  # pixels within 2 of a mask edge
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                near |= np.roll(edge, (dy, dx), (0, 1))
+        assert not ((ours[0] != theirs[0]) & ~near).any()
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_box_masks_empty_and_degenerate_boxes(n):
+    from detseg.pipeline.student import box_masks
+
+    protos = np.ones((4, 16, 16), np.float32)
+    boxes = np.array([[10, 10, 10.0, 30]] * n, np.float32).reshape(-1, 4)  # zero width
+    masks = box_masks(protos, np.ones((n, 4), np.float32), boxes, (64, 64), (64, 64))
+    assert masks.shape == (n, 64, 64) and not masks.any()
 
 
 def test_cli_train_segment_refuses_a_detect_config_in_one_line(tiny_dataset, tmp_path, capsys):
