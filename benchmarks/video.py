@@ -103,6 +103,9 @@ def main() -> None:
     print(f"per-frame SAM 2 image pipeline: {n / t_image:.3f} fps ({per_frame['seconds_per_stage']})")
     print(f"keyframe mode k={args.keyframe_every}: {n / t_key:.3f} fps ({keyframes['seconds_per_stage']})")
     print(f"keyframe / per-frame fps: {t_image / t_key:.2f}x (target >= 2x)")
+    ids = {line.split(",")[1] for line in (tmp / "sam2_keyframes" / "tracks.txt").read_text().splitlines()}
+    print(f"keyframe mode carried up to {objects} objects at once, {len(ids)} distinct ids in tracks.txt "
+          "(random SAM 2 masks: ids are not meaningful, only that objects are carried)")
     print(f"peak SAM 2 object memory: {peak / 2**20:.1f} MiB for up to {objects} objects "
           f"({peak / 2**20 / max(objects, 1):.2f} MiB per object)")
     (tmp / "report.json").write_text(json.dumps({"bytetrack": report, "sam2": {
