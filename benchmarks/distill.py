@@ -14,7 +14,7 @@ Usage:
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
-   in its own block over all of them, the fastest of ``--repeats`` blocks.
+   one model at a time (ONNX Runtime last), the fastest of ``--repeats`` runs over all of them.
    The student's masks are made inside its boxes at the image's resolution (``YoloSegModel``'s default
    ``mask_mode="box"``); the same student with ultralytics' own mask post-processing is scored and
    timed beside it as the reference.
@@ -41,27 +41,29 @@ TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
 
 
 def _throughputs(fns: dict, images, repeats: int = 3, warmup: int = 3) -> dict:
-    """Images/s of each ``fn(image)``: each model runs over all the images in one block, the blocks take
-    turns ``repeats`` times, and each model's fastest block counts (``timeit``'s rule: the time the
-    work takes, not the time other jobs took from it).
+    """Images/s of each ``fn(image)``, the models one after another in ``fns``' order: each warms up on
+    ``warmup`` images, then runs over all of them ``repeats`` times, and its fastest run counts
+    (``timeit``'s rule: the time the work takes, not the time other jobs took from it).
 
-    Blocks, not image-by-image interleaving: a runtime's worker threads keep running for a while after
-    a call (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP), and on 2 cores they slow
-    whichever model runs next. Interleaved image by image, the student in OpenVINO measured 31.9
-    images/s on a quiet machine; alone in a block, 52 (2026-11-26, ultralytics' masks). A deployed
-    model runs alone, as in a block.
+    One model at a time, not interleaved image by image: a runtime's worker threads keep running after
+    its calls (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP), and on 2 cores they slow
+    whichever model runs next. Interleaved, the student in OpenVINO measured 31.9 images/s on a quiet
+    machine, alone 52 (2026-11-26, ultralytics' masks); and once ONNX Runtime had run in the process,
+    OpenVINO's student dropped from 60.6 to 41.8 images/s: so ONNX Runtime goes last. A deployed model
+    runs alone.
     """
-    for image in images[:warmup]:  # model load, first-call allocations, kernel selection
-        for fn in fns.values():
+    rates = {}
+    for name, fn in fns.items():
+        for image in images[:warmup]:  # model load, first-call allocations, kernel selection
             fn(image)
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
+        best = float("inf")
+        for _ in range(repeats):
             t = time.perf_counter()
             for image in images:
                 fn(image)
-            best[name] = min(best[name], time.perf_counter() - t)
-    return {name: len(images) / s for name, s in best.items()}
+            best = min(best, time.perf_counter() - t)
+        rates[name] = len(images) / best
+    return rates
 
 
 def main(argv=None) -> int:
@@ -186,10 +188,11 @@ def main(argv=None) -> int:
     if exported:
         runners["teacher-openvino"] = Pipeline(
             YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
-        for name in ("student-onnx", "student-openvino"):
-            runners[name] = YoloSegModel(exported[name], conf=0.25, device="cpu").load()
+        # loaded on first call, in their own turn; ONNX Runtime last (see _throughputs)
+        runners["student-openvino"] = YoloSegModel(exported["student-openvino"], conf=0.25, device="cpu")
         runners["student-openvino-ultralytics-masks"] = YoloSegModel(exported["student-openvino"], conf=0.25,
-                                                                     device="cpu", mask_mode="ultralytics").load()
+                                                                     device="cpu", mask_mode="ultralytics")
+        runners["student-onnx"] = YoloSegModel(exported["student-onnx"], conf=0.25, device="cpu")
     torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
     ips = _throughputs(runners, images, args.repeats)
     ips_t, ips_s = ips["teacher"], ips["student"]
@@ -214,7 +217,7 @@ def main(argv=None) -> int:
 
     print(f"\n{rep_t['images']} held-out scenes (seed {args.seed_test}, {args.imgsz}px); AP at detector conf "
           f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats} "
-          f"blocks), {torch.get_num_threads()} torch threads")
+          f"runs, one model at a time), {torch.get_num_threads()} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
     rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
             (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),

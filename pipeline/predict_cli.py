@@ -82,7 +82,7 @@ def add_predict_command(sub) -> None:
                         "(default: on for videos; --no-track for independent frames)")
     p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
                    help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
-                        "memory carries the masks between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
+                        "memory carries the masks and ids between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
     from detseg.pipeline.distributed import add_engine_arguments  # --engine ray (Ray Data), --batch
 
     add_engine_arguments(p)
