@@ -44,8 +44,9 @@ def match_to_objects(detections: np.ndarray, objects: np.ndarray, min_iou: float
     from scipy.optimize import linear_sum_assignment
 
     iou = sv.box_iou_batch(np.asarray(detections, np.float64), np.asarray(objects, np.float64))
+    iou[iou < min_iou] = 0.0  # weak pairs must not outweigh a valid match in the total
     rows, cols = linear_sum_assignment(-iou)
-    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou)
+    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] > 0 and iou[r, c] >= min_iou)
 
 
 class KeyframePipeline:
@@ -64,6 +65,9 @@ class KeyframePipeline:
             detection re-anchors its object, as ByteTrack's second association keeps tracks alive).
         max_missed: keyframes in a row an object may go unmatched (a detector miss) and still be carried.
         fps: frames per second of the processed frames (recorded in the settings).
+
+    The defaults start objects as per-frame tracking starts tracks (ByteTrack's activation 0.5), so a
+    detector at ``conf`` 0.25 re-anchors objects with its weaker boxes but starts none from them.
     """
 
     assigns_track_ids = True
@@ -82,8 +86,8 @@ class KeyframePipeline:
         self.max_missed = max_missed
         self.fps = fps
         self.settings = {"mode": "keyframes + SAM 2 video memory", "keyframe_every": every,
-                         "tracker": "SAM 2 memory; keyframe detections matched to its objects' boxes (Hungarian, "
-                                    f"IoU >= {match_iou})",
+                         "tracker": "SAM 2 memory; keyframe detections matched to its objects' boxes (Hungarian)",
+                         "match_iou": match_iou, "activation": activation, "max_missed": max_missed, "fps": fps,
                          "segmenter": memory.segmenter.arch}
         self.reset()
 

@@ -78,8 +78,9 @@ def add_predict_command(sub) -> None:
     p.add_argument("--categories", default=None,
                    help="COCO JSON whose category ids predictions.json should use (default: --image-ids' file)")
     p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
-                   help="video: ByteTrack ids, tracks.txt (MOTChallenge) and distinct object counts "
-                        "(default: on for videos; --no-track for independent frames)")
+                   help="video: track ids (ByteTrack; SAM 2's memory with --keyframe-every), tracks.txt "
+                        "(MOTChallenge) and distinct object counts (default: on for videos; --no-track for "
+                        "independent frames)")
     p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
                    help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
                         "memory carries the masks and ids between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")

@@ -220,10 +220,11 @@ def test_detector_miss_tolerance(max_missed, carried_to):
 
     world = World([(100, 20, 1), (600, 100, 1)])
     detector = WorldDetector(world, every=5, drop={5: (1,), 10: (1,)})  # item 1 missed on keyframes 5 and 10
-    frames = run_ids(KeyframePipeline(detector, PerfectMemory(world), every=5, max_missed=max_missed), 15)
+    frames = run_ids(KeyframePipeline(detector, PerfectMemory(world), every=5, max_missed=max_missed), 20)
     last = max(f for f, ids in enumerate(frames) if 2 in ids)
-    assert last == carried_to  # ends at the keyframe after its allowance; never back under its old id
+    assert last == carried_to  # ends at the keyframe after its allowance ...
     assert frames[14] == {1: 0}
+    assert frames[15] == frames[19] == {1: 0, 3: 1}  # ... and comes back on keyframe 15 under a new id
 
 
 def test_low_confidence_detection_keeps_an_object_but_starts_none():
@@ -245,13 +246,16 @@ def test_low_confidence_detection_keeps_an_object_but_starts_none():
 def test_run_restarts_ids(tmp_path):
     from detseg.pipeline.keyframes import KeyframePipeline
 
-    world = World([(100, 20, 1)], speed=2)
+    # 15 px a frame: the first keyframe's box no longer overlaps the last frame's enough (IoU 0.14) to match,
+    # so without a reset the second run's item would become object 2
+    world = World([(100, 20, 1)], speed=15)
     pipe = KeyframePipeline(WorldDetector(world, every=2), PerfectMemory(world), every=2)
     video = write_video(tmp_path / "clip.mp4", [np.zeros((200, 1200, 3), np.uint8)] * 3, 10)
     first = [set(f.detections.tracker_id.tolist()) for f in pipe.run(video)]
     pipe.detector.calls = 0
     second = [set(f.detections.tracker_id.tolist()) for f in pipe.run(video)]
     assert first == second == [{1}] * 3
+    assert set(pipe.memory.objects) == {1} and pipe._next_id == 2
 
 
 @pytest.mark.parametrize("dets, objs, expected", [
@@ -259,8 +263,11 @@ def test_run_restarts_ids(tmp_path):
     (np.array([[0, 0, 10, 10]]), np.zeros((0, 4)), []),
     (np.array([[0, 0, 10, 10]]), np.array([[1, 1, 11, 11]]), [(0, 0)]),
     (np.array([[0, 0, 10, 10]]), np.array([[20, 20, 30, 30]]), []),  # below min IoU
-    # greedy would give det 0 its best object (1) and leave det 1 unmatched; the optimum matches both
-    (np.array([[0, 0, 10, 10], [6, 0, 16, 10]]), np.array([[0, 0, 8, 10], [3, 0, 13, 10]]), [(0, 0), (1, 1)]),
+    # greedy would give det 0 its best object (0, IoU 0.82) and leave det 1 with IoU 0.11; the optimum matches both
+    (np.array([[0, 0, 10, 10], [4, 0, 14, 10]]), np.array([[1, 0, 11, 10], [-4, 0, 6, 10]]), [(0, 1), (1, 0)]),
+    # IoUs 0.67 + 0.29 (a pair below min IoU) outweigh 0.42 + 0.37: weak pairs must not count, or det 1 is lost
+    (np.array([[13, 14, 27, 24], [19, 14, 26, 24]]),
+     np.array([[12, 13, 25, 23], [15, 16, 29, 29]]), [(0, 1), (1, 0)]),
 ])
 def test_match_to_objects(dets, objs, expected):
     from detseg.pipeline.keyframes import match_to_objects
