@@ -14,7 +14,8 @@ Usage:
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
-   one model at a time (ONNX Runtime last), the fastest of ``--repeats`` runs over all of them.
+   each model in whole runs over all of them, taking turns for ``--repeats`` rounds (ONNX Runtime's after
+   all the others), its fastest run counting.
    The student's masks are made inside its boxes at the image's resolution (``YoloSegModel``'s default
    ``mask_mode="box"``); the same student with ultralytics' own mask post-processing is scored and
    timed beside it as the reference.
@@ -40,30 +41,31 @@ ROOT = Path(__file__).resolve().parents[1]
 TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
 
 
-def _throughputs(fns: dict, images, repeats: int = 3, warmup: int = 3) -> dict:
-    """Images/s of each ``fn(image)``, the models one after another in ``fns``' order: each warms up on
-    ``warmup`` images, then runs over all of them ``repeats`` times, and its fastest run counts
-    (``timeit``'s rule: the time the work takes, not the time other jobs took from it).
+def _throughputs(fns: dict, images, repeats: int = 3, warmup: int = 3, last: tuple = ()) -> dict:
+    """Images/s of each ``fn(image)``: each model runs over all the images in one go, the models take
+    turns for ``repeats`` rounds, and each model's fastest run counts (``timeit``'s rule: the time the
+    work takes, not the time the machine's other work took from it; this VM's CPU swings by 10-20%
+    between minutes, so every model gets several chances at a quiet one).
 
-    One model at a time, not interleaved image by image: a runtime's worker threads keep running after
-    its calls (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP), and on 2 cores they slow
-    whichever model runs next. Interleaved, the student in OpenVINO measured 31.9 images/s on a quiet
-    machine, alone 52 (2026-11-26, ultralytics' masks); and once ONNX Runtime had run in the process,
-    OpenVINO's student dropped from 60.6 to 41.8 images/s: so ONNX Runtime goes last. A deployed model
-    runs alone.
+    Whole runs, not image-by-image interleaving: a runtime's worker threads keep running after its calls
+    (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP) and on 2 cores they slow whichever
+    model runs next. Interleaved, the student in OpenVINO measured 31.9 images/s on a quiet machine,
+    alone 52 (2026-11-26, ultralytics' masks); and once ONNX Runtime had run in the process, OpenVINO's
+    student dropped from 60.6 to 41.8 images/s: so the models named in ``last`` (ONNX Runtime) take their
+    rounds after all the others have finished theirs. A deployed model runs alone.
     """
-    rates = {}
-    for name, fn in fns.items():
-        for image in images[:warmup]:  # model load, first-call allocations, kernel selection
-            fn(image)
-        best = float("inf")
+    best = dict.fromkeys(fns, float("inf"))
+    for group in ([n for n in fns if n not in last], [n for n in fns if n in last]):
+        for name in group:  # model load, first-call allocations, kernel selection
+            for image in images[:warmup]:
+                fns[name](image)
         for _ in range(repeats):
-            t = time.perf_counter()
-            for image in images:
-                fn(image)
-            best = min(best, time.perf_counter() - t)
-        rates[name] = len(images) / best
-    return rates
+            for name in group:
+                t = time.perf_counter()
+                for image in images:
+                    fns[name](image)
+                best[name] = min(best[name], time.perf_counter() - t)
+    return {name: len(images) / s for name, s in best.items()}
 
 
 def main(argv=None) -> int:
@@ -191,13 +193,13 @@ def main(argv=None) -> int:
     if exported:
         runners["teacher-openvino"] = Pipeline(
             YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
-        # loaded on first call, in their own turn; ONNX Runtime last (see _throughputs)
+        # loaded on first call, in their own turn; ONNX Runtime's rounds last (see _throughputs)
         runners["student-openvino"] = YoloSegModel(exported["student-openvino"], conf=0.25, device="cpu")
         runners["student-openvino-ultralytics-masks"] = YoloSegModel(exported["student-openvino"], conf=0.25,
                                                                      device="cpu", mask_mode="ultralytics")
         runners["student-onnx"] = YoloSegModel(exported["student-onnx"], conf=0.25, device="cpu")
     torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
-    ips = _throughputs(runners, images, args.repeats)
+    ips = _throughputs(runners, images, args.repeats, last=("student-onnx",))
     ips_t, ips_s = ips["teacher"], ips["student"]
 
     ap_ratio = segm_s["AP"] / segm_t["AP"] if segm_t["AP"] else float("nan")
@@ -220,7 +222,7 @@ def main(argv=None) -> int:
 
     print(f"\n{rep_t['images']} held-out scenes (seed {args.seed_test}, {args.imgsz}px); AP at detector conf "
           f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats} "
-          f"runs, one model at a time), {torch.get_num_threads()} torch threads")
+          f"rounds of whole runs), {torch.get_num_threads()} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
     rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
             (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),

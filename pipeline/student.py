@@ -44,8 +44,8 @@ def _bilinear_weights(pixels: np.ndarray, scale: float, offset: float, extent: f
     first = int(lo.min())
     weights = np.zeros((len(pixels), int(hi.max()) - first + 1), np.float32)
     rows = np.arange(len(pixels))
-    np.add.at(weights, (rows, lo - first), 1.0 - frac)
-    np.add.at(weights, (rows, hi - first), frac)
+    weights[rows, lo - first] = 1.0 - frac
+    weights[rows, hi - first] += frac  # one (row, cell) pair per row: no repeated index within either step
     return weights, first
 
 
