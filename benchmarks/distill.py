@@ -14,7 +14,7 @@ Usage:
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
-   each model in whole runs over all of them, taking turns for ``--repeats`` rounds (ONNX Runtime's after
+   in whole runs over all of them, taking turns for ``--repeats`` rounds (ONNX Runtime's after
    all the others), its fastest run counting.
    The student's masks are made inside its boxes at the image's resolution (``YoloSegModel``'s default
    ``mask_mode="box"``); the same student with ultralytics' own mask post-processing is scored and
@@ -153,18 +153,22 @@ def main(argv=None) -> int:
             print(f"student on its validation split (teacher labels) at imgsz {sz}: box mAP {r.box.map:.3f}, "
                   f"mask mAP {r.seg.map:.3f}", flush=True)
         torch.set_num_threads(report["torch_threads"])
-    student_eval = YoloSegModel(student_weights, conf=args.eval_conf, imgsz=size, device="cpu").load()
-    student_ref = YoloSegModel(student_weights, conf=args.eval_conf, imgsz=size, device="cpu",
-                               mask_mode="ultralytics").load()
+    def student(weights, conf, **options):  # an exported student carries its own size
+        return YoloSegModel(weights, conf=conf, device="cpu", **options)
+
+    def score(model, out):
+        """The student-like ``model`` (detector and segmenter at once) on the held-out scenes: (report, mask AP)."""
+        rep = evaluate(test / "data.yaml", model, {"student": model}, split="test", out=work / out,
+                       conf=args.eval_conf, device="cpu", plots=False)
+        return rep, rep["configs"]["student"]["segm"]
+
     t_eval = teacher(args.eval_conf)
     rep_t = evaluate(test / "data.yaml", t_eval.detector, {"teacher": t_eval.segmenter}, split="test",
                      out=work / "eval-teacher", conf=args.eval_conf, device="cpu", plots=False)
-    rep_s = evaluate(test / "data.yaml", student_eval, {"student": student_eval}, split="test",
-                     out=work / "eval-student", conf=args.eval_conf, device="cpu", plots=False)
-    rep_ref = evaluate(test / "data.yaml", student_ref, {"student": student_ref}, split="test",
-                       out=work / "eval-student-ultralytics-masks", conf=args.eval_conf, device="cpu", plots=False)
-    segm_t, segm_s = rep_t["configs"]["teacher"]["segm"], rep_s["configs"]["student"]["segm"]
-    segm_ref = rep_ref["configs"]["student"]["segm"]
+    segm_t = rep_t["configs"]["teacher"]["segm"]
+    rep_s, segm_s = score(student(student_weights, args.eval_conf, imgsz=size), "eval-student")
+    rep_ref, segm_ref = score(student(student_weights, args.eval_conf, imgsz=size, mask_mode="ultralytics"),
+                              "eval-student-ultralytics-masks")
 
     # deployment: both models' YOLO networks exported to OpenVINO (CPU inference runtime), the student to ONNX too
     exported = {}
@@ -179,25 +183,21 @@ def main(argv=None) -> int:
             "student-onnx": export(student_weights, "onnx", imgsz=size,
                                    out=work / "export" / "student.onnx"),
         }
-        s_ov = YoloSegModel(exported["student-openvino"], conf=args.eval_conf, device="cpu").load()
-        rep_ov = evaluate(test / "data.yaml", s_ov, {"student": s_ov}, split="test", out=work / "eval-student-ov",
-                          conf=args.eval_conf, device="cpu", plots=False)
-        segm_ov = rep_ov["configs"]["student"]["segm"]
-        del s_ov  # no idle runtime left in the process while the others are timed
+        # scored with a model dropped right after: no idle runtime left in the process while the others are timed
+        rep_ov, segm_ov = score(student(exported["student-openvino"], args.eval_conf), "eval-student-ov")
 
     images = [read_image(p) for p in sorted((test / "images" / "test").iterdir())[: args.timing_images]]
     runners = {"teacher": teacher(0.25),
-               "student": YoloSegModel(student_weights, conf=0.25, imgsz=size, device="cpu").load(),
-               "student-ultralytics-masks": YoloSegModel(student_weights, conf=0.25, imgsz=size,
-                                                         device="cpu", mask_mode="ultralytics").load()}
+               "student": student(student_weights, 0.25, imgsz=size).load(),
+               "student-ultralytics-masks": student(student_weights, 0.25, imgsz=size, mask_mode="ultralytics").load()}
     if exported:
         runners["teacher-openvino"] = Pipeline(
             YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
         # loaded on first call, in their own turn; ONNX Runtime's rounds last (see _throughputs)
-        runners["student-openvino"] = YoloSegModel(exported["student-openvino"], conf=0.25, device="cpu")
-        runners["student-openvino-ultralytics-masks"] = YoloSegModel(exported["student-openvino"], conf=0.25,
-                                                                     device="cpu", mask_mode="ultralytics")
-        runners["student-onnx"] = YoloSegModel(exported["student-onnx"], conf=0.25, device="cpu")
+        runners["student-openvino"] = student(exported["student-openvino"], 0.25)
+        runners["student-openvino-ultralytics-masks"] = student(exported["student-openvino"], 0.25,
+                                                                mask_mode="ultralytics")
+        runners["student-onnx"] = student(exported["student-onnx"], 0.25)
     torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
     ips = _throughputs(runners, images, args.repeats, last=("student-onnx",))
     ips_t, ips_s = ips["teacher"], ips["student"]

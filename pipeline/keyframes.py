@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import supervision as sv
@@ -46,7 +47,18 @@ def match_to_objects(detections: np.ndarray, objects: np.ndarray, min_iou: float
     iou = sv.box_iou_batch(np.asarray(detections, np.float64), np.asarray(objects, np.float64))
     iou[iou < min_iou] = 0.0  # weak pairs must not outweigh a valid match in the total
     rows, cols = linear_sum_assignment(-iou)
-    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] > 0 and iou[r, c] >= min_iou)
+    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] > 0)
+
+
+@dataclass
+class _Carried:
+    """What the pipeline knows of one object SAM 2 carries."""
+
+    class_id: int
+    class_name: str
+    confidence: float  # of its last keyframe
+    box: np.ndarray  # xyxy on the last frame it had a mask: what the next keyframe matches against
+    missed: int = 0  # keyframes in a row without a matching detection
 
 
 class KeyframePipeline:
@@ -95,9 +107,7 @@ class KeyframePipeline:
         """Forget every object (ids start again at 1): called at the start of each :meth:`run`."""
         for oid in list(self.memory.objects):
             self.memory.remove(oid)
-        self._info: dict[int, tuple[int, str, float]] = {}  # object id -> class id, class name, confidence
-        self._boxes: dict[int, np.ndarray] = {}  # object id -> its box on the last frame it had a mask
-        self._missed: dict[int, int] = {}  # object id -> keyframes in a row without a matching detection
+        self._carried: dict[int, _Carried] = {}  # object id -> its class, confidence, box, misses
         self._next_id = 1
 
     def _keyframe(self, image: np.ndarray) -> None:
@@ -106,8 +116,8 @@ class KeyframePipeline:
             raise TypeError(f"detector {type(self.detector).__name__} returned {type(dets).__name__}")
         names = dets.data.get("class_name", np.array([str(c) for c in dets.class_id]))
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets), np.float32)
-        ids = [i for i in self.memory.objects if i in self._boxes]
-        known = np.array([self._boxes[i] for i in ids], np.float32).reshape(-1, 4)
+        ids = list(self._carried)
+        known = np.array([self._carried[i].box for i in ids], np.float32).reshape(-1, 4)
         matched = dict(match_to_objects(dets.xyxy, known, self.match_iou))
         prompted = set()
         for row in range(len(dets)):
@@ -118,16 +128,14 @@ class KeyframePipeline:
             else:
                 continue
             self.memory.prompt(oid, dets.xyxy[row])
-            self._info[oid] = (int(dets.class_id[row]), str(names[row]), float(conf[row]))
-            self._boxes[oid] = dets.xyxy[row].astype(np.float32)
-            self._missed[oid] = 0
+            self._carried[oid] = _Carried(int(dets.class_id[row]), str(names[row]), float(conf[row]),
+                                          dets.xyxy[row].astype(np.float32))
             prompted.add(oid)
-        for oid in [o for o in self.memory.objects if o not in prompted and o in self._missed]:
-            self._missed[oid] += 1
-            if self._missed[oid] > self.max_missed:  # lost: it ends and its memory is freed
+        for oid in [o for o in self._carried if o not in prompted]:
+            self._carried[oid].missed += 1
+            if self._carried[oid].missed > self.max_missed:  # lost: it ends and its memory is freed
                 self.memory.remove(oid)
-                for table in (self._info, self._boxes, self._missed):
-                    table.pop(oid, None)
+                del self._carried[oid]
 
     def process(self, image: np.ndarray, index: int, keyframe: bool) -> tuple[sv.Detections, dict]:
         """One frame (in order): returns the tracked rows and seconds per stage."""
@@ -155,12 +163,13 @@ class KeyframePipeline:
         for r in keep:
             rows, cols = np.flatnonzero(masks[r].any(1)), np.flatnonzero(masks[r].any(0))
             boxes.append([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1])
-            self._boxes[ids[r]] = np.array(boxes[-1], np.float32)  # what the next keyframe matches against
-        info = [self._info[ids[r]] for r in keep]
+            self._carried[ids[r]].box = np.array(boxes[-1], np.float32)
+        carried = [self._carried[ids[r]] for r in keep]
         dets = sv.Detections(xyxy=np.array(boxes, np.float32), mask=masks[keep],
-                             confidence=np.array([i[2] for i in info], np.float32),
-                             class_id=np.array([i[0] for i in info], int), tracker_id=np.array([ids[r] for r in keep]),
-                             data={"class_name": np.array([i[1] for i in info]), "mask_score": scores[keep]})
+                             confidence=np.array([c.confidence for c in carried], np.float32),
+                             class_id=np.array([c.class_id for c in carried], int),
+                             tracker_id=np.array([ids[r] for r in keep]),
+                             data={"class_name": np.array([c.class_name for c in carried]), "mask_score": scores[keep]})
         return dets, seconds
 
     def run(self, source, stride: int = 1, max_frames: int | None = None, strict: bool = False,

@@ -240,7 +240,7 @@ def test_low_confidence_detection_keeps_an_object_but_starts_none():
     pipe = KeyframePipeline(Fading(world, every=5), PerfectMemory(world), every=5, activation=0.5)
     frames = run_ids(pipe, 12)
     assert all(f == {1: 0} for f in frames)
-    assert pipe._info[1][2] == pytest.approx(0.2)  # confidence of its last keyframe
+    assert pipe._carried[1].confidence == pytest.approx(0.2)  # confidence of its last keyframe
 
 
 def test_run_restarts_ids(tmp_path):
