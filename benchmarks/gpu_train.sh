@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
 # Retrain the shipped detector on a lent GPU machine (no network there): installs the carried
-# wheels (.whl/) and detseg itself, then runs detectors/weights/recipe.sh with GPU settings.
+# wheels (.whl/) and detseg itself (benchmarks/gpu_env.sh), then runs detectors/weights/recipe.sh with GPU settings.
 # Needs .bg/ (the UJ training photos) carried beside the repo; results land in $OUT.
 set -uo pipefail
 repo="$PWD"; out="${OUT:-runs/gpu_train}"; mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/detseg . || exit 1
-# polars (54 MB) is too big to carry; ultralytics imports it only to copy results.csv into the
-# checkpoint (and for plots, which are off): a stub makes that step store an empty table.
-mkdir -p /tmp/stub/polars && echo 'def read_csv(*a, **k): raise ImportError("polars stub")' > /tmp/stub/polars/__init__.py
-python3 -c "import polars" 2>/dev/null && rm -r /tmp/stub
-export PYTHONPATH="/tmp/detseg:/tmp/site:/tmp/stub" PATH="/tmp/detseg/bin:$PATH" YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
+# shellcheck source=benchmarks/gpu_env.sh
+source benchmarks/gpu_env.sh || exit 1
 mkdir -p /tmp/w && cd /tmp/w || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 START="${START:-$repo/detectors/weights/food-yolov8n.pt}" BACKGROUNDS="$repo/.bg" OUT=/tmp/w/food \
