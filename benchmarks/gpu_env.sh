@@ -9,5 +9,6 @@ if ! (cd /tmp && python3 -c "import detseg.pipeline.cli" 2>/dev/null); then
         || return 1
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || return 1
     mkdir -p /tmp/stub/polars && echo 'def read_csv(*a, **k): raise ImportError("polars stub")' > /tmp/stub/polars/__init__.py
-    PYTHONPATH=/tmp/site python3 -c "import polars" 2>/dev/null && rm -r /tmp/stub
+    if PYTHONPATH=/tmp/site python3 -c "import polars" 2>/dev/null; then rm -r /tmp/stub; fi
 fi
+true  # the file's status when sourced: a failed install has returned 1 above
