@@ -8,7 +8,9 @@ from a stream instead of a whole video held in an inference state, with objects 
 - :meth:`~Sam2VideoMemory.prompt` gives an object a box on the current frame: a conditioning
   frame, as ultralytics' ``add_new_prompts`` makes it (the box as SAM 2's two corner points);
 - :meth:`~Sam2VideoMemory.propagate` segments every other object from its memory (memory attention
-  over its recent frames and its conditioning frames);
+  over its recent frames and its conditioning frames), in batches of objects whose memories hold the
+  same frames (as ultralytics' predictor batches its objects; each object's result is the same as
+  alone, up to float rounding);
 - :meth:`~Sam2VideoMemory.remove` forgets an object and frees its memory.
 
 Memory stays bounded on a long video: per object, at most ``num_maskmem`` (7) recent frames
@@ -47,15 +49,19 @@ class Sam2VideoMemory:
         segmenter: a loaded-or-loadable :class:`~detseg.segmenter.sam.SamSegmenter` of a SAM 2 / 2.1
             architecture (its model, device and preprocessing are shared).
         max_cond_frames: conditioning (prompted) frames kept per object.
+        batch: most objects propagated in one call (1: one by one).
     """
 
-    def __init__(self, segmenter, max_cond_frames: int = 2):
+    def __init__(self, segmenter, max_cond_frames: int = 2, batch: int = 16):
         self.segmenter = segmenter.load()
         if not self.segmenter.arch.startswith("sam2"):
             raise InputError(f"keyframe mode needs a SAM 2 checkpoint (e.g. sam2.1_t.pt), got {segmenter.arch}")
         self.model = self.segmenter.model
         self.model.set_binarize(True)  # as SAM2VideoPredictor: binarised masks go to the memory encoder
         self.max_cond_frames = max_cond_frames
+        if batch < 1:
+            raise InputError(f"batch must be >= 1, got {batch}")
+        self.batch = batch
         self.objects: dict[int, _Object] = {}
         self._frame = None
         self._pos_enc = None
@@ -77,26 +83,38 @@ class Sam2VideoMemory:
         for obj in self.objects.values():
             obj.last = None
 
-    def _step(self, obj: _Object, point_inputs) -> None:
+    def _step(self, objs: list[_Object], point_inputs) -> None:
+        """One ``track_step`` for ``objs`` at once: a prompted object alone (``point_inputs``), or a
+        batch of objects whose memories hold the same frames (stacked along the batch axis)."""
         import torch
 
         f = self._frame
         cond = point_inputs is not None
+        n = len(objs)
+        if n == 1:
+            feats, pos, output_dict = f["feats"], f["pos"], objs[0].output_dict
+        else:  # (HW, 1, C) -> (HW, n, C); contiguous: track_step views the high-res levels
+            feats = [x.expand(-1, n, -1).contiguous() for x in f["feats"]]
+            pos = [x.expand(-1, n, -1).contiguous() for x in f["pos"]]
+            output_dict = _stacked([o.output_dict for o in objs], n)
         with torch.inference_mode():
-            out = self.model.track_step(frame_idx=f["idx"], is_init_cond_frame=cond, current_vision_feats=f["feats"],
-                                        current_vision_pos_embeds=f["pos"], feat_sizes=f["sizes"],
-                                        point_inputs=point_inputs, mask_inputs=None, output_dict=obj.output_dict,
+            out = self.model.track_step(frame_idx=f["idx"], is_init_cond_frame=cond, current_vision_feats=feats,
+                                        current_vision_pos_embeds=pos, feat_sizes=f["sizes"],
+                                        point_inputs=point_inputs, mask_inputs=None, output_dict=output_dict,
                                         num_frames=f["idx"] + 1, track_in_reverse=False, run_mem_encoder=True)
-        if self._pos_enc is None:  # the same for every frame and object: stored once
-            self._pos_enc = out["maskmem_pos_enc"]
-        kept = {k: out[k] for k in _KEEP}
-        kept["maskmem_features"] = kept["maskmem_features"].to(torch.float16)  # as SAM2VideoPredictor stores it
-        kept["maskmem_pos_enc"] = self._pos_enc
+        if self._pos_enc is None:  # the same for every frame and object: stored once, batch 1
+            self._pos_enc = [x[:1] for x in out["maskmem_pos_enc"]]
         key = "cond_frame_outputs" if cond else "non_cond_frame_outputs"
-        obj.output_dict[key][f["idx"]] = kept
-        obj.last = {"logits": out["pred_masks"][0, 0].float().cpu().numpy(),
-                    "score": float(out["object_score_logits"].reshape(-1)[0])}
-        self._prune(obj, f["idx"])
+        logits = out["pred_masks"][:, 0].float().cpu().numpy()
+        scores = out["object_score_logits"].reshape(n, -1)[:, 0].float().cpu().numpy()
+        for i, obj in enumerate(objs):
+            # clones: an object's memory must not keep the whole batch's tensors alive after it ends
+            kept = {k: out[k][i:i + 1].clone() for k in _KEEP}
+            kept["maskmem_features"] = kept["maskmem_features"].to(torch.float16)  # as SAM2VideoPredictor stores
+            kept["maskmem_pos_enc"] = self._pos_enc
+            obj.output_dict[key][f["idx"]] = kept
+            obj.last = {"logits": logits[i], "score": float(scores[i])}
+            self._prune(obj, f["idx"])
 
     def _prune(self, obj: _Object, frame_idx: int) -> None:
         window = self.model.num_maskmem * self.model.memory_temporal_stride_for_eval
@@ -119,13 +137,18 @@ class Sam2VideoMemory:
                   "point_labels": torch.tensor([[2, 3]], dtype=torch.int32, device=self.segmenter._device)}
         obj = self.objects.setdefault(int(obj_id), _Object())
         obj.output_dict["non_cond_frame_outputs"].pop(self._frame["idx"], None)
-        self._step(obj, points)
+        self._step([obj], points)
 
     def propagate(self) -> None:
-        """Segment every object not prompted on the current frame from its memory."""
+        """Segment every object not prompted on the current frame from its memory: objects whose
+        memories hold the same frames go through SAM 2 together, ``batch`` at a time."""
+        groups: dict[tuple, list[_Object]] = {}
         for obj in self.objects.values():
             if obj.last is None:
-                self._step(obj, None)
+                groups.setdefault(_memory_frames(obj), []).append(obj)
+        for objs in groups.values():
+            for start in range(0, len(objs), self.batch):
+                self._step(objs[start:start + self.batch], None)
 
     def remove(self, obj_id: int) -> None:
         """Forget an object: its memory is freed."""
@@ -158,3 +181,24 @@ class Sam2VideoMemory:
             total += sum(t.numel() * t.element_size() for t in self._pos_enc)
         return total
 
+
+
+def _memory_frames(obj: _Object) -> tuple:
+    """The frames an object's memory holds: objects with the same ones can share a batch."""
+    return tuple(tuple(sorted(obj.output_dict[k])) for k in ("cond_frame_outputs", "non_cond_frame_outputs"))
+
+
+def _stacked(output_dicts: list[dict], n: int) -> dict:
+    """Objects' memories (same frames) stacked along the batch axis, as ultralytics' SAM2VideoPredictor
+    holds its objects; the positional encoding is expanded (a view), as its ``_get_maskmem_pos_enc`` does."""
+    import torch
+
+    stacked = {}
+    for key, frames in output_dicts[0].items():
+        stacked[key] = {}
+        for t, first in frames.items():
+            outs = [d[key][t] for d in output_dicts]
+            entry = {k: torch.cat([o[k] for o in outs]) for k in _KEEP}
+            entry["maskmem_pos_enc"] = [x.expand(n, *x.shape[1:]) for x in first["maskmem_pos_enc"]]
+            stacked[key][t] = entry
+    return stacked

@@ -69,3 +69,54 @@ def test_video_memory_parity_with_ultralytics_sam2_video_predictor(present_check
         assert not (ref[0] & ref[1]).any()  # the reference's rule, which ours does not apply
     assert all((o[0] & o[1]).any() for o in ours)  # the overlap case is exercised on every frame
     assert not np.array_equal(ours[0], ours[-1])  # masks change over time: memory, not a copy of frame 0
+
+
+def test_batched_propagation_equals_one_by_one(present_checkpoint):
+    """Objects whose memories hold the same frames go through SAM 2 in one call; each object's masks
+    and scores are those it gets alone (float rounding aside). An object prompted later has other
+    memory frames and goes in its own call."""
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam2_video import Sam2VideoMemory
+
+    segmenter = SamSegmenter(str(present_checkpoint), device="cpu", output="dense")
+    frames = [textured_image(160, 256, seed=10 + i) for i in range(3)]
+    boxes = np.array([[10, 10, 90, 80], [100, 40, 200, 130], [30, 90, 120, 150]], np.float32)
+    late_box = np.array([150, 5, 250, 70], np.float32)
+    results, calls = {}, {}
+    for batch in (1, 16):
+        memory = Sam2VideoMemory(segmenter, batch=batch)
+        batch_sizes = []
+        track_step = memory.model.track_step
+
+        def counting(*args, _inner=track_step, _sizes=batch_sizes, **kwargs):
+            _sizes.append(kwargs["current_vision_feats"][-1].shape[1])
+            return _inner(*args, **kwargs)
+
+        memory.model.track_step = counting
+        try:
+            results[batch] = []
+            for index, frame in enumerate(frames):
+                memory.set_frame(frame, index)
+                if index == 0:
+                    for obj_id, box in enumerate(boxes):
+                        memory.prompt(obj_id, box)
+                if index == 1:
+                    memory.prompt(3, late_box)
+                memory.propagate()
+                results[batch].append(memory.masks())
+        finally:
+            del memory.model.track_step  # the shared model's own method again
+        calls[batch] = batch_sizes
+
+    # prompts one by one (frame 0: objects 0-2, frame 1: object 3); propagation: objects 0-2 together on
+    # frames 1 and 2, object 3 (other memory frames) alone on frame 2
+    assert calls[16] == [1, 1, 1, 1, 3, 3, 1]
+    assert calls[1] == [1] * 11
+    for (ids_a, masks_a, scores_a), (ids_b, masks_b, scores_b) in zip(results[1], results[16]):
+        assert ids_a == ids_b
+        np.testing.assert_allclose(scores_a, scores_b, rtol=1e-3, atol=1e-3)
+        assert masks_a.any(axis=(1, 2)).all()
+        inter = (masks_a & masks_b).sum((1, 2))
+        union = (masks_a | masks_b).sum((1, 2))
+        assert (inter / union).min() >= 0.99
+    assert len(results[16][-1][0]) == 4
