@@ -83,7 +83,9 @@ def add_predict_command(sub) -> None:
                         "independent frames)")
     p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
                    help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
-                        "memory carries the masks and ids between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt)")
+                        "memory carries the masks and ids between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt); "
+                        "masks that follow each object through time, not speed: it measured slower than per-frame "
+                        "SAM 2 on a CPU and on an H200 (README, Videos)")
     from detseg.pipeline.distributed import add_engine_arguments  # --engine ray (Ray Data), --batch
 
     add_engine_arguments(p)
