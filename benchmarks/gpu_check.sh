@@ -8,7 +8,6 @@ out="${OUT:-runs/gpu_check}"; mkdir -p "$out"
 source benchmarks/gpu_env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, ultralytics, supervision; print('torch', torch.__version__, 'ultralytics', ultralytics.__version__, 'supervision', supervision.__version__)" | tee -a "$out/gpu.txt"
-# the installed detseg (tests import it, not the source folders) with the repository's tests
 timeout 240 python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tee "$out/test_cuda.log"
 timeout 150 python3 benchmarks/segmenter.py --device cuda 2>&1 | tee "$out/segmenter_cuda.log"
 timeout 150 python3 benchmarks/pipeline.py --device cuda 2>&1 | tee "$out/pipeline_cuda.log"

@@ -2,9 +2,13 @@
 # in .whl/ to /tmp/site and this checkout in editable mode (as CI does: the source folders map onto the
 # detseg.* namespace, and the tests import the repository's helpers), once per machine.
 # polars (54 MB) is too big to carry; ultralytics imports it only to copy results.csv into a training
-# checkpoint (and for plots, which are off): a stub makes that step store an empty table.
-export PYTHONPATH="/tmp/site:/tmp/stub" YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
+# checkpoint and for plots (gpu_distill.sh trains with --no-plots; without, the plots fail and training goes on):
+# a stub makes the checkpoint step store an empty table.
+export PYTHONPATH="/tmp/site:/tmp/stub${PYTHONPATH:+:$PYTHONPATH}" YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
 if ! (cd /tmp && python3 -c "import detseg.pipeline.cli" 2>/dev/null); then
+    if ! compgen -G ".whl/*.whl" >/dev/null; then
+        echo "no wheels in .whl/: run benchmarks/gpu_wheels.sh here and carry .whl" >&2; return 1
+    fi
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || return 1
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || return 1

@@ -3,7 +3,7 @@
 # wheels (.whl/) and detseg itself (benchmarks/gpu_env.sh), then runs detectors/weights/recipe.sh with GPU settings.
 # Needs .bg/ (the UJ training photos) carried beside the repo; results land in $OUT.
 set -uo pipefail
-repo="$PWD"; out="${OUT:-runs/gpu_train}"; mkdir -p "$out"
+repo="$PWD"; out="${OUT:-runs/gpu_train}"; mkdir -p "$out" && out="$(cd "$out" && pwd)"  # the script cds away
 # shellcheck source=benchmarks/gpu_env.sh
 source benchmarks/gpu_env.sh || exit 1
 mkdir -p /tmp/w && cd /tmp/w || exit 1

@@ -93,24 +93,25 @@ class Sam2VideoMemory:
         n = len(objs)
         if n == 1:
             feats, pos, output_dict = f["feats"], f["pos"], objs[0].output_dict
-        else:  # (HW, 1, C) -> (HW, n, C); contiguous: track_step views the high-res levels
-            feats = [x.expand(-1, n, -1).contiguous() for x in f["feats"]]
-            pos = [x.expand(-1, n, -1).contiguous() for x in f["pos"]]
+        else:  # (HW, 1, C) -> (HW, n, C) views, no copies (as _prepare_backbone_features(batch=n) gives them)
+            feats = [x.expand(-1, n, -1) for x in f["feats"]]
+            pos = [x.expand(-1, n, -1) for x in f["pos"]]
             output_dict = _stacked([o.output_dict for o in objs], n)
         with torch.inference_mode():
             out = self.model.track_step(frame_idx=f["idx"], is_init_cond_frame=cond, current_vision_feats=feats,
                                         current_vision_pos_embeds=pos, feat_sizes=f["sizes"],
                                         point_inputs=point_inputs, mask_inputs=None, output_dict=output_dict,
                                         num_frames=f["idx"] + 1, track_in_reverse=False, run_mem_encoder=True)
-        if self._pos_enc is None:  # the same for every frame and object: stored once, batch 1
-            self._pos_enc = [x[:1] for x in out["maskmem_pos_enc"]]
+        if self._pos_enc is None:  # the same for every frame and object: stored once, batch 1 (a copy)
+            self._pos_enc = [x[:1].clone() for x in out["maskmem_pos_enc"]]
         key = "cond_frame_outputs" if cond else "non_cond_frame_outputs"
         logits = out["pred_masks"][:, 0].float().cpu().numpy()
         scores = out["object_score_logits"].reshape(n, -1)[:, 0].float().cpu().numpy()
         for i, obj in enumerate(objs):
-            # clones: an object's memory must not keep the whole batch's tensors alive after it ends
-            kept = {k: out[k][i:i + 1].clone() for k in _KEEP}
-            kept["maskmem_features"] = kept["maskmem_features"].to(torch.float16)  # as SAM2VideoPredictor stores
+            # copies: an object's memory must not keep the whole batch's tensors alive after it ends;
+            # the features are stored in fp16, as SAM2VideoPredictor stores them
+            kept = {k: out[k][i:i + 1].clone() for k in _KEEP if k != "maskmem_features"}
+            kept["maskmem_features"] = out["maskmem_features"][i:i + 1].to(torch.float16, copy=True)
             kept["maskmem_pos_enc"] = self._pos_enc
             obj.output_dict[key][f["idx"]] = kept
             obj.last = {"logits": logits[i], "score": float(scores[i])}
@@ -182,7 +183,6 @@ class Sam2VideoMemory:
         return total
 
 
-
 def _memory_frames(obj: _Object) -> tuple:
     """The frames an object's memory holds: objects with the same ones can share a batch."""
     return tuple(tuple(sorted(obj.output_dict[k])) for k in ("cond_frame_outputs", "non_cond_frame_outputs"))
@@ -190,7 +190,8 @@ def _memory_frames(obj: _Object) -> tuple:
 
 def _stacked(output_dicts: list[dict], n: int) -> dict:
     """Objects' memories (same frames) stacked along the batch axis, as ultralytics' SAM2VideoPredictor
-    holds its objects; the positional encoding is expanded (a view), as its ``_get_maskmem_pos_enc`` does."""
+    holds its objects; the positional encoding is expanded (a view), as its ``_get_maskmem_pos_enc`` does.
+    Rebuilt on every call (at most 9 frames of 512 KiB per object): objects come and go between frames."""
     import torch
 
     stacked = {}
