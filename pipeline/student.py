@@ -24,29 +24,30 @@ from detseg.errors import InputError, WeightsError
 MASK_MODES = ("box", "ultralytics", "retina")
 
 
-def _bilinear_weights(pixels: np.ndarray, scale: float, offset: float, extent: float, size: int, step: int
-                      ) -> tuple[np.ndarray, int]:
-    """Rows of bilinear weights sampling a stride-4 prototype axis of ``size`` cells at the centres of
-    image ``pixels`` (image -> network input: ``x * scale + offset``; the image spans ``extent`` input
-    pixels from ``offset``). As ``F.interpolate`` (align_corners=False) on the letterbox's content,
-    cropped as ultralytics crops it (on whole pixels of the prototypes upsampled ``step`` = 1, 2 or 4
-    times): samples beyond the content clamp to the centre of its first / last such pixel.
+def _axis_weights(n_pixels: int, scale: float, offset: float, extent: float, size: int, step: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear weights sampling a stride-4 prototype axis of ``size`` cells at the centres of the
+    image's ``n_pixels`` pixels (image -> network input: ``x * scale + offset``; the image spans
+    ``extent`` input pixels from ``offset``). As ``F.interpolate`` (align_corners=False) on the
+    letterbox's content, cropped as ultralytics crops it (on whole pixels of the prototypes upsampled
+    ``step`` = 1, 2 or 4 times): samples beyond the content clamp to the centre of its first / last
+    such pixel.
 
     Returns:
-        ``(weights (len(pixels), k), first)``: the weights apply to cells ``first:first + k``.
+        ``(weights (n_pixels, size) float32, lo (n_pixels,), hi (n_pixels,))``: pixel ``i`` reads cells
+        ``lo[i]`` and ``hi[i]`` (both non-decreasing in ``i``); every other weight of its row is 0.
     """
-    src = ((pixels + 0.5) * scale + offset) / 4.0 - 0.5
+    src = ((np.arange(n_pixels) + 0.5) * scale + offset) / 4.0 - 0.5
     half = 0.5 / step - 0.5
     src = np.clip(src, max(offset / 4.0 + half, 0.0), min((offset + extent) / 4.0 - half - 1.0, size - 1.0))
     lo = np.minimum(np.floor(src).astype(np.int64), size - 1)
     hi = np.minimum(lo + 1, size - 1)
     frac = (src - lo).astype(np.float32)
-    first = int(lo.min())
-    weights = np.zeros((len(pixels), int(hi.max()) - first + 1), np.float32)
-    rows = np.arange(len(pixels))
-    weights[rows, lo - first] = 1.0 - frac
-    weights[rows, hi - first] += frac  # one (row, cell) pair per row: no repeated index within either step
-    return weights, first
+    weights = np.zeros((n_pixels, size), np.float32)
+    rows = np.arange(n_pixels)
+    weights[rows, lo] = 1.0 - frac
+    weights[rows, hi] += frac  # one (row, cell) pair per row: no repeated index within either step
+    return weights, lo, hi
 
 
 def box_masks(protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, image_shape: tuple[int, int],
@@ -78,16 +79,21 @@ def box_masks(protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, i
     pad = (4 * mh - content_h) | (4 * mw - content_w)
     step = 4 // math.gcd(4, pad | pad // 2)  # ultralytics' process_mask_native: crops on whole pixels at this step
     masks = np.zeros((len(boxes), h, w), bool)
+    if not len(boxes):
+        return masks
+    # the weights of every image row and column, once per image; each box takes its band of them
+    wy_all, ly, hy = _axis_weights(h, content_h / h, top, content_h, mh, step)
+    wx_all, lx, hx = _axis_weights(w, content_w / w, left, content_w, mw, step)
     for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64)):
         c0, c1 = max(int(np.ceil(x0)), 0), min(int(np.ceil(x1)), w)
         r0, r1 = max(int(np.ceil(y0)), 0), min(int(np.ceil(y1)), h)
         if c1 <= c0 or r1 <= r0:
             continue
-        wy, fy = _bilinear_weights(np.arange(r0, r1), content_h / h, top, content_h, mh, step)
-        wx, fx = _bilinear_weights(np.arange(c0, c1), content_w / w, left, content_w, mw, step)
-        region = protos[:, fy:fy + wy.shape[1], fx:fx + wx.shape[1]]
-        logits = coefficients[k] @ region.reshape(c, -1)
-        masks[k, r0:r1, c0:c1] = (wy @ logits.reshape(wy.shape[1], wx.shape[1]) @ wx.T) > 0
+        fy, ty = int(ly[r0]), int(hy[r1 - 1]) + 1  # the prototype rows / columns the box reads
+        fx, tx = int(lx[c0]), int(hx[c1 - 1]) + 1
+        wy, wx = wy_all[r0:r1, fy:ty], wx_all[c0:c1, fx:tx]
+        logits = coefficients[k] @ protos[:, fy:ty, fx:tx].reshape(c, -1)
+        masks[k, r0:r1, c0:c1] = (wy @ logits.reshape(ty - fy, tx - fx) @ wx.T) > 0
     return masks
 
 
