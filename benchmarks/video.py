@@ -80,12 +80,9 @@ def main() -> None:
           f"ms/frame)")
 
     # --- SAM 2: keyframe mode vs per-frame image pipeline, same frames
-    ckpt = save_random_checkpoint(tmp / "sam2.1_t.pt", "sam2.1_t")
     # random weights' presence head calls every object absent, so keyframe mode would carry none:
-    # bias it to "present" (both modes get the same checkpoint), as real weights do for real objects
-    state = torch.load(ckpt)
-    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
-    torch.save(state, ckpt)
+    # biased to "present" (both modes get the same checkpoint), as real weights do for real objects
+    ckpt = save_random_checkpoint(tmp / "sam2.1_t.pt", "sam2.1_t", objects_present=True)
     n = args.sam2_frames
     image_pipe = Pipeline(detector, SamSegmenter(str(ckpt), device=device))
     if warmup:  # then its embedding cache is emptied: the timed run encodes every frame, as keyframe mode does

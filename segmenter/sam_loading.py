@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from detseg.assets import load_error, resolve_weights
-from detseg.errors import WeightsError
+from detseg.errors import InputError, WeightsError
 
 # arch name -> ultralytics builder name; names match ultralytics' asset file stems
 ARCHS = {
@@ -109,12 +109,25 @@ def _build_random(arch: str):
         return builder(f"{arch}.pt")
 
 
-def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int = 0) -> Path:
-    """Write a random-initialised checkpoint (for tests and benchmarks without weights)."""
+def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int = 0,
+                           objects_present: bool = False) -> Path:
+    """Write a random-initialised checkpoint (for tests and benchmarks without weights).
+
+    ``objects_present`` (SAM 2 only): bias the object-presence head to "present". Random heads call
+    every object absent, so SAM 2's video memory would carry empty masks; real weights say present
+    for real objects.
+    """
     import torch
 
     torch.manual_seed(seed)
     model = _build_random(arch)
+    if objects_present:
+        head = getattr(getattr(model, "sam_mask_decoder", None), "pred_obj_score_head", None)
+        if head is None:
+            raise InputError(f"objects_present needs a SAM 2 architecture, got {arch!r}")
+        last = head.layers[-1] if hasattr(head, "layers") else head
+        with torch.no_grad():
+            last.bias.fill_(20.0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")

@@ -37,6 +37,16 @@ def mobile_sam_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sam2_checkpoint_present(tmp_path_factory):
+    """Random SAM 2.1-t weights whose object-presence head says "present" (random heads call every
+    object absent, so SAM 2's video memory would carry empty masks)."""
+    from detseg.segmenter.sam_loading import save_random_checkpoint
+
+    return save_random_checkpoint(tmp_path_factory.mktemp("sam2") / "sam2.1_t.pt", "sam2.1_t", seed=0,
+                                  objects_present=True)
+
+
+@pytest.fixture(scope="session")
 def sam(mobile_sam_checkpoint):
     from detseg.segmenter import SamSegmenter
 

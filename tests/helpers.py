@@ -51,3 +51,20 @@ class CountingSegmenter:
     def __call__(self, image, detections):
         self.calls += 1
         return self.inner(image, detections)
+
+
+def carry_boxes(memory, frames, boxes) -> list:
+    """Prompt ``boxes`` on the first of ``frames`` (ids 0, 1, ...) and carry them through the rest with
+    a :class:`~detseg.segmenter.sam2_video.Sam2VideoMemory`: each frame's ``(N, H, W)`` masks."""
+    carried = []
+    for index, frame in enumerate(frames):
+        memory.set_frame(frame, index)
+        if index == 0:
+            for obj_id, box in enumerate(boxes):
+                memory.prompt(obj_id, box)
+        else:
+            memory.propagate()
+        ids, masks, _ = memory.masks()
+        assert ids == list(range(len(boxes)))
+        carried.append(masks)
+    return carried

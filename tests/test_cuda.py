@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from detseg.segmenter import SamSegmenter
-from tests.helpers import FakeDetector, textured_image
+from tests.helpers import FakeDetector, carry_boxes, textured_image
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -127,32 +127,17 @@ def test_cli_predict_on_cuda(tmp_path, mobile_sam_checkpoint):
     assert len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) == summary["processed"]
 
 
-def test_sam2_video_memory_on_cuda_carries_the_cpu_masks(tmp_path):
+def test_sam2_video_memory_on_cuda_carries_the_cpu_masks(sam2_checkpoint_present):
     """Keyframe mode's SAM 2 memory on the GPU: same objects and (nearly) the same carried masks as on
     the CPU, with random SAM 2.1-t weights whose presence head says "present"."""
     from detseg.segmenter.sam2_video import Sam2VideoMemory
-    from detseg.segmenter.sam_loading import save_random_checkpoint
 
-    ckpt = save_random_checkpoint(tmp_path / "sam2.1_t.pt", "sam2.1_t", seed=0)
-    state = torch.load(ckpt)
-    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
-    torch.save(state, ckpt)
     frames = [textured_image(160, 256, seed=i) for i in range(3)]
     boxes = np.array([[40, 30, 150, 120], [120, 60, 250, 150]], np.float32)
     carried = {}
     for device in ("cpu", "cuda"):
-        memory = Sam2VideoMemory(SamSegmenter(str(ckpt), device=device, output="dense"))
-        carried[device] = []
-        for index, frame in enumerate(frames):
-            memory.set_frame(frame, index)
-            if index == 0:
-                for obj_id, box in enumerate(boxes):
-                    memory.prompt(obj_id, box)
-            else:
-                memory.propagate()
-            ids, masks, _ = memory.masks()
-            assert ids == [0, 1]
-            carried[device].append(masks)
+        memory = Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device=device, output="dense"))
+        carried[device] = carry_boxes(memory, frames, boxes)
         assert memory.memory_bytes() > 0
         memory.remove(0)
         assert list(memory.objects) == [1]

@@ -15,21 +15,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def memory(tmp_path_factory):
-    import torch
-
+def memory(sam2_checkpoint_present):
     from detseg.segmenter import SamSegmenter
     from detseg.segmenter.sam2_video import Sam2VideoMemory
-    from detseg.segmenter.sam_loading import save_random_checkpoint
 
-    ckpt = save_random_checkpoint(tmp_path_factory.mktemp("sam2") / "sam2.1_t.pt", "sam2.1_t", seed=0)
-    mem = Sam2VideoMemory(SamSegmenter(str(ckpt), device="cpu", output="dense"))
-    # random weights call every object absent (empty masks): bias the presence head so rows exist
-    with torch.no_grad():
-        head = mem.model.sam_mask_decoder.pred_obj_score_head
-        last = head.layers[-1] if hasattr(head, "layers") else head
-        last.bias.fill_(20.0)
-    return mem
+    return Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense"))
 
 
 class Dropping:

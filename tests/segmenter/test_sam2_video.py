@@ -10,26 +10,12 @@ import numpy as np
 import pytest
 
 from detseg.data.synth_video import write_video
-from tests.helpers import textured_image
+from tests.helpers import carry_boxes, textured_image
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def present_checkpoint(tmp_path_factory):
-    """Random weights whose object-presence head says "present" (random heads call every object absent)."""
-    import torch
-
-    from detseg.segmenter.sam_loading import save_random_checkpoint
-
-    ckpt = save_random_checkpoint(tmp_path_factory.mktemp("sam2v") / "sam2.1_t.pt", "sam2.1_t", seed=0)
-    state = torch.load(ckpt)
-    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
-    torch.save(state, ckpt)
-    return ckpt
-
-
-def test_video_memory_parity_with_ultralytics_sam2_video_predictor(present_checkpoint, tmp_path):
+def test_video_memory_parity_with_ultralytics_sam2_video_predictor(sam2_checkpoint_present, tmp_path):
     import cv2
     from ultralytics.models.sam import SAM2VideoPredictor
 
@@ -38,25 +24,18 @@ def test_video_memory_parity_with_ultralytics_sam2_video_predictor(present_check
 
     video = write_video(tmp_path / "clip.mp4", [textured_image(160, 256, i) for i in range(3)], 10)
     boxes = np.array([[40, 30, 150, 120], [120, 60, 250, 150]], np.float32)  # they overlap
-    predictor = SAM2VideoPredictor(overrides=dict(conf=0.0, model=str(present_checkpoint), imgsz=1024, device="cpu",
-                                                  verbose=False, save=False))
+    predictor = SAM2VideoPredictor(overrides=dict(conf=0.0, model=str(sam2_checkpoint_present), imgsz=1024,
+                                                  device="cpu", verbose=False, save=False))
     reference = [r.masks.data.numpy() > 0.5 for r in predictor(source=str(video), bboxes=boxes.tolist(), stream=True)]
 
-    memory = Sam2VideoMemory(SamSegmenter(str(present_checkpoint), device="cpu", output="dense"))
-    capture, ours = cv2.VideoCapture(str(video)), []
-    for index in range(len(reference)):
+    memory = Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense"))
+    capture, frames = cv2.VideoCapture(str(video)), []  # the decoded frames, as the reference reads them
+    for _ in reference:
         ok, frame = capture.read()
         assert ok
-        memory.set_frame(frame, index)
-        if index == 0:
-            for obj_id, box in enumerate(boxes):
-                memory.prompt(obj_id, box)
-        else:
-            memory.propagate()
-        ids, masks, _ = memory.masks()
-        assert ids == [0, 1]
-        ours.append(masks)
+        frames.append(frame)
     capture.release()
+    ours = carry_boxes(memory, frames, boxes)
 
     assert len(reference) == 3 and memory.encoder_calls == 3
     for ref, got in zip(reference, ours):
@@ -71,14 +50,14 @@ def test_video_memory_parity_with_ultralytics_sam2_video_predictor(present_check
     assert not np.array_equal(ours[0], ours[-1])  # masks change over time: memory, not a copy of frame 0
 
 
-def test_batched_propagation_equals_one_by_one(present_checkpoint):
+def test_batched_propagation_equals_one_by_one(sam2_checkpoint_present):
     """Objects whose memories hold the same frames go through SAM 2 in one call; each object's masks
     and scores are those it gets alone (float rounding aside). An object prompted later has other
     memory frames and goes in its own call."""
     from detseg.segmenter import SamSegmenter
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
-    segmenter = SamSegmenter(str(present_checkpoint), device="cpu", output="dense")
+    segmenter = SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense")
     frames = [textured_image(160, 256, seed=10 + i) for i in range(3)]
     boxes = np.array([[10, 10, 90, 80], [100, 40, 200, 130], [30, 90, 120, 150]], np.float32)
     late_box = np.array([150, 5, 250, 70], np.float32)
@@ -128,3 +107,18 @@ def test_batched_propagation_equals_one_by_one(present_checkpoint):
         gap = min(np.abs(alone[a] - alone[b]).max() for a in alone for b in alone if a < b)
         worst = max(np.abs(alone[i] - batched[i]).max() for i in alone)
         assert worst < 1e-4 < gap
+
+
+def test_objects_present_checkpoint_biases_the_presence_head_and_needs_sam2(sam2_checkpoint_present, tmp_path):
+    import torch
+
+    from detseg.errors import InputError
+    from detseg.segmenter.sam_loading import save_random_checkpoint
+
+    state = torch.load(sam2_checkpoint_present)
+    assert (state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"] == 20.0).all()
+    plain = torch.load(save_random_checkpoint(tmp_path / "plain.pt", "sam2.1_t", seed=0))
+    changed = [k for k in plain if not torch.equal(plain[k], state[k])]
+    assert changed == ["sam_mask_decoder.pred_obj_score_head.layers.2.bias"]  # the same weights otherwise
+    with pytest.raises(InputError, match="SAM 2"):
+        save_random_checkpoint(tmp_path / "m.pt", "mobile_sam", objects_present=True)
