@@ -149,6 +149,11 @@ class YoloDetector:
         return self
 
     @property
+    def task(self) -> str:
+        """``"detect"`` or ``"segment"`` (a -seg model: its masks are dropped here, see ``YoloSegModel``)."""
+        return self.load()._model.task
+
+    @property
     def class_names(self) -> dict[int, str]:
         """``{class_id: name}`` read from the model."""
         return dict(self.load()._model.names)

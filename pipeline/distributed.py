@@ -75,11 +75,9 @@ class PipelineSpec:
 
     def __call__(self):
         """Build and load the pipeline (what a worker does once)."""
-        from detseg.pipeline.core import Pipeline
-        from detseg.segmenter.factory import build_segmenter
+        from detseg.pipeline.student import build_pipeline
 
-        segmenter, _ = build_segmenter(self.segmenter, self.device, self.multimask, self.precision)
-        return Pipeline(self.build_detector(), segmenter)
+        return build_pipeline(self.build_detector(), self.segmenter, self.device, self.multimask, self.precision)[0]
 
 
 class PredictWorker:
@@ -290,8 +288,10 @@ def add_engine_arguments(p) -> None:
 def cmd_predict_ray(args, source, settings: dict) -> int:
     """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
     import_ray()  # fail in one line before any model loads
+    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
     from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
     from detseg.pipeline.predict_cli import load_categories, load_image_ids, report
+    from detseg.pipeline.student import OWN_MASKS, OWN_MASKS_NOTE, uses_own_masks
     from detseg.segmenter.factory import build_segmenter
 
     if source.is_video:
@@ -307,11 +307,17 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
     options = dict(conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz, max_det=args.max_det,
                    agnostic_nms=args.agnostic_nms)
     # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
-    segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
-                                      "fp32" if args.precision == "fp16" else args.precision)
-    resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
-    if resolved == "auto":
-        resolved = "grabcut"
+    segmenter = None
+    if args.segmenter == OWN_MASKS and uses_own_masks(
+            args.segmenter, YoloDetector(args.detector or DEFAULT_WEIGHTS, device="cpu", **options),
+            args.multimask, args.precision):
+        resolved, note = OWN_MASKS, OWN_MASKS_NOTE  # a -seg detector's own masks
+    else:
+        segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
+                                          "fp32" if args.precision == "fp16" else args.precision)
+        resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
+        if resolved == "auto":
+            resolved = "grabcut"
     device = "cpu" if args.gpus_per_worker == 0 else args.device
     spec = PipelineSpec(args.detector, str(resolved), device, args.multimask, args.precision, options)
     on_gpu = args.gpus_per_worker > 0 and args.batch == "auto" and callable(getattr(segmenter, "embed_batch", None))

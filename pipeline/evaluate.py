@@ -87,7 +87,8 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     Args:
         data: a dataset path (YOLO data.yaml / folder, COCO JSON) or a loaded :class:`Dataset`.
         detector: ``"gt"`` (ground-truth boxes: the segmenter alone), YOLO weights, or a Detector.
-        segmenters: names (``grabcut``, ``box``, ``ellipse``, a SAM checkpoint) or ``{name: segmenter}``.
+        segmenters: names (``grabcut``, ``box``, ``ellipse``, a SAM checkpoint, ``detector``: a -seg
+            detector's own masks) or ``{name: segmenter}``.
         split: dataset split (default ``val`` if present, else the first).
         out: output folder (None: write nothing).
         class_map: detector class name -> dataset class name, for differing names.
@@ -111,7 +112,18 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     det = _detector(detector, dataset, split, conf, device) if isinstance(detector, str) else detector
     det_names = getattr(det, "class_names", None) or dict(enumerate(dataset.names))
     mapping = class_id_mapping(det_names, dataset.names, class_map)
-    segs = segmenters if isinstance(segmenters, dict) else {s: _segmenter(s, device) for s in segmenters}
+    if isinstance(segmenters, dict):
+        segs = segmenters
+    else:
+        from detseg.detectors import YoloDetector
+        from detseg.pipeline.student import OWN_MASKS, DetectorMasks, YoloSegModel
+
+        if OWN_MASKS in segmenters:  # a -seg detector's own masks, scored beside other segmenters on its boxes
+            if not isinstance(det, YoloDetector) or det.task != "segment":
+                raise InputError(f"segmenter {OWN_MASKS!r} scores a -seg detector's own masks; the detector "
+                                 f"{detector} has none")
+            det = YoloSegModel.from_detector(det)
+        segs = {s: DetectorMasks(det) if s == OWN_MASKS else _segmenter(s, device) for s in segmenters}
     records = dataset.splits[split][::every]
     gt = coco_dict(dataset, split)
     keep_ids = {r.image_id for r in records}
@@ -220,7 +232,8 @@ def add_evaluate_command(sub) -> None:
     p.add_argument("--split", default=None, help="dataset split (default: val)")
     p.add_argument("--detector", default="gt", help="YOLO weights, or gt for the ground-truth boxes")
     p.add_argument("--segmenter", default="grabcut,box",
-                   help="comma-separated: SAM checkpoint paths/names, grabcut, box, ellipse")
+                   help="comma-separated: SAM checkpoint paths/names, grabcut, box, ellipse, detector (a -seg "
+                        "detector's own masks)")
     p.add_argument("--class-map", default=None, help="detector_name=dataset_name,... when names differ")
     p.add_argument("--conf", type=float, default=0.001)
     p.add_argument("--device", default="auto")

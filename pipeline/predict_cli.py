@@ -14,10 +14,8 @@ from pathlib import Path
 
 from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.errors import DetsegError, InputError
-from detseg.pipeline.core import Pipeline
 from detseg.pipeline.predict import run_predict
 from detseg.pipeline.sources import resolve_source
-from detseg.segmenter.factory import build_segmenter
 
 
 def load_categories(coco_json: str | Path | None) -> list[dict] | None:
@@ -53,8 +51,9 @@ def add_predict_command(sub) -> None:
                    help="YOLO weights (default: the shipped food detector); an open-vocabulary model "
                         "(yoloe-11s-seg.pt, yolov8s-worldv2.pt) detects the --classes names given")
     p.add_argument("--segmenter", default="auto",
-                   help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box or ellipse; "
-                        "auto: mobile_sam.pt if present or downloadable, else grabcut")
+                   help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box, ellipse, or "
+                        "detector (a -seg detector's own masks, e.g. a distilled student's); auto: mobile_sam.pt if "
+                        "present or downloadable, else grabcut")
     p.add_argument("--device", default="auto")
     p.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detector confidence threshold")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
@@ -148,9 +147,10 @@ def _cmd_predict(args) -> int:
 
         pipeline, note = build_keyframe_pipeline(detector, args.segmenter, args.keyframe_every, args.device,
                                                  fps=source.video.fps / args.stride)
-    else:
-        segmenter, note = build_segmenter(args.segmenter, args.device, args.multimask, args.precision)
-        pipeline = Pipeline(detector, segmenter)
+    else:  # --segmenter detector: a -seg detector's own masks
+        from detseg.pipeline.student import build_pipeline
+
+        pipeline, note = build_pipeline(detector, args.segmenter, args.device, args.multimask, args.precision)
     if not args.quiet:
         print(note, file=sys.stderr)
     track = args.track if args.track is not None else source.is_video  # on by default for videos

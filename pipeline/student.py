@@ -20,8 +20,11 @@ import supervision as sv
 
 from detseg.detectors.yolo import YoloDetector, empty_detections
 from detseg.errors import InputError, WeightsError
+from detseg.keys import MASK_SCORE
 
 MASK_MODES = ("box", "ultralytics", "retina")
+OWN_MASKS = "detector"  # the segmenter spec (``--segmenter detector``) for a -seg detector's own masks
+OWN_MASKS_NOTE = "segmenter: the detector's own masks (a -seg model)"
 
 
 def _axis_weights(n_pixels: int, scale: float, offset: float, extent: float, size: int, step: int
@@ -128,7 +131,7 @@ class YoloSegModel(YoloDetector):
       to the whole frame, then resized to the image by supervision);
     - ``"retina"``: ultralytics' ``retina_masks=True`` (whole-frame upsampling at the image's size).
 
-    ``mask`` is ``(N, H, W)`` bool at the image's size; ``data["mask_score"]`` is the box confidence
+    ``mask`` is ``(N, H, W)`` bool at the image's size; ``data[MASK_SCORE]`` is the box confidence
     (YOLO-seg predicts no mask quality). As in ultralytics, a detection whose mask is empty is dropped.
     """
 
@@ -143,6 +146,22 @@ class YoloSegModel(YoloDetector):
         if self.mask_mode == "box":
             return {"predictor": _box_mask_predictor()}
         return {"retina_masks": self.mask_mode == "retina"}
+
+    @classmethod
+    def from_detector(cls, detector: YoloDetector, mask_mode: str = "box") -> YoloSegModel:
+        """The -seg model a :class:`YoloDetector` has loaded, with its masks kept (no second load).
+
+        Raises:
+            WeightsError: the detector's model is not a -seg model.
+        """
+        detector.load()
+        model = cls(detector.weights, conf=detector.conf, iou=detector.iou, classes=detector.classes,
+                    imgsz=detector.imgsz, device=detector.device, max_det=detector.max_det,
+                    agnostic_nms=detector.agnostic_nms, class_embeddings=detector.class_embeddings,
+                    mask_mode=mask_mode)
+        model._model, model._class_ids = detector._model, detector._class_ids
+        model._imgsz, model._device = detector._imgsz, detector._device
+        return model.load()  # checks the task
 
     def load(self) -> YoloSegModel:
         super().load()
@@ -164,16 +183,16 @@ class YoloSegModel(YoloDetector):
             nonempty = dets.mask.any(axis=(1, 2))
             if not nonempty.all():  # as ultralytics: no empty masks
                 dets = dets[nonempty]
-            dets.data["mask_score"] = dets.confidence.astype(np.float32)
+            dets.data[MASK_SCORE] = dets.confidence.astype(np.float32)
             return dets
         if result.boxes is None or len(result.boxes) == 0:
             dets = empty_detections()
             dets.mask = np.zeros((0, *result.orig_shape), bool)
-            dets.data["mask_score"] = np.zeros(0, np.float32)
+            dets.data[MASK_SCORE] = np.zeros(0, np.float32)
             return dets
         dets = sv.Detections.from_ultralytics(result)  # masks scaled back to the original image
         dets.mask = np.asarray(dets.mask, bool)
-        dets.data["mask_score"] = dets.confidence.astype(np.float32)
+        dets.data[MASK_SCORE] = dets.confidence.astype(np.float32)
         return dets
 
     def predict_masks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,4 +218,76 @@ class YoloSegModel(YoloDetector):
                 raise InputError(f"YoloSegModel.predict_masks: box {box.tolist()} is not one it predicted")
             rows.append(int(match[0]))
             taken[rows[-1]] = True
-        return last.mask[rows], last.data["mask_score"][rows]
+        return last.mask[rows], last.data[MASK_SCORE][rows]
+
+
+class DetectorMasks:
+    """The segmenter step for a -seg detector: the masks it made with its boxes, not a second model's.
+
+    ``__call__(image, detections)`` returns the detections with the masks the detector
+    (:class:`YoloSegModel`) attached; box steps between keep them aligned, as ``sv.Detections``
+    indexes masks with boxes. :meth:`predict_masks` is the model's: the masks of boxes from its last call.
+
+    Example:
+        >>> from detseg.pipeline import Pipeline                                         # doctest: +SKIP
+        >>> student = YoloSegModel("runs/student/weights/best.pt").load()                # doctest: +SKIP
+        >>> dets = Pipeline(student, DetectorMasks(student))(image_bgr)                  # doctest: +SKIP
+    """
+
+    def __init__(self, model: YoloSegModel):
+        self.model = model
+
+    def __call__(self, image: np.ndarray, detections: sv.Detections) -> sv.Detections:
+        if detections.mask is None or detections.mask.shape[1:] != image.shape[:2]:
+            shape = None if detections.mask is None else detections.mask.shape
+            raise InputError(f"DetectorMasks: the detections carry no masks of this {image.shape[:2]} image (mask "
+                             f"{shape}); the detector must be a -seg model (YoloSegModel)")
+        if MASK_SCORE not in detections.data:
+            detections.data[MASK_SCORE] = np.ones(len(detections), np.float32) if detections.confidence is None \
+                else detections.confidence.astype(np.float32)
+        return detections
+
+    def predict_masks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.predict_masks(image, boxes)
+
+
+def uses_own_masks(segmenter: str, detector: YoloDetector, multimask: str = "single",
+                   precision: str = "fp32") -> bool:
+    """Whether ``segmenter`` (a ``--segmenter`` spec) is ``"detector"``, a -seg detector's own masks. Only
+    when named: ``"auto"`` stays SAM (or GrabCut) whatever the detector, SAM's masks being this project's point.
+
+    Raises:
+        InputError: ``"detector"`` with a detect-only model, or with SAM-only options.
+    """
+    if segmenter != OWN_MASKS:
+        return False
+    if detector.task != "segment":
+        raise InputError(f"--segmenter {OWN_MASKS} uses a -seg detector's own masks, but {detector.weights} is a "
+                         "detect model: pass a SAM checkpoint, grabcut, box or ellipse")
+    if multimask != "single" or precision != "fp32":
+        raise InputError(f"multimask {multimask!r} and precision {precision!r} are for SAM segmenters; the "
+                         "detector's own masks take neither")
+    return True
+
+
+def build_pipeline(detector: YoloDetector, segmenter: str = "auto", device: str = "auto", multimask: str = "single",
+                   precision: str = "fp32"):
+    """A :class:`~detseg.pipeline.Pipeline` of ``detector`` and the segmenter ``segmenter`` names, and a one-line
+    note of what was chosen.
+
+    ``segmenter`` is what :func:`~detseg.segmenter.factory.build_segmenter` takes, or ``"detector"``: a -seg
+    detector's own masks (:class:`DetectorMasks`; the note of any other choice for a -seg detector says so).
+
+    Raises:
+        InputError, WeightsError: as :func:`uses_own_masks` and ``build_segmenter``.
+    """
+    from detseg.pipeline.core import Pipeline
+    from detseg.segmenter.factory import build_segmenter
+
+    if uses_own_masks(segmenter, detector, multimask, precision):
+        model = YoloSegModel.from_detector(detector)
+        return Pipeline(model, DetectorMasks(model)), OWN_MASKS_NOTE
+    seg, note = build_segmenter(segmenter, device, multimask, precision)
+    if detector.task == "segment":
+        note += f" (the detector is a -seg model: --segmenter {OWN_MASKS} keeps its own masks)"
+    return Pipeline(detector, seg), note

@@ -102,3 +102,23 @@ def offline(tmp_path, monkeypatch):
         raise ConnectionError("no internet")
 
     monkeypatch.setattr("ultralytics.utils.downloads.attempt_download_asset", no_network)
+
+
+@pytest.fixture(scope="session")
+def structured_seg_weights(seg_run, tmp_path_factory):
+    """The 1-epoch student with random prototype and coefficient convs: its masks cover whole boxes
+    otherwise (nothing to compare); these give partial masks with real edges."""
+    import torch
+    from ultralytics import YOLO
+
+    model = YOLO(str(seg_run.best_weights))
+    head = model.model.model[-1]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for branch in head.cv4:
+            branch[-1].weight.normal_(0, 0.5)
+            branch[-1].bias.zero_()
+        head.proto.cv3.conv.weight.normal_(0, 0.5)
+    path = tmp_path_factory.mktemp("structured") / "seg.pt"
+    model.save(str(path))
+    return path

@@ -144,26 +144,6 @@ def test_cli_train_segment_refuses_a_detect_config_in_one_line(tiny_dataset, tmp
     assert code == 2 and err.count("\n") == 1 and "yolov8n-seg.yaml" in err
 
 
-@pytest.fixture(scope="module")
-def structured_seg_weights(seg_run, tmp_path_factory):
-    """The 1-epoch student with random prototype and coefficient convs: its masks cover whole boxes
-    otherwise (nothing to compare); these give partial masks with real edges."""
-    import torch
-    from ultralytics import YOLO
-
-    model = YOLO(str(seg_run.best_weights))
-    head = model.model.model[-1]
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for branch in head.cv4:
-            branch[-1].weight.normal_(0, 0.5)
-            branch[-1].bias.zero_()
-        head.proto.cv3.conv.weight.normal_(0, 0.5)
-    path = tmp_path_factory.mktemp("structured") / "seg.pt"
-    model.save(str(path))
-    return path
-
-
 @pytest.mark.parametrize("shape", [(128, 128), (96, 160), (150, 90)])
 def test_box_mode_matches_retina_masks_through_the_model(structured_seg_weights, tiny_dataset, shape):
     """The whole path (BoxMaskPredictor, scaled boxes, letterbox of any aspect) against ultralytics'

@@ -131,6 +131,17 @@ def test_cli_engine_ray_matches_the_local_cli(ray_instance, folder, tmp_path, ca
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["engine"] == "ray"
 
 
+def test_cli_engine_ray_keeps_a_seg_detectors_own_masks_as_the_local_cli(ray_instance, structured_seg_weights,
+                                                                         folder, tmp_path, capsys):
+    args = [str(folder), "--detector", str(structured_seg_weights), "--segmenter", "detector", "--conf", "0.0001",
+            "--imgsz", "64", "--quiet"]
+    assert main(["predict", *args, "--out", str(tmp_path / "local")]) == 0
+    assert main(["predict", *args, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert json.loads((tmp_path / "ray" / "run.json").read_text())["segmenter"] == "detector"
+    assert json.loads((tmp_path / "ray" / "predictions.json").read_text())
+
+
 def test_cli_engine_ray_refuses_a_video_in_one_line(ray_instance, tmp_path, capsys):
     import supervision as sv
 
