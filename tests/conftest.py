@@ -13,6 +13,11 @@ import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics: no online checks in tests
 
+# ultralytics binds its log handler to the sys.stdout of its first import. First imported inside a test
+# that uses capsys, it would keep writing to that test's stream, closed afterwards, and every later
+# ultralytics log line would print "Logging error" to stderr (a test reading stderr then fails).
+import ultralytics.utils  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
