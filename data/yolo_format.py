@@ -61,7 +61,7 @@ def dataset_root(cfg: dict, src: Path) -> Path:
     relative to the data.yaml, then to the current folder, then to the data.yaml's parent, as
     ``data/food.yaml``'s ``datasets/food`` is); else the data.yaml's folder.
     """
-    values = [v for k in ("train", "val", "test") for v in ([cfg[k]] if isinstance(cfg.get(k), str) else [])]
+    values = [v for k in ("train", "val", "test") for v in _folders(cfg.get(k))]
     candidates = [src.parent]
     if cfg.get("path"):
         p = Path(str(cfg["path"]))
@@ -72,19 +72,33 @@ def dataset_root(cfg: dict, src: Path) -> Path:
     return src.parent
 
 
-def _split_dirs(cfg: dict, src: Path) -> dict[str, Path]:
+def _folders(value) -> list[str]:
+    """A split's folders: one path, or a list of them as ultralytics allows (empty for anything else)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    return []
+
+
+def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
     root = dataset_root(cfg, src)
     dirs = {}
     for key in ("train", "val", "test"):
         value = cfg.get(key)
         if not value:
             continue
-        if not isinstance(value, str):
-            raise DatasetError(f"{key} must be a folder path (lists of folders are not supported)", src)
-        d = _under(root, value)
-        if not d.is_dir():
-            raise DatasetError(f"{key} folder {value!r} not found (looked in {d})", src)
-        dirs[key] = d
+        folders = _folders(value)
+        if not folders:
+            raise DatasetError(f"{key} must be a folder path or a list of folder paths, got {value!r}", src)
+        dirs[key] = []
+        for folder in folders:
+            d = _under(root, folder)
+            if not d.is_dir():
+                raise DatasetError(f"{key} folder {folder!r} not found (looked in {d})", src)
+            if d in dirs[key]:
+                raise DatasetError(f"{key} lists the folder {folder!r} twice", src)
+            dirs[key].append(d)
     return dirs
 
 
@@ -178,20 +192,23 @@ def load_yolo(data_yaml: Path) -> Dataset:
     if "nc" in cfg and (not isinstance(cfg["nc"], int) or cfg["nc"] != len(names)):
         raise DatasetError(f"nc is {cfg['nc']!r} but names lists {len(names)} classes", src)
     splits = {}
-    for key, img_dir in _split_dirs(cfg, src).items():
-        images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    for key, img_dirs in _split_dirs(cfg, src).items():
+        images: list[Path] = []
         stems: dict[Path, Path] = {}
-        for img in images:
-            lbl = label_path_for(img)
-            if lbl in stems:
-                raise DatasetError(f"duplicate file name: {stems[lbl].name} and {img.name} share the label {lbl.name}",
-                                   img)
-            stems[lbl] = img
-        label_dir = label_path_for(img_dir / "x.jpg").parent
-        if label_dir.is_dir():
-            for lbl in sorted(label_dir.rglob("*.txt")):
-                if lbl not in stems:
-                    raise DatasetError("label without image: no image of that name in " + str(img_dir), lbl)
+        for img_dir in img_dirs:  # a list of folders: their images one after the other
+            folder_images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            for img in folder_images:
+                lbl = label_path_for(img)
+                if lbl in stems:
+                    raise DatasetError(f"duplicate file name: {stems[lbl].name} and {img.name} share the label "
+                                       f"{lbl.name}", img)
+                stems[lbl] = img
+            label_dir = label_path_for(img_dir / "x.jpg").parent
+            if label_dir.is_dir():
+                for lbl in sorted(label_dir.rglob("*.txt")):
+                    if lbl not in stems:
+                        raise DatasetError("label without image: no image of that name in " + str(img_dir), lbl)
+            images += folder_images
         records = []
         for i, img in enumerate(images, 1):
             w, h = _image_size(img)

@@ -74,6 +74,40 @@ def test_roboflow_yolov8_export_layout(tiny_dataset, tmp_path):
     np.testing.assert_allclose(rec.annotations[0].xyxy, [48, 32, 80, 96])
 
 
+def test_a_split_can_list_several_folders_as_ultralytics_allows(tiny_dataset, tmp_path, capsys):
+    """train: [images/train, images/val] (two pools in one split); the same names in both folders are fine."""
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    shutil.copytree(ds_dir / "images" / "train", ds_dir / "images" / "more")  # same file names, other folder
+    shutil.copytree(ds_dir / "labels" / "train", ds_dir / "labels" / "more")
+    text = (ds_dir / "data.yaml").read_text().replace("train: images/train", "train: [images/train, images/more]")
+    (ds_dir / "data.yaml").write_text(text)
+    one, both = load_dataset(tiny_dataset).splits["train"], load_dataset(ds_dir).splits["train"]
+    assert len(both) == 2 * len(one) == 12
+    assert [r.path.parent.name for r in both] == ["train"] * 6 + ["more"] * 6
+    assert [r.image_id for r in both] == list(range(1, 13))
+    assert [len(r.annotations) for r in both] == [len(r.annotations) for r in one] * 2
+    assert main(["data", "check", str(ds_dir)]) == 0
+    import yaml
+
+    from detseg.detectors.train import resolve_data_yaml  # what `detseg train` hands ultralytics
+    resolved = yaml.safe_load(resolve_data_yaml(ds_dir / "data.yaml", tmp_path / "run").read_text())
+    assert resolved["train"] == [str(ds_dir / "images" / "train"), str(ds_dir / "images" / "more")]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("[images/train, images/train]", "lists the folder 'images/train' twice"),
+    ("[images/train, images/nope]", "train folder 'images/nope' not found"),
+    ("[images/train, 3]", "must be a folder path or a list of folder paths"),
+])
+def test_bad_folder_lists_are_one_clear_error(tiny_dataset, tmp_path, capsys, value, message):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    text = (ds_dir / "data.yaml").read_text().replace("train: images/train", f"train: {value}")
+    (ds_dir / "data.yaml").write_text(text)
+    assert main(["data", "check", str(ds_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
 def test_image_without_label_is_allowed(tiny_dataset, tmp_path):
     ds_dir = _copy(tiny_dataset, tmp_path)
     (ds_dir / "labels" / "val" / "val_000001.txt").unlink()
