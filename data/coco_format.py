@@ -177,7 +177,12 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
 
 
 def save_coco(ds: Dataset, out: Path) -> Path:
-    """Write annotations/{split}.json and images/{split}/ for every split. Returns ``out``."""
+    """Write annotations/{split}.json and images/{split}/ for every split. Returns ``out``.
+
+    Raises:
+        DatasetError: two images of a split share a file name (see :meth:`Dataset.check_unique_file_names`).
+    """
+    ds.check_unique_file_names()
     for split, records in ds.splits.items():
         for r in records:
             place_file(r.path, out / "images" / split / r.path.name)

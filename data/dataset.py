@@ -73,6 +73,19 @@ class Dataset:
     source: Path
     format: str
 
+    def check_unique_file_names(self) -> None:
+        """Raise a DatasetError if two images of one split share a file name (a split read from several
+        folders may): written into one ``images/<split>/`` folder, one would replace the other."""
+        from detseg.errors import DatasetError
+
+        for split, records in self.splits.items():
+            seen: dict[str, Path] = {}
+            for r in records:
+                if r.path.name in seen:
+                    raise DatasetError(f"{split} has two images named {r.path.name} ({seen[r.path.name]} and "
+                                       f"{r.path}); one folder cannot hold both: rename one first", self.source)
+                seen[r.path.name] = r.path
+
     def summary(self) -> dict:
         """Per split: images, images without objects, instances per class."""
         out = {}

@@ -99,6 +99,11 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
             if d in dirs[key]:
                 raise DatasetError(f"{key} lists the folder {folder!r} twice", src)
             dirs[key].append(d)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = set(dirs.get(a, ())) & set(dirs.get(b, ()))
+        if shared and dirs[a] != dirs[b]:  # a split that *is* another (val: images/train) is allowed
+            raise DatasetError(f"{a} and {b} share the folder {sorted(shared)[0]} but not all their folders: "
+                               "their images would be in both splits", src)
     return dirs
 
 
@@ -226,7 +231,12 @@ def yolo_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> st
 
 
 def save_yolo(ds: Dataset, out: Path) -> Path:
-    """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask)."""
+    """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask).
+
+    Raises:
+        DatasetError: two images of a split share a file name (see :meth:`Dataset.check_unique_file_names`).
+    """
+    ds.check_unique_file_names()
     for split, records in ds.splits.items():
         for r in records:
             place_file(r.path, out / "images" / split / r.path.name)

@@ -71,6 +71,8 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
         entries = value if isinstance(value, list) else [value]
         fixed = []
         for entry in entries:
+            if not isinstance(entry, str) or not entry:
+                raise DatasetError(f"{split} must be a folder path or a list of folder paths, got {value!r}", src)
             target = (root / entry).resolve()
             if not target.exists() and str(entry).startswith("../"):
                 target = (root / str(entry)[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml

@@ -75,7 +75,7 @@ def _segmenter(spec: str, device: str):
     from detseg.segmenter.factory import build_segmenter
 
     if spec == "auto":
-        raise InputError("evaluate needs explicit segmenters (a checkpoint path, grabcut, box or ellipse)")
+        raise InputError("evaluate needs explicit segmenters (a checkpoint path, grabcut, box, ellipse or detector)")
     return build_segmenter(spec, device=device)[0]
 
 
@@ -88,7 +88,8 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
         data: a dataset path (YOLO data.yaml / folder, COCO JSON) or a loaded :class:`Dataset`.
         detector: ``"gt"`` (ground-truth boxes: the segmenter alone), YOLO weights, or a Detector.
         segmenters: names (``grabcut``, ``box``, ``ellipse``, a SAM checkpoint, ``detector``: a -seg
-            detector's own masks) or ``{name: segmenter}``.
+            detector's own masks) or ``{name: segmenter}``. With ``detector`` every segmenter gets the -seg
+            model's boxes, which leave out detections whose own mask is empty (as ultralytics does).
         split: dataset split (default ``val`` if present, else the first).
         out: output folder (None: write nothing).
         class_map: detector class name -> dataset class name, for differing names.
@@ -122,7 +123,8 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
             if not isinstance(det, YoloDetector) or det.task != "segment":
                 raise InputError(f"segmenter {OWN_MASKS!r} scores a -seg detector's own masks; the detector "
                                  f"{detector} has none")
-            det = YoloSegModel.from_detector(det)
+            if not isinstance(det, YoloSegModel):  # one given as a YoloSegModel keeps its mask_mode
+                det = YoloSegModel.from_detector(det)
         segs = {s: DetectorMasks(det) if s == OWN_MASKS else _segmenter(s, device) for s in segmenters}
     records = dataset.splits[split][::every]
     gt = coco_dict(dataset, split)

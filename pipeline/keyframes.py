@@ -201,7 +201,7 @@ def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = 
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
     checkpoint = "sam2.1_t.pt" if segmenter in ("auto", None) else segmenter
-    if checkpoint in ("grabcut", "box", "ellipse"):
+    if checkpoint in ("grabcut", "box", "ellipse", "detector"):
         raise InputError(f"--keyframe-every needs a SAM 2 --segmenter (e.g. sam2.1_t.pt), not {checkpoint!r}")
     memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense"))
     note = f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}) video memory between"

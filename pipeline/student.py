@@ -264,9 +264,9 @@ def uses_own_masks(segmenter: str, detector: YoloDetector, multimask: str = "sin
     if detector.task != "segment":
         raise InputError(f"--segmenter {OWN_MASKS} uses a -seg detector's own masks, but {detector.weights} is a "
                          "detect model: pass a SAM checkpoint, grabcut, box or ellipse")
-    if multimask != "single" or precision != "fp32":
-        raise InputError(f"multimask {multimask!r} and precision {precision!r} are for SAM segmenters; the "
-                         "detector's own masks take neither")
+    for name, value, default in (("multimask", multimask, "single"), ("precision", precision, "fp32")):
+        if value != default:
+            raise InputError(f"{name} {value!r} is for SAM segmenters; the detector's own masks take no {name}")
     return True
 
 

@@ -92,12 +92,18 @@ def test_a_split_can_list_several_folders_as_ultralytics_allows(tiny_dataset, tm
     from detseg.detectors.train import resolve_data_yaml  # what `detseg train` hands ultralytics
     resolved = yaml.safe_load(resolve_data_yaml(ds_dir / "data.yaml", tmp_path / "run").read_text())
     assert resolved["train"] == [str(ds_dir / "images" / "train"), str(ds_dir / "images" / "more")]
+    capsys.readouterr()
+    assert main(["data", "convert", str(ds_dir), "--to", "coco", "--out", str(tmp_path / "c")]) == 2  # one folder
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train has two images named train_000000.jpg" in err[0]
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize(("value", "message"), [
     ("[images/train, images/train]", "lists the folder 'images/train' twice"),
     ("[images/train, images/nope]", "train folder 'images/nope' not found"),
     ("[images/train, 3]", "must be a folder path or a list of folder paths"),
+    ("[images/train, images/val]", "train and val share the folder"),  # val's images in train too: a leak
 ])
 def test_bad_folder_lists_are_one_clear_error(tiny_dataset, tmp_path, capsys, value, message):
     ds_dir = _copy(tiny_dataset, tmp_path)

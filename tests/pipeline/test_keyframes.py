@@ -10,6 +10,7 @@ import pytest
 import supervision as sv
 
 from detseg.data.synth_video import write_video
+from detseg.errors import InputError
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +264,11 @@ def test_match_to_objects(dets, objs, expected):
     from detseg.pipeline.keyframes import match_to_objects
 
     assert match_to_objects(dets, objs, 0.3) == expected
+
+
+@pytest.mark.parametrize("spec", ["grabcut", "box", "ellipse", "detector"])
+def test_keyframe_mode_refuses_a_segmenter_without_video_memory(spec):
+    from detseg.pipeline.keyframes import build_keyframe_pipeline
+
+    with pytest.raises(InputError, match=f"needs a SAM 2 --segmenter.*not '{spec}'"):
+        build_keyframe_pipeline(None, spec, 5, "cpu")

@@ -1,4 +1,4 @@
-"""A -seg detector's own masks as the segmenter step: ``--segmenter detector`` (and ``auto`` for a -seg model)."""
+"""A -seg detector's own masks as the segmenter step: ``--segmenter detector`` (``auto`` stays SAM / GrabCut)."""
 
 import json
 
@@ -45,8 +45,8 @@ def test_predict_keeps_a_seg_detectors_own_masks_when_asked(structured_seg_weigh
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--segmenter", "detector"], "is a detect model"),  # the shipped detector has no masks
-    (["--detector", "SEG", "--segmenter", "detector", "--precision", "bf16"], "are for SAM segmenters"),
-    (["--detector", "SEG", "--segmenter", "detector", "--multimask", "best"], "are for SAM segmenters"),
+    (["--detector", "SEG", "--segmenter", "detector", "--precision", "bf16"], "precision 'bf16' is for SAM"),
+    (["--detector", "SEG", "--segmenter", "detector", "--multimask", "best"], "multimask 'best' is for SAM"),
 ])
 def test_own_masks_refuse_what_they_cannot_do_in_one_line(structured_seg_weights, image_path, tmp_path, capsys,
                                                          extra, message):
