@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from detseg.data.polygons import coco_segmentation_to_mask, polygons_to_mask
+from detseg.errors import DatasetError
 from detseg.keys import CLASS_NAME
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -76,8 +77,6 @@ class Dataset:
     def check_unique_file_names(self) -> None:
         """Raise a DatasetError if two images of one split share a file name (a split read from several
         folders may): written into one ``images/<split>/`` folder, one would replace the other."""
-        from detseg.errors import DatasetError
-
         for split, records in self.splits.items():
             seen: dict[str, Path] = {}
             for r in records:

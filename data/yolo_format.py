@@ -46,7 +46,8 @@ def _read_names(cfg: dict, src: Path) -> list[str]:
     raise DatasetError("names must be a non-empty list or a {id: name} mapping", src)
 
 
-def _under(root: Path, value: str) -> Path:
+def resolve_folder(root: Path, value: str) -> Path:
+    """A data.yaml split folder under ``root`` (Roboflow's ``../valid/images`` beside the data.yaml too)."""
     d = (root / value).resolve()
     if not d.exists() and value.startswith("../"):
         d = (root / value[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
@@ -61,18 +62,18 @@ def dataset_root(cfg: dict, src: Path) -> Path:
     relative to the data.yaml, then to the current folder, then to the data.yaml's parent, as
     ``data/food.yaml``'s ``datasets/food`` is); else the data.yaml's folder.
     """
-    values = [v for k in ("train", "val", "test") for v in _folders(cfg.get(k))]
+    values = [v for k in ("train", "val", "test") for v in split_folders(cfg.get(k))]
     candidates = [src.parent]
     if cfg.get("path"):
         p = Path(str(cfg["path"]))
         candidates += [p] if p.is_absolute() else [src.parent / p, Path.cwd() / p, src.parent.parent / p]
     for root in candidates:
-        if values and all(_under(root, v).is_dir() for v in values):
+        if values and all(resolve_folder(root, v).is_dir() for v in values):
             return root
     return src.parent
 
 
-def _folders(value) -> list[str]:
+def split_folders(value) -> list[str]:
     """A split's folders: one path, or a list of them as ultralytics allows (empty for anything else)."""
     if isinstance(value, str):
         return [value]
@@ -88,12 +89,12 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
         value = cfg.get(key)
         if not value:
             continue
-        folders = _folders(value)
+        folders = split_folders(value)
         if not folders:
             raise DatasetError(f"{key} must be a folder path or a list of folder paths, got {value!r}", src)
         dirs[key] = []
         for folder in folders:
-            d = _under(root, folder)
+            d = resolve_folder(root, folder)
             if not d.is_dir():
                 raise DatasetError(f"{key} folder {folder!r} not found (looked in {d})", src)
             if d in dirs[key]:

@@ -54,7 +54,7 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     if not src.is_file():
         raise DatasetError("dataset file not found; pass a data.yaml (e.g. data/food.yaml after "
                            "`detseg data synth --out datasets/food`)", src)
-    from detseg.data.yolo_format import dataset_root, read_data_yaml
+    from detseg.data.yolo_format import dataset_root, read_data_yaml, resolve_folder, split_folders
 
     cfg = read_data_yaml(src)
     missing = [k for k in (*require, "names") if k not in cfg]
@@ -68,14 +68,12 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
         if not value:
             resolved.pop(split, None)
             continue
-        entries = value if isinstance(value, list) else [value]
+        entries = split_folders(value)
+        if not entries:
+            raise DatasetError(f"{split} must be a folder path or a list of folder paths, got {value!r}", src)
         fixed = []
         for entry in entries:
-            if not isinstance(entry, str) or not entry:
-                raise DatasetError(f"{split} must be a folder path or a list of folder paths, got {value!r}", src)
-            target = (root / entry).resolve()
-            if not target.exists() and str(entry).startswith("../"):
-                target = (root / str(entry)[3:]).resolve()  # Roboflow: ../valid/images next to data.yaml
+            target = resolve_folder(root, entry)
             if not target.exists():
                 raise DatasetError(f"{split} folder {entry!r} not found under {root}", src)
             fixed.append(str(target))

@@ -308,9 +308,8 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
                    agnostic_nms=args.agnostic_nms)
     # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
     segmenter = None
-    if args.segmenter == OWN_MASKS and uses_own_masks(
-            args.segmenter, YoloDetector(args.detector or DEFAULT_WEIGHTS, device="cpu", **options),
-            args.multimask, args.precision):
+    detector = YoloDetector(args.detector or DEFAULT_WEIGHTS, device="cpu", **options)  # loaded only if asked
+    if uses_own_masks(args.segmenter, detector, args.multimask, args.precision):
         resolved, note = OWN_MASKS, OWN_MASKS_NOTE  # a -seg detector's own masks
     else:
         segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
