@@ -14,8 +14,8 @@ Usage:
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
-   in whole runs over all of them, taking turns for ``--repeats`` rounds (ONNX Runtime's after
-   all the others), its fastest run counting.
+   alone in a process of its own (as deployed) in whole runs over all of them, taking turns for
+   ``--repeats`` rounds (ONNX Runtime's after all the others), its fastest run counting.
    The student's masks are made inside its boxes at the image's resolution (``YoloSegModel``'s default
    ``mask_mode="box"``); the same student with ultralytics' own mask post-processing is scored and
    timed beside it as the reference.
@@ -41,31 +41,82 @@ ROOT = Path(__file__).resolve().parents[1]
 TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
 
 
-def _throughputs(fns: dict, images, repeats: int = 3, warmup: int = 3, last: tuple = ()) -> dict:
-    """Images/s of each ``fn(image)``: each model runs over all the images in one go, the models take
-    turns for ``repeats`` rounds, and each model's fastest run counts (``timeit``'s rule: the time the
-    work takes, not the time the machine's other work took from it; this VM's CPU swings by 10-20%
-    between minutes, so every model gets several chances at a quiet one).
+def build_runner(kind: str, weights: str, conf: float, imgsz: int | None = None, mask_mode: str = "box"):
+    """One timed model, built from picklable arguments (so a worker process can build its own):
+    ``"teacher"``: detector ``weights`` + GrabCut; ``"student"``: the -seg ``weights`` with its own masks."""
+    from detseg.detectors import YoloDetector
+    from detseg.pipeline import Pipeline
+    from detseg.pipeline.student import YoloSegModel
+    from detseg.segmenter import GrabCutSegmenter
 
-    Whole runs, not image-by-image interleaving: a runtime's worker threads keep running after its calls
-    (ONNX Runtime's spin-waiting pool, OpenVINO's, torch's OpenMP) and on 2 cores they slow whichever
-    model runs next. Interleaved, the student in OpenVINO measured 31.9 images/s on a quiet machine,
-    alone 52 (2026-11-26, ultralytics' masks); and once ONNX Runtime had run in the process, OpenVINO's
-    student dropped from 60.6 to 41.8 images/s: so the models named in ``last`` (ONNX Runtime) take their
-    rounds after all the others have finished theirs. A deployed model runs alone.
+    if kind == "teacher":
+        return Pipeline(YoloDetector(weights, conf=conf, device="cpu").load(), GrabCutSegmenter())
+    options = {"imgsz": imgsz} if imgsz else {}  # an exported student carries its own size
+    return YoloSegModel(weights, conf=conf, device="cpu", mask_mode=mask_mode, **options).load()
+
+
+def _timing_worker(conn, spec: dict, image_paths: list, warmup: int, threads: int) -> None:
+    """Builds one model in this process, warms it up, then times a whole run over the images per request."""
+    import torch
+
+    from detseg.images import read_image
+
+    torch.set_num_threads(threads)
+    run = build_runner(**spec)
+    images = [read_image(p) for p in image_paths]
+    for image in images[:warmup]:  # model load, first-call allocations, kernel selection
+        run(image)
+    conn.send("ready")
+    while conn.recv() == "run":
+        t = time.perf_counter()
+        for image in images:
+            run(image)
+        conn.send(time.perf_counter() - t)
+
+
+def _throughputs(specs: dict, image_paths: list, repeats: int = 3, warmup: int = 3, last: tuple = (),
+                 threads: int = 2) -> dict:
+    """Images/s of each model (``name -> build_runner kwargs``), each alone in a process of its own.
+
+    Each model runs over all the images in one go, the models take turns for ``repeats`` rounds, and each
+    model's fastest run counts (``timeit``'s rule: the time the work takes, not the time the machine's other
+    work took from it; this VM's CPU swings by 10-20% between minutes, so every model gets several chances at
+    a quiet one).
+
+    A process per model, as deployed: runtimes sharing one process can slow each other on 2 cores (their
+    worker threads keep spinning after a call, each pool sized to both cores); in one process, ONNX Runtime
+    dropped OpenVINO's student from 60.6 to 41.8 images/s (2026-11-26). The idle workers wait on a pipe
+    while one runs; the models named in ``last`` (ONNX Runtime, whose pool spin-waits after
+    its run) take their rounds after all the others.
     """
-    best = dict.fromkeys(fns, float("inf"))
-    for group in ([n for n in fns if n not in last], [n for n in fns if n in last]):
-        for name in group:  # model load, first-call allocations, kernel selection
-            for image in images[:warmup]:
-                fns[name](image)
-        for _ in range(repeats):
-            for name in group:
-                t = time.perf_counter()
-                for image in images:
-                    fns[name](image)
-                best[name] = min(best[name], time.perf_counter() - t)
-    return {name: len(images) / s for name, s in best.items()}
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no runtime inherited from this one
+    workers = {}
+    try:
+        for name, spec in specs.items():  # started one after another, so no warm-up overlaps another
+            here, there = ctx.Pipe()
+            proc = ctx.Process(target=_timing_worker, args=(there, spec, [str(p) for p in image_paths], warmup,
+                                                            threads), daemon=True)
+            proc.start()
+            if here.recv() != "ready":
+                raise RuntimeError(f"timing worker for {name} did not start")
+            workers[name] = (proc, here)
+        best = dict.fromkeys(specs, float("inf"))
+        for group in ([n for n in specs if n not in last], [n for n in specs if n in last]):
+            for _ in range(repeats):
+                for name in group:
+                    conn = workers[name][1]
+                    conn.send("run")
+                    best[name] = min(best[name], conn.recv())
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send("stop")
+            except OSError:
+                pass
+            proc.join(timeout=30)
+    return {name: len(image_paths) / s for name, s in best.items()}
 
 
 def main(argv=None) -> int:
@@ -98,14 +149,10 @@ def main(argv=None) -> int:
     import torch
 
     from detseg.data.synth import generate_dataset
-    from detseg.detectors import YoloDetector
     from detseg.detectors.train import train
-    from detseg.images import read_image
-    from detseg.pipeline import Pipeline
     from detseg.pipeline.evaluate import evaluate
     from detseg.pipeline.predict import run_predict
     from detseg.pipeline.student import YoloSegModel
-    from detseg.segmenter import GrabCutSegmenter
 
     work = Path(args.work).resolve()
     report = {"args": vars(args), "command": " ".join(["python", *sys.argv]), "torch_threads": torch.get_num_threads()}
@@ -114,7 +161,7 @@ def main(argv=None) -> int:
         generate_dataset(test, {"test": args.test}, seed=args.seed_test, imgsz=args.imgsz, workers=2)
 
     def teacher(conf):
-        return Pipeline(YoloDetector(TEACHER_WEIGHTS, conf=conf, device="cpu").load(), GrabCutSegmenter())
+        return build_runner("teacher", str(TEACHER_WEIGHTS), conf)
 
     student_weights = Path(args.student) if args.student else None
     if student_weights is None:
@@ -186,20 +233,18 @@ def main(argv=None) -> int:
         # scored with a model dropped right after: no idle runtime left in the process while the others are timed
         rep_ov, segm_ov = score(student(exported["student-openvino"], args.eval_conf), "eval-student-ov")
 
-    images = [read_image(p) for p in sorted((test / "images" / "test").iterdir())[: args.timing_images]]
-    runners = {"teacher": teacher(0.25),
-               "student": student(student_weights, 0.25, imgsz=size).load(),
-               "student-ultralytics-masks": student(student_weights, 0.25, imgsz=size, mask_mode="ultralytics").load()}
+    image_paths = sorted((test / "images" / "test").iterdir())[: args.timing_images]
+    teacher_spec = {"kind": "teacher", "weights": str(TEACHER_WEIGHTS), "conf": 0.25}
+    student_spec = {"kind": "student", "weights": str(student_weights), "conf": 0.25, "imgsz": size}
+    runners = {"teacher": teacher_spec, "student": student_spec,
+               "student-ultralytics-masks": {**student_spec, "mask_mode": "ultralytics"}}
     if exported:
-        runners["teacher-openvino"] = Pipeline(
-            YoloDetector(exported["teacher-openvino"], conf=0.25, device="cpu").load(), GrabCutSegmenter())
-        # loaded on first call, in their own turn; ONNX Runtime's rounds last (see _throughputs)
-        runners["student-openvino"] = student(exported["student-openvino"], 0.25)
-        runners["student-openvino-ultralytics-masks"] = student(exported["student-openvino"], 0.25,
-                                                                mask_mode="ultralytics")
-        runners["student-onnx"] = student(exported["student-onnx"], 0.25)
-    torch.set_num_threads(report["torch_threads"])  # every model at the process's own thread count
-    ips = _throughputs(runners, images, args.repeats, last=("student-onnx",))
+        runners["teacher-openvino"] = {**teacher_spec, "weights": str(exported["teacher-openvino"])}
+        exported_student = {**student_spec, "weights": str(exported["student-openvino"]), "imgsz": None}
+        runners["student-openvino"] = exported_student
+        runners["student-openvino-ultralytics-masks"] = {**exported_student, "mask_mode": "ultralytics"}
+        runners["student-onnx"] = {**exported_student, "weights": str(exported["student-onnx"])}
+    ips = _throughputs(runners, image_paths, args.repeats, last=("student-onnx",), threads=report["torch_threads"])
     ips_t, ips_s = ips["teacher"], ips["student"]
 
     ap_ratio = segm_s["AP"] / segm_t["AP"] if segm_t["AP"] else float("nan")
@@ -221,8 +266,9 @@ def main(argv=None) -> int:
     (work / "distill.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     print(f"\n{rep_t['images']} held-out scenes (seed {args.seed_test}, {args.imgsz}px); AP at detector conf "
-          f"{args.eval_conf}, images/s at conf 0.25 over {len(images)} images in memory (fastest of {args.repeats} "
-          f"rounds of whole runs), {torch.get_num_threads()} torch threads")
+          f"{args.eval_conf}, images/s at conf 0.25 over {len(image_paths)} images in memory "
+          f"(fastest of {args.repeats} rounds of whole runs, each model in a process of its own), "
+          f"{report['torch_threads']} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
     rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
             (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),
