@@ -291,7 +291,7 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
     from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
     from detseg.pipeline.predict_cli import load_categories, load_image_ids, report
-    from detseg.pipeline.student import OWN_MASKS, OWN_MASKS_NOTE, uses_own_masks
+    from detseg.pipeline.student import OWN_MASKS, OWN_MASKS_NOTE, segmenter_note, uses_own_masks
     from detseg.segmenter.factory import build_segmenter
 
     if source.is_video:
@@ -317,6 +317,7 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
         resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
         if resolved == "auto":
             resolved = "grabcut"
+        note = segmenter_note(note, detector)  # loads the detector once here, as the local engine does
     device = "cpu" if args.gpus_per_worker == 0 else args.device
     spec = PipelineSpec(args.detector, str(resolved), device, args.multimask, args.precision, options)
     on_gpu = args.gpus_per_worker > 0 and args.batch == "auto" and callable(getattr(segmenter, "embed_batch", None))

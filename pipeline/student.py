@@ -288,6 +288,12 @@ def build_pipeline(detector: YoloDetector, segmenter: str = "auto", device: str 
         model = YoloSegModel.from_detector(detector)
         return Pipeline(model, DetectorMasks(model)), OWN_MASKS_NOTE
     seg, note = build_segmenter(segmenter, device, multimask, precision)
+    return Pipeline(detector, seg), segmenter_note(note, detector)
+
+
+def segmenter_note(note: str, detector: YoloDetector) -> str:
+    """``note`` (what segments the boxes) plus, for a -seg ``detector``, that ``--segmenter detector`` would keep
+    its own masks: they are never used silently, but a user who meant them should learn of the option."""
     if detector.task == "segment":
-        note += f" (the detector is a -seg model: --segmenter {OWN_MASKS} keeps its own masks)"
-    return Pipeline(detector, seg), note
+        return f"{note} (the detector is a -seg model: --segmenter {OWN_MASKS} keeps its own masks)"
+    return note

@@ -141,6 +141,17 @@ def test_cli_engine_ray_keeps_a_seg_detectors_own_masks_as_the_local_cli(ray_ins
     assert json.loads((tmp_path / "ray" / "predictions.json").read_text())  # masks were made, and match
 
 
+def test_cli_engine_ray_notes_a_seg_detectors_own_masks_as_the_local_cli(ray_instance, structured_seg_weights,
+                                                                          folder, tmp_path):
+    args = [str(folder), "--detector", str(structured_seg_weights), "--segmenter", "box", "--imgsz", "64", "--quiet"]
+    assert main(["predict", *args, "--out", str(tmp_path / "local")]) == 0
+    assert main(["predict", *args, "--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 0
+    notes = {engine: json.loads((tmp_path / engine / "summary.json").read_text())["notes"]
+             for engine in ("local", "ray")}
+    assert notes["ray"] == notes["local"]
+    assert any("--segmenter detector keeps its own masks" in note for note in notes["ray"])
+
+
 def test_cli_engine_ray_refuses_a_video_in_one_line(ray_instance, tmp_path, capsys):
     import supervision as sv
 
