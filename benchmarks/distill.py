@@ -80,8 +80,9 @@ def _throughputs(specs: dict, image_paths: list, repeats: int = 3, warmup: int =
 
     Each model runs over all the images in one go, the models take turns for ``repeats`` rounds, and each
     model's fastest run counts (``timeit``'s rule: the time the work takes, not the time the machine's other
-    work took from it; this VM's CPU swings by 10-20% between minutes, so every model gets several chances at
-    a quiet one).
+    work took from it; this VM's CPU swings between minutes, by up to 40% for a 2-thread model (the same
+    OpenVINO student: 39-66 images/s within an hour, 2026-11-26), so every model gets several chances at a
+    quiet one).
 
     A process per model, as deployed: runtimes sharing one process can slow each other on 2 cores (their
     worker threads keep spinning after a call, each pool sized to both cores); in one process, ONNX Runtime
