@@ -153,7 +153,6 @@ def main(argv=None) -> int:
     from detseg.detectors.train import train
     from detseg.pipeline.evaluate import evaluate
     from detseg.pipeline.predict import run_predict
-    from detseg.pipeline.student import YoloSegModel
 
     work = Path(args.work).resolve()
     report = {"args": vars(args), "command": " ".join(["python", *sys.argv]), "torch_threads": torch.get_num_threads()}
@@ -201,8 +200,6 @@ def main(argv=None) -> int:
             print(f"student on its validation split (teacher labels) at imgsz {sz}: box mAP {r.box.map:.3f}, "
                   f"mask mAP {r.seg.map:.3f}", flush=True)
         torch.set_num_threads(report["torch_threads"])
-    def student(weights, conf, **options):  # an exported student carries its own size
-        return YoloSegModel(weights, conf=conf, device="cpu", **options)
 
     def score(model, out):
         """The student-like ``model`` (detector and segmenter at once) on the held-out scenes: (report, mask AP)."""
@@ -214,8 +211,8 @@ def main(argv=None) -> int:
     rep_t = evaluate(test / "data.yaml", t_eval.detector, {"teacher": t_eval.segmenter}, split="test",
                      out=work / "eval-teacher", conf=args.eval_conf, device="cpu", plots=False)
     segm_t = rep_t["configs"]["teacher"]["segm"]
-    rep_s, segm_s = score(student(student_weights, args.eval_conf, imgsz=size), "eval-student")
-    rep_ref, segm_ref = score(student(student_weights, args.eval_conf, imgsz=size, mask_mode="ultralytics"),
+    rep_s, segm_s = score(build_runner("student", str(student_weights), args.eval_conf, size), "eval-student")
+    rep_ref, segm_ref = score(build_runner("student", str(student_weights), args.eval_conf, size, "ultralytics"),
                               "eval-student-ultralytics-masks")
 
     # deployment: both models' YOLO networks exported to OpenVINO (CPU inference runtime), the student to ONNX too
@@ -231,8 +228,9 @@ def main(argv=None) -> int:
             "student-onnx": export(student_weights, "onnx", imgsz=size,
                                    out=work / "export" / "student.onnx"),
         }
-        # scored with a model dropped right after: no idle runtime left in the process while the others are timed
-        rep_ov, segm_ov = score(student(exported["student-openvino"], args.eval_conf), "eval-student-ov")
+        # an exported student carries its own input size
+        rep_ov, segm_ov = score(build_runner("student", str(exported["student-openvino"]), args.eval_conf),
+                                "eval-student-ov")
 
     image_paths = sorted((test / "images" / "test").iterdir())[: args.timing_images]
     teacher_spec = {"kind": "teacher", "weights": str(TEACHER_WEIGHTS), "conf": 0.25}

@@ -197,11 +197,13 @@ def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = 
     Returns:
         ``(pipeline, note)``; raises WeightsError / InputError for a missing or non-SAM 2 checkpoint.
     """
+    from detseg.pipeline.student import OWN_MASKS
     from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.factory import WEIGHT_FREE
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
     checkpoint = "sam2.1_t.pt" if segmenter in ("auto", None) else segmenter
-    if checkpoint in ("grabcut", "box", "ellipse", "detector"):
+    if checkpoint in (*WEIGHT_FREE, OWN_MASKS):
         raise InputError(f"--keyframe-every needs a SAM 2 --segmenter (e.g. sam2.1_t.pt), not {checkpoint!r}")
     memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense"))
     note = f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}) video memory between"
