@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,25 @@ def _check_task(model: str, task: str) -> None:
         raise WeightsError(f"model {model} is a {found} model but --task is {task}; use e.g. {hint}")
 
 
+@contextmanager
+def keep_torch_threads(yolo, *events: str):
+    """Keep torch's thread count through an ultralytics call.
+
+    ultralytics' ``select_device`` sets torch to cores - 1 threads for CPU work (1 of 2 cores
+    here), halving training and validation speed and every later torch op in the process. This
+    sets the count back at each callback ``event`` (after ``select_device`` has run) and on exit.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    for event in events:
+        yolo.add_callback(event, lambda _: torch.set_num_threads(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640,
                       batch: int = 16, device: str = "auto", out: str | Path | None = None) -> dict:
     """Box mAP (and mask mAP, for a segmentation model) on a dataset split, via ultralytics' validator.
@@ -154,8 +174,10 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     out_dir = Path(out) if out else Path("runs/val")
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
     model = load_yolo(resolve_weights(weights))
-    metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=resolve_device(device),
-                        plots=False, verbose=False, project=str(out_dir), name="val", exist_ok=True)
+    with keep_torch_threads(model, "on_val_start"):
+        metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
+                            device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
+                            name="val", exist_ok=True)
     return _box_metrics(metrics)
 
 
@@ -204,7 +226,8 @@ def train(
         if not last.is_file():
             raise WeightsError(f"nothing to resume: {last} does not exist")
         yolo = YOLO(str(last))
-        yolo.train(resume=True)
+        with keep_torch_threads(yolo, "on_train_start"):
+            yolo.train(resume=True)
         data_yaml = out / "data.yaml"
     else:
         _check_task(model, task)
@@ -213,9 +236,10 @@ def train(
         yolo = load_yolo(model_path)
         if yolo.task != task:
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
-        yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
-                   project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
-                   plots=plots, **overrides)
+        with keep_torch_threads(yolo, "on_train_start"):
+            yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
+                       project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
+                       plots=plots, **overrides)
     best = out / "weights" / "best.pt"
     if not best.is_file():
         best = out / "weights" / "last.pt"

@@ -300,11 +300,22 @@ _EXTRA_COMMANDS: list = [_add_train_command, _add_val_command, _add_export_comma
                          _add_evaluate_command, _add_evaluate_video_command]
 
 
+def prepare_environment() -> None:
+    """Settings a command-line run needs before ultralytics is first imported (the user's own win).
+
+    - ``YOLO_AUTOINSTALL=false``: never install packages behind the user's back (ultralytics
+      would, e.g. a HEIF plugin for a file Pillow cannot identify).
+    - ``OMP_NUM_THREADS`` = the cores this process may use: ultralytics sets it to 1 when it is
+      imported before torch, and torch then runs every op (training, detection, SAM) on one core.
+    """
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                 else os.cpu_count() or 1))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``detseg`` console script. Returns the exit code."""
-    # a command-line run never installs packages behind the user's back (ultralytics would, e.g.
-    # a HEIF plugin for a file Pillow cannot identify); set before ultralytics is first imported
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    prepare_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

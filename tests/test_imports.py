@@ -1,6 +1,7 @@
 """Import hygiene: every module imports on its own in a fresh interpreter (no import circle),
 ``import detseg`` has no heavy side effects, and only the ``detseg`` namespace is installed."""
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -66,3 +67,15 @@ def test_python_m_detseg_and_version(tmp_path):
     out = subprocess.run([sys.executable, "-m", "detseg", "--version"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("detseg ")
+
+
+def test_the_cli_keeps_every_core_for_torch_when_ultralytics_is_imported_first(tmp_path):
+    # ultralytics sets OMP_NUM_THREADS=1 when imported before torch: one core for every torch op
+    code = ("import os; from detseg.pipeline.cli import prepare_environment; prepare_environment(); "
+            "import ultralytics, torch; print(torch.get_num_threads(), len(os.sched_getaffinity(0)))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    threads, cores = map(int, res.stdout.split())
+    assert threads == cores

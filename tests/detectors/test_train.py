@@ -110,3 +110,32 @@ def test_detseg_val_never_writes_beside_the_weights(tiny_dataset, tiny_weights, 
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in weights.parent.iterdir()) == ["best.pt"]
     assert (tmp_path / "runs" / "val" / "metrics_val.json").is_file()
+
+
+class _FakeYolo:
+    """Just the callback registry of an ultralytics model."""
+
+    def __init__(self):
+        self.callbacks = {}
+
+    def add_callback(self, event, fn):
+        self.callbacks.setdefault(event, []).append(fn)
+
+
+def test_keep_torch_threads_undoes_select_device_at_each_event_and_on_exit():
+    import torch
+
+    from detseg.detectors.train import keep_torch_threads
+
+    before = torch.get_num_threads()
+    yolo = _FakeYolo()
+    try:
+        with keep_torch_threads(yolo, "on_train_start", "on_val_start"):
+            assert set(yolo.callbacks) == {"on_train_start", "on_val_start"}
+            torch.set_num_threads(before + 1)  # what ultralytics' select_device does (cores - 1)
+            yolo.callbacks["on_train_start"][0](None)
+            assert torch.get_num_threads() == before
+            torch.set_num_threads(before + 1)
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
