@@ -13,8 +13,16 @@ at the detector's default confidence, and over a sweep of confidences (``--plot`
 both curves). Detection runs once per photo at the lowest confidence of the sweep; each
 threshold then filters those boxes, so every row comes from the same forward passes.
 
+The same figures on photos outside the held-out set: ``--labels`` (a COCO JSON of boxes, e.g.
+``data/real/uj-train-cookies-unseen.json``: real cookies in training photos that no detector
+stage trained on) and/or ``--negatives`` (a list of cookie-free photo names, e.g. training photos
+held out of a run), both read from ``--images``. These are the checks to choose recipes and
+checkpoints by; the held-out validation photos are only measured.
+
 Usage:
     python benchmarks/real_detector.py [--weights W [W ...]] [--plot runs/real_detector.png]
+    python benchmarks/real_detector.py --labels data/real/uj-train-cookies-unseen.json \
+        --images ../shared/datasets/uj-staple-pantry-train-images/images [--negatives LIST]
 
 Dataset: "The Staple Pantry Dataset (University of Johannesburg)", CC BY-SA 4.0, read in
 place from ../shared/datasets/uj-staple-pantry-valid (skips cleanly when absent).
@@ -49,7 +57,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def load_photos(folder: Path) -> list[dict]:
     """``[{"path", "cookies": (K, 4) xyxy}]`` for every annotated photo."""
-    coco = json.loads((folder / "annotations.json").read_text())
+    return load_photos_from(json.loads((folder / "annotations.json").read_text()), folder / "images")
+
+
+def load_photos_from(coco: dict, images: Path) -> list[dict]:
+    """``[{"path", "cookies": (K, 4) xyxy}]`` for every photo of ``coco`` with at least one annotation."""
     cookie_ids = {c["id"] for c in coco["categories"] if c["name"].lower() in COOKIE_NAMES}
     boxes: dict[int, list] = {im["id"]: [] for im in coco["images"]}
     annotated = set()
@@ -58,8 +70,19 @@ def load_photos(folder: Path) -> list[dict]:
         if a["category_id"] in cookie_ids:
             x, y, w, h = a["bbox"]
             boxes[a["image_id"]].append([x, y, x + w, y + h])
-    return [{"path": folder / "images" / im["file_name"], "cookies": np.array(boxes[im["id"]], float).reshape(-1, 4)}
+    return [{"path": images / im["file_name"], "cookies": np.array(boxes[im["id"]], float).reshape(-1, 4)}
             for im in coco["images"] if im["id"] in annotated]
+
+
+def load_box_photos(labels_json: Path, images: Path) -> list[dict]:
+    """``[{"path", "cookies": (K, 4) xyxy}]`` for the photos of a COCO JSON of cookie boxes (pixels)."""
+    return load_photos_from(json.loads(Path(labels_json).read_text()), Path(images))
+
+
+def load_negative_photos(names_file: Path, images: Path) -> list[dict]:
+    """Cookie-free photos named one per line (``#`` comments and blank lines skipped)."""
+    names = [line.split("#")[0].strip() for line in Path(names_file).read_text().splitlines()]
+    return [{"path": Path(images) / n, "cookies": np.zeros((0, 4))} for n in names if n]
 
 
 def rates(photos, detections, conf: float) -> dict:
@@ -78,6 +101,15 @@ def rates(photos, detections, conf: float) -> dict:
             "free_photos": free, "cookies": total}
 
 
+def _false(r: dict) -> str:
+    return f"{r['false_per_free_photo']:.2f}" if r["free_photos"] else "-"
+
+
+def _recall(r: dict) -> str:
+    found = round(r["cookie_recall"] * r["cookies"])
+    return f"{r['cookie_recall']:.1%} ({found}/{r['cookies']})" if r["cookies"] else "-"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder with annotations.json and images/")
@@ -85,16 +117,30 @@ def main(argv=None) -> int:
     parser.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plot", help="PNG of false detections and recall against confidence")
+    parser.add_argument("--labels", help="instead of --data: COCO JSON of real cookie boxes (pixels) in --images")
+    parser.add_argument("--negatives", help="instead of --data: file listing cookie-free photos in --images")
+    parser.add_argument("--images", help="folder of the --labels / --negatives photos")
     args = parser.parse_args(argv)
-    folder = Path(args.data)
-    if not (folder / "annotations.json").is_file():
-        print(f"skipped: {folder}/annotations.json not found (the UJ dataset is not on this machine)")
-        return 0
+    if args.labels or args.negatives:
+        if not args.images:
+            parser.error("--labels / --negatives need --images")
+        if not Path(args.images).is_dir():
+            print(f"skipped: {args.images} not found (the UJ dataset is not on this machine)")
+            return 0
+        photos = (load_box_photos(Path(args.labels), Path(args.images)) if args.labels else []) + (
+            load_negative_photos(Path(args.negatives), Path(args.images)) if args.negatives else [])
+        title = "real photos outside the held-out set"
+    else:
+        folder = Path(args.data)
+        if not (folder / "annotations.json").is_file():
+            print(f"skipped: {folder}/annotations.json not found (the UJ dataset is not on this machine)")
+            return 0
+        photos = load_photos(folder)
+        title = "UJ Staple Pantry validation photos (held out)"
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
     from detseg.detectors.yolo import DEFAULT_CONF
     from detseg.images import read_image
 
-    photos = load_photos(folder)
     images = [read_image(p["path"]) for p in photos]
     curves = {}
     for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
@@ -106,12 +152,12 @@ def main(argv=None) -> int:
         name = Path(weights).name
         print(f"{name}: {len(photos)} photos ({at_default['free_photos']} cookie-free, {at_default['cookies']} "
               f"cookies), {seconds / len(photos) * 1000:.0f} ms/photo on {args.device}")
-        print(f"  default conf {DEFAULT_CONF}: {at_default['false_per_free_photo']:.2f} false detections per "
-              f"cookie-free photo, real-cookie recall {at_default['cookie_recall']:.1%}")
-        print(f"  {'conf':>6} {'false/photo':>12} {'recall':>8}")
+        print(f"  default conf {DEFAULT_CONF}: {_false(at_default)} false detections per "
+              f"cookie-free photo, real-cookie recall {_recall(at_default)}")
+        print(f"  {'conf':>6} {'false/photo':>12} {'recall':>14}")
         curves[name] = [rates(photos, detections, c) for c in SWEEP]
         for r in curves[name]:
-            print(f"  {r['conf']:>6.2f} {r['false_per_free_photo']:>12.2f} {r['cookie_recall']:>8.1%}")
+            print(f"  {r['conf']:>6.2f} {_false(r):>12} {_recall(r):>14}")
     if args.plot:
         import matplotlib
 
@@ -131,7 +177,7 @@ def main(argv=None) -> int:
             ax.legend(fontsize=8)
         ax1.set_yscale("symlog", linthresh=0.1)
         ax1.set_ylim(bottom=0)
-        fig.suptitle("UJ Staple Pantry validation photos (held out)")
+        fig.suptitle(title)
         fig.tight_layout()
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.plot, dpi=110)

@@ -32,3 +32,39 @@ def test_real_photos_reproduces_the_box_reference_on_a_subset():
 def test_benchmark_scripts_start(script):
     res = _run(f"benchmarks/{script}", "--help")
     assert res.returncode == 0 and "usage" in res.stdout.lower(), res.stderr
+
+
+def _real_detector_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("real_detector", ROOT / "benchmarks" / "real_detector.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_real_detector_reads_box_labels_and_negative_lists(tmp_path):
+    import json
+
+    labels = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
+                         {"id": 2, "file_name": "b.jpg", "width": 100, "height": 80}],
+              "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [10, 20, 30, 40]},
+                              {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 5, 10, 10]}],
+              "categories": [{"id": 2, "name": "cookie"}]}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    (tmp_path / "negatives.txt").write_text("# cookie-free\nc.jpg\n\nd.jpg  # kitchen\n")
+    module = _real_detector_module()
+    photos = module.load_box_photos(tmp_path / "labels.json", tmp_path)
+    assert [p["path"].name for p in photos] == ["a.jpg"]  # b.jpg has no box: not a cookie photo
+    assert photos[0]["cookies"].tolist() == [[10, 20, 40, 60], [50, 5, 60, 15]]
+    negatives = module.load_negative_photos(tmp_path / "negatives.txt", tmp_path)
+    assert [p["path"].name for p in negatives] == ["c.jpg", "d.jpg"]
+    assert all(p["cookies"].shape == (0, 4) for p in negatives)
+
+
+def test_real_detector_on_labelled_photos_skips_or_refuses_cleanly(tmp_path):
+    res = _run("benchmarks/real_detector.py", "--labels", "data/real/uj-train-cookies-unseen.json",
+               "--images", str(tmp_path / "absent"))
+    assert res.returncode == 0 and res.stdout.startswith("skipped:")
+    res = _run("benchmarks/real_detector.py", "--labels", "data/real/uj-train-cookies-unseen.json")
+    assert res.returncode == 2 and "--images" in res.stderr
