@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plot", help="PNG of false detections and recall against confidence")
-    parser.add_argument("--labels", help="instead of --data: COCO JSON of real cookie boxes (pixels) in --images")
+    parser.add_argument("--labels", nargs="+", help="instead of --data: COCO JSON(s) of real cookie boxes (pixels) "
+                        "in --images")
     parser.add_argument("--negatives", help="instead of --data: file listing cookie-free photos in --images")
     parser.add_argument("--images", help="folder of the --labels / --negatives photos")
     args = parser.parse_args(argv)
@@ -127,8 +128,8 @@ def main(argv=None) -> int:
         if not Path(args.images).is_dir():
             print(f"skipped: {args.images} not found (the UJ dataset is not on this machine)")
             return 0
-        photos = (load_box_photos(Path(args.labels), Path(args.images)) if args.labels else []) + (
-            load_negative_photos(Path(args.negatives), Path(args.images)) if args.negatives else [])
+        photos = [p for labels in args.labels or () for p in load_box_photos(Path(labels), Path(args.images))]
+        photos += load_negative_photos(Path(args.negatives), Path(args.images)) if args.negatives else []
         title = "real photos outside the held-out set"
     else:
         folder = Path(args.data)
