@@ -114,7 +114,7 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
         InputError: unknown format, missing runtime package, bad ``imgsz`` or ``out``.
         WeightsError: ``weights`` is not a loadable detect/segment model, or the exporter failed.
     """
-    from detseg.assets import resolve_weights
+    from detseg.assets import keep_torch_threads, resolve_weights
     from detseg.detectors.train import load_yolo
 
     check_runtime(fmt)
@@ -141,19 +141,16 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
     with tempfile.TemporaryDirectory(dir=staging, prefix="detseg-export-") as tmp:
         copy = Path(tmp) / "model.pt"
         shutil.copyfile(src, copy)
-        import torch
-
-        threads = torch.get_num_threads()
         extra = {"simplify": importlib.util.find_spec("onnxslim") is not None} if fmt == "onnx" else {}
         try:
-            produced = Path(load_yolo(copy).export(format=fmt, imgsz=int(imgsz), quantize=16 if half else None,
-                                                   device="cpu", dynamic=False, **extra))
+            with keep_torch_threads():
+                produced = Path(load_yolo(copy).export(format=fmt, imgsz=int(imgsz),
+                                                       quantize=16 if half else None, device="cpu", dynamic=False,
+                                                       **extra))
         except (InputError, WeightsError):
             raise
         except Exception as e:  # the exporters raise many types; the cause is one line
             raise WeightsError(f"export of {src} to {fmt} failed ({type(e).__name__}: {str(e)[:300]})") from None
-        finally:  # ultralytics' select_device leaves torch at cores - 1 threads for the whole process
-            torch.set_num_threads(threads)
         _put_in_place(produced, dst)
     return dst
 

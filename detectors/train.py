@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import shlex
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from detseg.assets import load_error, resolve_device, resolve_weights
+from detseg.assets import keep_torch_threads, load_error, resolve_device, resolve_weights
 from detseg.atomic import atomic_write_json, atomic_write_text
 from detseg.errors import DatasetError, WeightsError
 
@@ -141,25 +140,6 @@ def _check_task(model: str, task: str) -> None:
     if found != task:
         hint = "yolov8n-seg.yaml" if task == "segment" else "yolov8n.yaml"
         raise WeightsError(f"model {model} is a {found} model but --task is {task}; use e.g. {hint}")
-
-
-@contextmanager
-def keep_torch_threads(yolo, *events: str):
-    """Keep torch's thread count through an ultralytics call.
-
-    ultralytics' ``select_device`` sets torch to cores - 1 threads for CPU work (1 of 2 cores
-    here), halving training and validation speed and every later torch op in the process. This
-    sets the count back at each callback ``event`` (after ``select_device`` has run) and on exit.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    for event in events:
-        yolo.add_callback(event, lambda _: torch.set_num_threads(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640,

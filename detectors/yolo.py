@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import supervision as sv
 
-from detseg.assets import load_error, resolve_device, resolve_weights
+from detseg.assets import keep_torch_threads, load_error, resolve_device, resolve_weights
 from detseg.errors import InputError, WeightsError
 from detseg.images import to_bgr8
 from detseg.keys import CLASS_NAME
@@ -192,18 +192,10 @@ class YoloDetector:
         if not batch:
             return []
         batch = [to_bgr8(im) for im in batch]
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
+        with keep_torch_threads():
             results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
                                           imgsz=self._imgsz, device=self._device, max_det=self.max_det,
                                           agnostic_nms=self.agnostic_nms, verbose=False, **self._predict_options())
-        finally:
-            # ultralytics' select_device sets torch's global thread count to cores - 1 on CPU (1 on a
-            # 2-core machine), halving every later torch op in the process, SAM included: undo it
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
         out = [self._to_detections(r) for r in results]
         return out if isinstance(image, list) else out[0]
 

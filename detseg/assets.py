@@ -6,6 +6,7 @@ because the caller passed that name: never on import or in a constructor.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from detseg.errors import InputError, WeightsError
@@ -93,3 +94,28 @@ def resolve_device(device: str | None = "auto") -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+@contextmanager
+def keep_torch_threads(yolo=None, *events: str):
+    """Keep torch's thread count through an ultralytics call (predict, train, val, export).
+
+    ultralytics' ``select_device`` sets torch to cores - 1 threads for CPU work (1 of 2 cores
+    here), halving that call and every later torch op in the process, SAM included. This sets
+    the count back on exit and, for a call that runs long after ``select_device`` (training,
+    validation), at each of the model's callback ``events`` too.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+
+    def restore(_=None) -> None:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+    for event in events:
+        yolo.add_callback(event, restore)
+    try:
+        yield
+    finally:
+        restore()
