@@ -1,0 +1,179 @@
+"""Average the weights of several checkpoints of one training run (stochastic weight averaging).
+
+A short fine-tuning run's checkpoints can swing from epoch to epoch; the mean of the last few
+epochs' weights sits in a flatter, steadier place (Izmailov et al., "Averaging Weights Leads to
+Wider Optima and Better Generalization", 2018). Batch-norm statistics of averaged weights are not
+the average of the statistics, so they are recomputed on training images.
+
+Example:
+    >>> from detseg.detectors.average import average_checkpoints  # doctest: +SKIP
+    >>> average_checkpoints([f"runs/t/weights/epoch{i}.pt" for i in range(10, 15)], "avg.pt",  # doctest: +SKIP
+    ...                     images="datasets/food/images/train", imgsz=640)
+    PosixPath('avg.pt')
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from detseg.atomic import place_file
+from detseg.errors import DatasetError, WeightsError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _load_model(path: str | Path):
+    from ultralytics.nn.tasks import load_checkpoint
+
+    if not Path(path).is_file():
+        raise WeightsError(f"{path}: checkpoint not found")
+    try:
+        model, _ = load_checkpoint(path)
+    except Exception as e:  # a file that is not an ultralytics checkpoint
+        raise WeightsError(f"{path}: not an ultralytics checkpoint ({type(e).__name__}: {e})") from None
+    return model
+
+
+def average_weights(weights: Sequence[str | Path]):
+    """The uniform mean of the weights of ultralytics checkpoints of one architecture.
+
+    Floating-point parameters and buffers are averaged in float32; integer buffers (batch-norm's
+    ``num_batches_tracked``) are taken from the last checkpoint.
+
+    Args:
+        weights: two or more ``.pt`` paths (``ema`` weights where present, as ultralytics loads them).
+
+    Returns:
+        The averaged model (float32, eval mode), a copy of the last checkpoint's module.
+
+    Raises:
+        WeightsError: fewer than two paths, a file missing or unreadable, or architectures that differ.
+    """
+    if len(weights) < 2:
+        raise WeightsError(f"averaging needs at least 2 checkpoints, got {len(weights)}: {list(map(str, weights))}")
+    import torch
+
+    models = [_load_model(p) for p in weights]
+    states = [m.state_dict() for m in models]
+    ref = {k: tuple(v.shape) for k, v in states[0].items()}
+    for path, state in zip(weights[1:], states[1:]):
+        got = {k: tuple(v.shape) for k, v in state.items()}
+        if got != ref:
+            diff = sorted(set(ref.items()) ^ set(got.items()))[:3]
+            raise WeightsError(f"{path}: architecture differs from {weights[0]} (first differences: {diff})")
+    mean = {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
+            for k, v in states[0].items()}
+    model = models[-1]
+    model.load_state_dict(mean)
+    return model.eval()
+
+
+def list_images(images: str | Path) -> list[Path]:
+    """Image files directly in a folder, sorted."""
+    folder = Path(images)
+    if not folder.is_dir():
+        raise DatasetError("image folder not found", folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640, batch: int = 16) -> int:
+    """Recompute every batch-norm layer's running mean and variance on ``images``.
+
+    Each image is letterboxed to ``imgsz`` x ``imgsz`` (ultralytics' grey padding, RGB, 0-1) and the
+    model runs in training mode without gradients; the statistics are the plain average over all
+    batches (momentum ``None``), as in SWA.
+
+    Args:
+        model: an ultralytics ``DetectionModel`` (float32).
+        images: image paths (BGR files read with OpenCV; unreadable files are skipped).
+        imgsz: square input size.
+        batch: images per forward pass.
+
+    Returns:
+        The number of images used.
+
+    Raises:
+        DatasetError: no image could be read.
+    """
+    import cv2
+    import torch
+    from ultralytics.data.augment import LetterBox
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch
+    letterbox = LetterBox((imgsz, imgsz), auto=False)
+    used, chunk = 0, []
+    was_training = model.training
+    model.train()
+
+    def flush():
+        x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.no_grad():
+            model(x)
+        chunk.clear()
+
+    try:
+        for path in images:
+            im = cv2.imread(str(path))
+            if im is None:
+                continue
+            chunk.append(np.ascontiguousarray(letterbox(image=im)[..., ::-1]))
+            used += 1
+            if len(chunk) == batch:
+                flush()
+        if chunk:
+            flush()
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    if not used:
+        raise DatasetError("no readable image to recompute batch-norm statistics on",
+                           ", ".join(map(str, list(images)[:3])) or "(empty list)")
+    return used
+
+
+def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: str | Path | None = None,
+                        imgsz: int = 640, max_images: int = 512, seed: int = 0, batch: int = 16) -> Path:
+    """Average checkpoints, recompute batch-norm statistics, and save a stripped ultralytics checkpoint.
+
+    Args:
+        weights: the checkpoints to average (e.g. a run's ``weights/epoch*.pt`` from ``save_period=1``).
+        out: the ``.pt`` to write (atomically); loadable by ``YOLO(out)`` and ``detseg predict --detector``.
+        images: folder of training images for the batch-norm statistics; ``None`` keeps the averaged
+            statistics (less accurate, see the module docstring).
+        imgsz: input size for the statistics pass.
+        max_images: at most this many images, drawn with ``random.Random(seed)``.
+        seed: seed of that draw.
+        batch: images per forward pass.
+
+    Returns:
+        The path written.
+    """
+    import torch
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    model = average_weights(weights)
+    if images is not None:
+        paths = list_images(images)
+        if len(paths) > max_images:
+            paths = sorted(random.Random(seed).sample(paths, max_images))
+        recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
+    ckpt = torch.load(weights[-1], map_location="cpu", weights_only=False)
+    ckpt.update(model=model.half(), ema=None)
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "average.pt"
+        torch.save(ckpt, staged)
+        strip_optimizer(staged, updates={"averaged_from": [str(p) for p in weights]})
+        return place_file(staged, out)
