@@ -1,0 +1,129 @@
+"""Checkpoint averaging (SWA): the mean of the weights, recomputed batch-norm statistics, a loadable file."""
+
+import numpy as np
+import pytest
+import torch
+
+from detseg.detectors.average import average_checkpoints, average_weights, list_images, recalibrate_batchnorm
+from detseg.errors import DatasetError, WeightsError
+
+
+def _shifted_copy(src, dst, shift: float):
+    """The checkpoint ``src`` with ``shift`` added to every floating-point parameter and buffer."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    model = ckpt["model"]
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.add_(shift)
+    torch.save(ckpt, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_weights, tmp_path_factory):
+    """Three checkpoints of one architecture: the 1-epoch tiny detector, shifted by 0, +0.5 and -0.25."""
+    tmp = tmp_path_factory.mktemp("avg")
+    return [_shifted_copy(tiny_weights, tmp / f"c{i}.pt", s) for i, s in enumerate((0.0, 0.5, -0.25))]
+
+
+def _state(path):
+    from ultralytics.nn.tasks import load_checkpoint
+
+    return load_checkpoint(path)[0].state_dict()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_average_weights_is_the_elementwise_mean(checkpoints, count):
+    paths = checkpoints[:count]
+    averaged = average_weights(paths).state_dict()
+    states = [_state(p) for p in paths]
+    for key, value in averaged.items():
+        if value.is_floating_point():
+            expected = torch.stack([s[key] for s in states]).mean(0)
+            torch.testing.assert_close(value, expected, rtol=0, atol=1e-6, msg=key)
+        else:  # integer buffers come from the last checkpoint
+            assert torch.equal(value, states[-1][key]), key
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_average_weights_needs_two(checkpoints, count):
+    with pytest.raises(WeightsError, match=f"at least 2 checkpoints, got {count}"):
+        average_weights(checkpoints[:count])
+
+
+def test_average_weights_names_a_missing_file(checkpoints, tmp_path):
+    with pytest.raises(WeightsError, match="nope.pt: checkpoint not found"):
+        average_weights([checkpoints[0], tmp_path / "nope.pt"])
+
+
+def test_average_weights_rejects_other_architectures(checkpoints, tmp_path):
+    from ultralytics import YOLO
+
+    other = YOLO("yolov8n.yaml")  # 80 classes: a different head
+    other.save(tmp_path / "coco-shaped.pt")
+    with pytest.raises(WeightsError, match="coco-shaped.pt: architecture differs"):
+        average_weights([checkpoints[0], tmp_path / "coco-shaped.pt"])
+
+
+def test_recalibrate_batchnorm_gives_the_batch_statistics(checkpoints, tiny_dataset):
+    """One batch, cumulative average: the first BN's running mean/var are that batch's channel statistics."""
+    import cv2
+    from ultralytics.data.augment import LetterBox
+
+    model = average_weights(checkpoints[:2])
+    images = list_images(tiny_dataset / "images" / "train")
+    first_bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    captured = []
+    handle = first_bn.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().clone()))
+    try:
+        used = recalibrate_batchnorm(model, images, imgsz=64, batch=len(images))
+    finally:
+        handle.remove()
+    assert used == len(images) and len(captured) == 1 and not model.training
+    x = captured[0]
+    assert x.shape[0] == len(images) and x.shape[-1] == 32  # 64 px in, stride-2 stem
+    torch.testing.assert_close(first_bn.running_mean, x.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first_bn.running_var, x.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-5)
+    assert first_bn.momentum == 0.03  # ultralytics' value restored after the pass
+    # and the input really was the letterboxed RGB image, scaled to 0-1
+    lb = LetterBox((64, 64), auto=False)(image=cv2.imread(str(images[0])))[..., ::-1] / 255.0
+    stem = model.model[0].conv
+    expected = stem(torch.from_numpy(lb.copy()).permute(2, 0, 1)[None].float())
+    torch.testing.assert_close(x[:1], expected.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_recalibrate_batchnorm_skips_unreadable_and_fails_on_none(checkpoints, tmp_path):
+    model = average_weights(checkpoints[:2])
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="no readable image"):
+        recalibrate_batchnorm(model, [bad], imgsz=64)
+
+
+def test_average_checkpoints_writes_a_detector_yolo_loads(checkpoints, tiny_dataset, tmp_path):
+    from ultralytics import YOLO
+
+    out = average_checkpoints(checkpoints[:2], tmp_path / "avg.pt", images=tiny_dataset / "images" / "train",
+                              imgsz=64, max_images=4)
+    ckpt = torch.load(out, map_location="cpu", weights_only=False)
+    assert ckpt["optimizer"] is None and ckpt["ema"] is None
+    assert ckpt["averaged_from"] == [str(p) for p in checkpoints[:2]]
+    assert ckpt["model"].names == _names(checkpoints[0])
+    # the saved weights are the averaged ones (the stem conv has no batch norm to recompute)
+    key = "model.0.conv.weight"
+    mean = (_state(checkpoints[0])[key] + _state(checkpoints[1])[key]) / 2
+    torch.testing.assert_close(_state(out)[key], mean.half().float())
+    image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    result = YOLO(str(out)).predict(image, imgsz=64, device="cpu", verbose=False)[0]
+    assert result.boxes is not None
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def _names(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"].names
+
+
+def test_list_images_rejects_a_missing_folder(tmp_path):
+    with pytest.raises(DatasetError, match="image folder not found"):
+        list_images(tmp_path / "absent")
