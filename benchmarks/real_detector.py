@@ -171,10 +171,10 @@ def main(argv=None) -> int:
             ax2.plot(SWEEP, [r["cookie_recall"] for r in rows], marker="o", label=name)
         ax1.axhline(0.5, ls="--", c="grey", lw=1, label="target <= 0.5")
         ax2.axhline(0.6, ls="--", c="grey", lw=1, label="target >= 60%")
-        for ax, title in ((ax1, "false detections per cookie-free photo"), (ax2, "real-cookie recall (IoU>=0.5)")):
+        for ax, panel in ((ax1, "false detections per cookie-free photo"), (ax2, "real-cookie recall (IoU>=0.5)")):
             ax.axvline(DEFAULT_CONF, ls=":", c="k", lw=1)
             ax.set_xlabel("confidence threshold")
-            ax.set_title(title)
+            ax.set_title(panel)
             ax.legend(fontsize=8)
         ax1.set_yscale("symlog", linthresh=0.1)
         ax1.set_ylim(bottom=0)

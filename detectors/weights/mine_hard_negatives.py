@@ -1,0 +1,63 @@
+"""Stage D's hard negatives: background photos on which a detector fires, added to a dataset as
+background-only training images (ultralytics trains on an image without a label file as a negative).
+
+Usage (what made the shipped detector, see README.md beside this file):
+    python detectors/weights/mine_hard_negatives.py --weights swa-last8.pt --images BG_DIR \
+        --exclude data/real/uj-train-exclude.txt data/real/uj-train-dev-negatives.txt \
+        --into D/images/train --max 400 --seed 2027
+
+Photos are linked (not copied) into ``--into`` as ``hardneg-<name>``; the list of names is written
+beside them as ``hardneg.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def read_names(path: Path) -> set[str]:
+    """File names listed one per line; ``#`` starts a comment."""
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--images", required=True, type=Path, help="background photos (no item of the classes)")
+    ap.add_argument("--exclude", nargs="*", type=Path, default=[], help="lists of photo names to leave out")
+    ap.add_argument("--into", required=True, type=Path, help="a dataset's train image folder")
+    ap.add_argument("--conf", type=float, default=0.25)
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--max", type=int, default=400, help="at most this many (seeded draw)")
+    ap.add_argument("--seed", type=int, default=2027)
+    args = ap.parse_args(argv)
+    for path in (args.images, args.into):
+        if not path.is_dir():
+            print(f"error: folder not found: {path}", file=sys.stderr)
+            return 2
+    from ultralytics import YOLO
+
+    excluded = set().union(*(read_names(p) for p in args.exclude))
+    photos = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in excluded)
+    model = YOLO(args.weights)
+    fired = [p for p in photos if len(model.predict(str(p), imgsz=args.imgsz, conf=args.conf, agnostic_nms=True,
+                                                    verbose=False)[0].boxes)]
+    print(f"{len(fired)} of {len(photos)} photos get a detection at conf {args.conf}")
+    if len(fired) > args.max:
+        fired = sorted(random.Random(args.seed).sample(fired, args.max))
+    for p in fired:
+        link = args.into / f"hardneg-{p.name}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(p.resolve())
+    (args.into / "hardneg.txt").write_text("".join(p.name + "\n" for p in fired))
+    print(f"linked {len(fired)} hard negatives into {args.into}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
