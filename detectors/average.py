@@ -65,7 +65,12 @@ def average_weights(weights: Sequence[str | Path]):
         got = {k: tuple(v.shape) for k, v in state.items()}
         if got != ref:
             diff = sorted(set(ref.items()) ^ set(got.items()))[:3]
-            raise WeightsError(f"{path}: architecture differs from {weights[0]} (first differences: {diff})")
+            raise WeightsError(f"{path}: architecture differs from {weights[0]} (first (tensor, shape) pairs "
+                               f"found in only one of the two: {diff})")
+    names = [getattr(m, "names", None) for m in models]
+    for path, got in zip(weights[1:], names[1:]):
+        if got != names[0]:
+            raise WeightsError(f"{path}: class names {got} differ from {weights[0]}'s {names[0]}")
     mean = {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
             for k, v in states[0].items()}
     model = models[-1]
@@ -95,19 +100,21 @@ def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640,
         batch: images per forward pass.
 
     Returns:
-        The number of images used.
+        The number of images used (0 for a model without batch norm: nothing to recompute).
 
     Raises:
-        DatasetError: no image could be read.
+        DatasetError: no image could be read (the statistics are then left as they were).
     """
     import cv2
     import torch
     from ultralytics.data.augment import LetterBox
 
+    images = list(images)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return 0
     momenta = [m.momentum for m in bns]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over every batch
@@ -138,8 +145,10 @@ def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640,
             m.momentum = momentum
         model.train(was_training)
     if not used:
+        for m, (mean, var, count) in zip(bns, saved):
+            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
         raise DatasetError("no readable image to recompute batch-norm statistics on",
-                           ", ".join(map(str, list(images)[:3])) or "(empty list)")
+                           ", ".join(map(str, images[:3])) or "(empty list)")
     return used
 
 
@@ -170,7 +179,8 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
             paths = sorted(random.Random(seed).sample(paths, max_images))
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
     ckpt = torch.load(weights[-1], map_location="cpu", weights_only=False)
-    ckpt.update(model=model.half(), ema=None)
+    # the last epoch's validation figures do not describe the average
+    ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "average.pt"

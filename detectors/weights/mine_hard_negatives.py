@@ -50,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(fired)} of {len(photos)} photos get a detection at conf {args.conf}")
     if len(fired) > args.max:
         fired = sorted(random.Random(args.seed).sample(fired, args.max))
+    listing = args.into / "hardneg.txt"
+    if listing.is_file():  # a re-run replaces the previous run's links
+        for name in read_names(listing):
+            (args.into / f"hardneg-{name}").unlink(missing_ok=True)
     for p in fired:
         link = args.into / f"hardneg-{p.name}"
         link.unlink(missing_ok=True)
         link.symlink_to(p.resolve())
-    (args.into / "hardneg.txt").write_text("".join(p.name + "\n" for p in fired))
+    listing.write_text("".join(p.name + "\n" for p in fired))
     print(f"linked {len(fired)} hard negatives into {args.into}")
     return 0
 

@@ -8,14 +8,14 @@ from detseg.detectors.average import average_checkpoints, average_weights, list_
 from detseg.errors import DatasetError, WeightsError
 
 
-def _shifted_copy(src, dst, shift: float):
-    """The checkpoint ``src`` with ``shift`` added to every floating-point parameter and buffer."""
+def _shifted_copy(src, dst, shift: float, batches: int):
+    """The checkpoint ``src`` with ``shift`` added to every floating-point parameter and buffer, and
+    every batch norm's ``num_batches_tracked`` set to ``batches``."""
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     model = ckpt["model"]
     with torch.no_grad():
         for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.add_(shift)
+            t.add_(shift) if t.is_floating_point() else t.fill_(batches)
     torch.save(ckpt, dst)
     return dst
 
@@ -24,7 +24,8 @@ def _shifted_copy(src, dst, shift: float):
 def checkpoints(tiny_weights, tmp_path_factory):
     """Three checkpoints of one architecture: the 1-epoch tiny detector, shifted by 0, +0.5 and -0.25."""
     tmp = tmp_path_factory.mktemp("avg")
-    return [_shifted_copy(tiny_weights, tmp / f"c{i}.pt", s) for i, s in enumerate((0.0, 0.5, -0.25))]
+    return [_shifted_copy(tiny_weights, tmp / f"c{i}.pt", s, 10 * (i + 1))
+            for i, s in enumerate((0.0, 0.5, -0.25))]
 
 
 def _state(path):
@@ -66,26 +67,31 @@ def test_average_weights_rejects_other_architectures(checkpoints, tmp_path):
         average_weights([checkpoints[0], tmp_path / "coco-shaped.pt"])
 
 
-def test_recalibrate_batchnorm_gives_the_batch_statistics(checkpoints, tiny_dataset):
-    """One batch, cumulative average: the first BN's running mean/var are that batch's channel statistics."""
+@pytest.mark.parametrize("batches", [1, 2])
+def test_recalibrate_batchnorm_gives_the_batch_statistics(checkpoints, tiny_dataset, batches):
+    """Cumulative average: the first BN's running mean/var are the mean over batches of each batch's statistics."""
     import cv2
     from ultralytics.data.augment import LetterBox
 
     model = average_weights(checkpoints[:2])
     images = list_images(tiny_dataset / "images" / "train")
+    assert len(images) % batches == 0
     first_bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    momentum = first_bn.momentum
     captured = []
     handle = first_bn.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().clone()))
     try:
-        used = recalibrate_batchnorm(model, images, imgsz=64, batch=len(images))
+        used = recalibrate_batchnorm(model, images, imgsz=64, batch=len(images) // batches)
     finally:
         handle.remove()
-    assert used == len(images) and len(captured) == 1 and not model.training
+    assert used == len(images) and len(captured) == batches and not model.training
     x = captured[0]
-    assert x.shape[0] == len(images) and x.shape[-1] == 32  # 64 px in, stride-2 stem
-    torch.testing.assert_close(first_bn.running_mean, x.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(first_bn.running_var, x.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-5)
-    assert first_bn.momentum == 0.03  # ultralytics' value restored after the pass
+    assert x.shape[0] == len(images) // batches and x.shape[-1] == 32  # 64 px in, stride-2 stem
+    means = torch.stack([c.mean((0, 2, 3)) for c in captured]).mean(0)
+    variances = torch.stack([c.var((0, 2, 3), unbiased=True) for c in captured]).mean(0)
+    torch.testing.assert_close(first_bn.running_mean, means, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first_bn.running_var, variances, rtol=1e-4, atol=1e-5)
+    assert first_bn.momentum == momentum  # ultralytics' value restored after the pass
     # and the input really was the letterboxed RGB image, scaled to 0-1
     lb = LetterBox((64, 64), auto=False)(image=cv2.imread(str(images[0])))[..., ::-1] / 255.0
     stem = model.model[0].conv
@@ -93,12 +99,16 @@ def test_recalibrate_batchnorm_gives_the_batch_statistics(checkpoints, tiny_data
     torch.testing.assert_close(x[:1], expected.detach(), rtol=1e-4, atol=1e-4)
 
 
-def test_recalibrate_batchnorm_skips_unreadable_and_fails_on_none(checkpoints, tmp_path):
+def test_recalibrate_batchnorm_skips_unreadable_and_fails_on_none(checkpoints, tiny_dataset, tmp_path):
     model = average_weights(checkpoints[:2])
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(DatasetError, match="no readable image"):
         recalibrate_batchnorm(model, [bad], imgsz=64)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # statistics left as they were
+    good = list_images(tiny_dataset / "images" / "train")[0]
+    assert recalibrate_batchnorm(model, iter([bad, good]), imgsz=64) == 1
 
 
 def test_average_checkpoints_writes_a_detector_yolo_loads(checkpoints, tiny_dataset, tmp_path):
@@ -110,18 +120,29 @@ def test_average_checkpoints_writes_a_detector_yolo_loads(checkpoints, tiny_data
     assert ckpt["optimizer"] is None and ckpt["ema"] is None
     assert ckpt["averaged_from"] == [str(p) for p in checkpoints[:2]]
     assert ckpt["model"].names == _names(checkpoints[0])
-    # the saved weights are the averaged ones (the stem conv has no batch norm to recompute)
+    assert ckpt["train_metrics"] == {} and ckpt["train_results"] == {}  # one epoch's figures are not the average's
+    # conv weights are averaged and untouched by the recalibration; batch-norm statistics are recomputed
+    saved, first, second = _state(out), _state(checkpoints[0]), _state(checkpoints[1])
     key = "model.0.conv.weight"
-    mean = (_state(checkpoints[0])[key] + _state(checkpoints[1])[key]) / 2
-    torch.testing.assert_close(_state(out)[key], mean.half().float())
+    torch.testing.assert_close(saved[key], ((first[key] + second[key]) / 2).half().float())
+    key = "model.0.bn.running_mean"
+    assert not torch.allclose(saved[key], ((first[key] + second[key]) / 2).half().float(), atol=1e-2)
     image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
     result = YOLO(str(out)).predict(image, imgsz=64, device="cpu", verbose=False)[0]
-    assert result.boxes is not None
+    assert result.names == _names(checkpoints[0]) and result.boxes.xyxy.shape[1] == 4
     assert not list(tmp_path.glob(".*.part"))
 
 
 def _names(path):
     return torch.load(path, map_location="cpu", weights_only=False)["model"].names
+
+
+def test_average_weights_rejects_other_class_names(checkpoints, tmp_path):
+    ckpt = torch.load(checkpoints[1], map_location="cpu", weights_only=False)
+    ckpt["model"].names = {0: "a", 1: "b", 2: "c"}
+    torch.save(ckpt, tmp_path / "renamed.pt")
+    with pytest.raises(WeightsError, match="renamed.pt: class names"):
+        average_weights([checkpoints[0], tmp_path / "renamed.pt"])
 
 
 def test_list_images_rejects_a_missing_folder(tmp_path):
