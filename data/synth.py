@@ -354,6 +354,12 @@ def _size_of(path: Path) -> tuple[int, int]:
         return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
 
+def read_name_list(path: str | Path) -> set[str]:
+    """File names listed one per line in a text file; ``#`` starts a comment."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return {ln.split("#")[0].strip() for ln in lines} - {""}
+
+
 def list_backgrounds(folder: str | Path, exclude=()) -> list[Path]:
     """Image files under ``folder`` (sorted, recursive) minus those whose name is in ``exclude``.
 
@@ -365,10 +371,7 @@ def list_backgrounds(folder: str | Path, exclude=()) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"backgrounds folder not found: {folder}")
-    if isinstance(exclude, (str, Path)):
-        lines = Path(exclude).read_text(encoding="utf-8").splitlines()
-        exclude = {ln.split("#")[0].strip() for ln in lines} - {""}
-    exclude = set(exclude)
+    exclude = read_name_list(exclude) if isinstance(exclude, (str, Path)) else set(exclude)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in exclude)
     if not files:
         raise ValueError(f"no background images in {folder} (after excluding {len(exclude)} names)")

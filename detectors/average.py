@@ -24,19 +24,17 @@ import numpy as np
 from detseg.atomic import place_file
 from detseg.errors import DatasetError, WeightsError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-
-def _load_model(path: str | Path):
+def _load(path: str | Path):
+    """(model, checkpoint dict) as ultralytics loads them."""
     from ultralytics.nn.tasks import load_checkpoint
 
     if not Path(path).is_file():
         raise WeightsError(f"{path}: checkpoint not found")
     try:
-        model, _ = load_checkpoint(path)
+        return load_checkpoint(path)
     except Exception as e:  # a file that is not an ultralytics checkpoint
         raise WeightsError(f"{path}: not an ultralytics checkpoint ({type(e).__name__}: {e})") from None
-    return model
 
 
 def average_weights(weights: Sequence[str | Path]):
@@ -54,11 +52,17 @@ def average_weights(weights: Sequence[str | Path]):
     Raises:
         WeightsError: fewer than two paths, a file missing or unreadable, or architectures that differ.
     """
+    return _average(weights)[0]
+
+
+def _average(weights: Sequence[str | Path]):
+    """The averaged model and the last checkpoint's dict (its metadata serves the saved file)."""
     if len(weights) < 2:
         raise WeightsError(f"averaging needs at least 2 checkpoints, got {len(weights)}: {list(map(str, weights))}")
     import torch
 
-    models = [_load_model(p) for p in weights]
+    loaded = [_load(p) for p in weights]
+    models = [model for model, _ in loaded]
     states = [m.state_dict() for m in models]
     ref = {k: tuple(v.shape) for k, v in states[0].items()}
     for path, state in zip(weights[1:], states[1:]):
@@ -75,12 +79,14 @@ def average_weights(weights: Sequence[str | Path]):
             for k, v in states[0].items()}
     model = models[-1]
     model.load_state_dict(mean)
-    return model.eval()
+    return model.eval(), loaded[-1][1]
 
 
 def list_images(images: str | Path) -> list[Path]:
     """Image files directly in a folder, sorted."""
     folder = Path(images)
+    from detseg.images import IMAGE_SUFFIXES
+
     if not folder.is_dir():
         raise DatasetError("image folder not found", folder)
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -172,13 +178,12 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
     import torch
     from ultralytics.utils.torch_utils import strip_optimizer
 
-    model = average_weights(weights)
+    model, ckpt = _average(weights)
     if images is not None:
         paths = list_images(images)
         if len(paths) > max_images:
             paths = sorted(random.Random(seed).sample(paths, max_images))
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
-    ckpt = torch.load(weights[-1], map_location="cpu", weights_only=False)
     # the last epoch's validation figures do not describe the average
     ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})
     out = Path(out)

@@ -17,13 +17,6 @@ import random
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def read_names(path: Path) -> set[str]:
-    """File names listed one per line; ``#`` starts a comment."""
-    return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,14 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max", type=int, default=400, help="at most this many (seeded draw)")
     ap.add_argument("--seed", type=int, default=2027)
     args = ap.parse_args(argv)
-    for path in (args.images, args.into):
-        if not path.is_dir():
-            print(f"error: folder not found: {path}", file=sys.stderr)
-            return 2
+    from detseg.data.synth import list_backgrounds, read_name_list
+
+    try:
+        if not args.into.is_dir():
+            raise ValueError(f"folder not found: {args.into}")
+        photos = list_backgrounds(args.images, exclude=set().union(*(read_name_list(p) for p in args.exclude)))
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from ultralytics import YOLO
 
-    excluded = set().union(*(read_names(p) for p in args.exclude))
-    photos = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in excluded)
     model = YOLO(args.weights)
     fired = [p for p in photos if len(model.predict(str(p), imgsz=args.imgsz, conf=args.conf, agnostic_nms=True,
                                                     verbose=False)[0].boxes)]
@@ -52,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         fired = sorted(random.Random(args.seed).sample(fired, args.max))
     listing = args.into / "hardneg.txt"
     if listing.is_file():  # a re-run replaces the previous run's links
-        for name in read_names(listing):
+        for name in read_name_list(listing):
             (args.into / f"hardneg-{name}").unlink(missing_ok=True)
     for p in fired:
         link = args.into / f"hardneg-{p.name}"
