@@ -34,13 +34,41 @@ def test_benchmark_scripts_start(script):
     assert res.returncode == 0 and "usage" in res.stdout.lower(), res.stderr
 
 
-def _real_detector_module():
+def _benchmark_module(name):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("real_detector", ROOT / "benchmarks" / "real_detector.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _real_detector_module():
+    return _benchmark_module("real_detector")
+
+
+def test_detector_size_cost_writes_shipped_format_checkpoints_per_scale(tmp_path, capsys):
+    import numpy as np
+    import torch
+    from ultralytics import YOLO
+
+    module = _benchmark_module("detector")
+    names = {0: "croissant", 1: "cookie", 2: "cupcake"}
+    path = module.write_scale_checkpoint("n", tmp_path / "n.pt", names)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    assert checkpoint["model"].model[0].conv.weight.dtype == torch.float16  # stripped as shipped
+    assert checkpoint["optimizer"] is None
+    assert YOLO(str(path)).names == names
+
+    images = [np.zeros((64, 64, 3), np.uint8)]
+    rows = module.size_cost(["n", "s"], images, imgsz=64, repeats=1)
+    n, s = rows
+    assert (n["scale"], s["scale"]) == ("n", "s")
+    assert abs(n["mb"] / (path.stat().st_size / 1e6) - 1) < 0.01  # the same checkpoint format is measured
+    assert 2.9 < n["params_m"] < 3.2 and 10.9 < s["params_m"] < 11.4  # YOLOv8n / s with a 3-class head
+    assert s["mb"] > 3 * n["mb"] and s["gflops"] > 3 * n["gflops"]
+    assert all(row["ms"][1] > 0 and row["ms"][8] > 0 for row in rows)
+    assert "yolov8s" in capsys.readouterr().out
 
 
 def test_real_detector_reads_box_labels_and_negative_lists(tmp_path):
