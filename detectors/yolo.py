@@ -45,13 +45,34 @@ def is_open_vocabulary(model) -> bool:
     return isinstance(getattr(model, "model", None), (WorldModel, YOLOEModel))
 
 
+# Ultralytics' text encoders (CLIP for YOLO-World, MobileCLIP for YOLOE) tokenize with the `clip`
+# package, which is only on GitHub; ultralytics would pip-install it at run time, which detseg's CLI
+# forbids (YOLO_AUTOINSTALL=false), and PyPI's `openai-clip` fails to import on current setuptools.
+CLIP_INSTALL = "pip install git+https://github.com/ultralytics/CLIP.git"
+
+
+def require_text_tokenizer() -> None:
+    """Raise a one-line :class:`WeightsError` when the ``clip`` package the text encoders need is missing."""
+    try:
+        import clip  # noqa: F401
+    except ImportError:
+        raise WeightsError(
+            "naming the classes of an open-vocabulary detector needs its text encoder, which needs the "
+            f"`clip` package: `{CLIP_INSTALL}` (once; the encoder's weights then download on first use), "
+            "or pass class_embeddings"
+        ) from None
+
+
 def set_vocabulary(model, classes, embeddings=None) -> None:
     """Make an open-vocabulary ultralytics model detect ``classes`` (names).
+
+    Without ``embeddings`` the names go through the model's text encoder, which needs the
+    ``clip`` package (:data:`CLIP_INSTALL`) and downloads its weights on first use.
 
     Raises:
         InputError: ``classes`` are not names, or the embeddings do not match them.
         WeightsError: the text encoder that turns names into embeddings could not be had
-            (ultralytics downloads it when online); pass ``embeddings`` instead.
+            (no ``clip`` package, or its weights could not be downloaded); pass ``embeddings`` instead.
     """
     from ultralytics.nn.tasks import WorldModel
 
@@ -60,6 +81,10 @@ def set_vocabulary(model, classes, embeddings=None) -> None:
         raise InputError(f"an open-vocabulary detector takes class names to detect, got {classes!r}")
     if embeddings is not None and (embeddings.ndim != 3 or embeddings.shape[:2] != (1, len(names))):
         raise InputError(f"class_embeddings must have shape (1, {len(names)}, D), got {tuple(embeddings.shape)}")
+    if embeddings is None and names == list(dict(model.names).values()):
+        return  # the model already detects exactly these names (e.g. one fine-tuned on them): no encoder needed
+    if embeddings is None:
+        require_text_tokenizer()
     try:
         if isinstance(model.model, WorldModel):
             if embeddings is None:
@@ -76,7 +101,7 @@ def set_vocabulary(model, classes, embeddings=None) -> None:
     except Exception as e:  # the text encoder's download fails in many ways offline
         raise WeightsError(
             f"could not set the classes {names} of this open-vocabulary model: its text encoder is needed "
-            f"(ultralytics downloads it when online) ({type(e).__name__}: {e})"
+            f"(ultralytics downloads its weights on first use, which needs the internet) ({type(e).__name__}: {e})"
         ) from None
 
 

@@ -5,13 +5,21 @@ set directly, so no text encoder is downloaded; random heads score everything ~1
 the tiny confidence threshold.
 """
 
+import json
+import re
+import sys
+import types
+
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from detseg.detectors import YoloDetector
+from detseg.detectors.yolo import CLIP_INSTALL, set_vocabulary
 from detseg.errors import InputError, WeightsError
 from detseg.pipeline import Pipeline
+from detseg.pipeline.cli import main
 from detseg.segmenter import BoxSegmenter
 from tests.helpers import textured_image
 
@@ -66,14 +74,78 @@ def test_embeddings_must_match_the_names(open_vocab_weights):
         _detector(open_vocab_weights, embeddings=torch.zeros(1, 2, 512)).load()
 
 
-def test_without_embeddings_offline_the_text_encoder_error_is_one_clear_message(open_vocab_weights, monkeypatch):
+@pytest.fixture()
+def clip_package(monkeypatch):
+    """A stand-in for the `clip` package (not installed here), so the text encoder itself is reached."""
+    monkeypatch.setitem(sys.modules, "clip", types.ModuleType("clip"))
+
+
+@pytest.fixture()
+def fake_text_encoder(monkeypatch, clip_package):
+    """Text embeddings without CLIP: one fixed random vector per name, as the encoder returns them."""
+    def text_embeddings(self, texts, *args, **kwargs):
+        rows = [torch.randn(512, generator=torch.Generator().manual_seed(sum(map(ord, t)))) * 5 for t in texts]
+        return torch.stack(rows)[None]
+
+    for model in ("YOLOEModel", "WorldModel"):  # where the text encoder would be downloaded and run
+        monkeypatch.setattr(f"ultralytics.nn.tasks.{model}.get_text_pe", text_embeddings)
+
+
+def test_without_embeddings_offline_the_text_encoder_error_is_one_clear_message(open_vocab_weights, monkeypatch,
+                                                                                clip_package):
     def no_download(*args, **kwargs):
         raise ConnectionError("no internet")
 
-    for model in ("YOLOEModel", "WorldModel"):  # where the text encoder would be downloaded and run
+    for model in ("YOLOEModel", "WorldModel"):
         monkeypatch.setattr(f"ultralytics.nn.tasks.{model}.get_text_pe", no_download)
-    with pytest.raises(WeightsError, match="text encoder"):
+    with pytest.raises(WeightsError, match="text encoder.*internet"):
         _detector(open_vocab_weights, embeddings=None).load()
+
+
+def test_without_the_clip_package_the_error_says_how_to_install_it(open_vocab_weights, monkeypatch):
+    monkeypatch.setitem(sys.modules, "clip", None)  # `import clip` raises ImportError
+    with pytest.raises(WeightsError, match=re.escape(CLIP_INSTALL)):
+        _detector(open_vocab_weights, embeddings=None).load()
+
+
+def test_names_the_model_already_has_need_no_text_encoder(open_vocab_weights, monkeypatch):
+    model = _detector(open_vocab_weights).load()._model  # vocabulary set once, from embeddings
+    monkeypatch.setitem(sys.modules, "clip", None)
+    set_vocabulary(model, NAMES)  # the same names again: nothing to encode, so no error
+    assert model.names == dict(enumerate(NAMES))
+    with pytest.raises(WeightsError, match="clip"):  # other names do need the encoder
+        set_vocabulary(model, ["bagel"])
+
+
+@pytest.fixture()
+def one_photo(tmp_path):
+    path = tmp_path / "in" / "a.jpg"
+    path.parent.mkdir()
+    cv2.imwrite(str(path), textured_image(128, 160, seed=3))
+    return path
+
+
+def _predict_cli(weights, photo, out, classes):
+    return main(["predict", str(photo), "--detector", str(weights), "--classes", classes, "--out", str(out),
+                 "--segmenter", "box", "--conf", "0.000001", "--imgsz", "128", "--max-det", "5", "-q"])
+
+
+def test_cli_class_names_flow_into_the_written_predictions(open_vocab_weights, one_photo, tmp_path,
+                                                          fake_text_encoder):
+    out = tmp_path / "out"
+    assert _predict_cli(open_vocab_weights, one_photo, out, "bagel, donut") == 0
+    images = json.loads((out / "images.json").read_text())
+    assert [c["name"] for c in images["categories"]] == ["bagel", "donut"]
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions and {p["category_id"] for p in predictions} <= {c["id"] for c in images["categories"]}
+
+
+def test_cli_without_the_clip_package_exits_with_one_line(open_vocab_weights, one_photo, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.setitem(sys.modules, "clip", None)
+    assert _predict_cli(open_vocab_weights, one_photo, tmp_path / "out", "croissant,cookie") == 2
+    err = capsys.readouterr().err
+    assert CLIP_INSTALL in err and "Traceback" not in err and err.count("error") == 1
 
 
 @pytest.mark.parametrize("agnostic", [True, False])
