@@ -2,9 +2,11 @@
 
 A detector trained on synthetic scenes alone learns that "looks like a real photo" means
 "background". Here the same procedural items (and unlabelled look-alikes from
-:mod:`detseg.data.distractors`) are pasted into real photos, lit, tinted, blurred and
-noised like the photo around them, so realness stops being a cue. Masks stay exact: the
-visible pixels of each pasted item after occlusion.
+:mod:`detseg.data.distractors`) are pasted into real photos and matched to each photo: lit by
+its own low-frequency brightness and exposure, tinted by its colour cast, shadowed away from
+its brighter side, softened to its sharpness (:func:`fine_detail`) and noised at its noise
+level (:func:`noise_sigma`), so realness stops being a cue. Masks stay exact: the visible
+pixels of each pasted item after occlusion, whatever the photo.
 
 Example:
     >>> import numpy as np
@@ -51,7 +53,8 @@ def photo_lighting(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndar
         ``(light, tint, light_dir)``: an ``(H, W)`` float32 field (the photo's own low-frequency
         brightness relative to its mean, partly applied, times its overall exposure), a
         per-channel float32 colour factor (the photo's colour cast, partly applied) and a
-        unit direction for shadows.
+        unit ``(x, y)`` direction towards the light, for shadows: towards the photo's brighter
+        side (within 30 degrees) where its brightness has a clear slope, random where it is flat.
     """
     h, w = image.shape[:2]
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -62,8 +65,65 @@ def photo_lighting(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndar
     light = (local * exposure).astype(np.float32)
     bgr = image.reshape(-1, 3).mean(0) + 1.0
     tint = ((bgr / bgr.mean()) ** rng.uniform(0.2, 0.6)).astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
+    random_angle, jitter = rng.uniform(0, 2 * np.pi), rng.uniform(-np.pi / 6, np.pi / 6)  # drawn either way
+    slope = brightness_slope(low)
+    angle = np.arctan2(slope[1], slope[0]) + jitter if np.hypot(*slope) > MIN_LIGHT_SLOPE else random_angle
     return light, tint, (float(np.cos(angle)), float(np.sin(angle)))
+
+
+MIN_LIGHT_SLOPE = 0.1  # brightness change across the photo, relative to its mean, that shows where the light is
+
+
+def brightness_slope(low: np.ndarray) -> tuple[float, float]:
+    """Least-squares plane through a (blurred) brightness image: ``(x, y)`` change across the
+    whole width / height, relative to the mean brightness (0.2 = 20% brighter on one side)."""
+    h, w = low.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    xs, ys = xs / max(w - 1, 1) - 0.5, ys / max(h - 1, 1) - 0.5  # -0.5 .. 0.5 across the frame
+    centred = low - low.mean()
+    mean = float(low.mean()) + 1e-3
+    return (float((xs * centred).sum() / (xs * xs).sum()) / mean, float((ys * centred).sum() / (ys * ys).sum()) / mean)
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """The standard deviation of a photo's pixel noise, averaged over its channels (Immerkaer 1996,
+    "Fast noise variance estimation": the mean absolute response to a Laplacian-difference kernel,
+    which cancels smooth image content)."""
+    channels = image.reshape(*image.shape[:2], -1).astype(np.float32)
+    h, w = channels.shape[:2]
+    if h < 3 or w < 3:
+        return 0.0
+    kernel = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
+    response = cv2.filter2D(channels, -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6)
+
+
+BLUR_SIGMAS = (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)  # the pasted items' softening is picked from these
+
+
+def fine_detail(image: np.ndarray, where: np.ndarray | None = None) -> float:
+    """How sharp an image (region) is, independent of its contrast: detail finer than 1 px
+    (``image - blur(image, 1)``) over detail up to 3 px (``image - blur(image, 3)``).
+    A blurred image loses the first much faster than the second."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    gray = gray.astype(np.float32)
+    fine = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))
+    coarse = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 3.0))
+    if where is not None:
+        fine, coarse = fine[where], coarse[where]
+    return float(fine.sum() / (coarse.sum() + 1e-6))
+
+
+def matching_blur(img: np.ndarray, pasted: np.ndarray, target: float) -> tuple[float, np.ndarray]:
+    """The sigma from :data:`BLUR_SIGMAS` whose blur gives the pasted pixels of ``img`` the
+    photo's :func:`fine_detail` ``target``, and ``img`` blurred with it."""
+    best = None
+    for sigma in BLUR_SIGMAS:
+        soft = cv2.GaussianBlur(img, (0, 0), sigma)
+        gap = abs(fine_detail(soft, pasted) - target)
+        if best is None or gap < best[0]:
+            best = (gap, sigma, soft)
+    return best[1], best[2]
 
 
 def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640,
@@ -103,14 +163,24 @@ def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640
     placed = place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, drawers=drawers,
                          class_ids=class_ids, tint=tint, placed=Placed())
 
-    # camera: the pasted items get the photo's softness, then one noise and JPEG pass over all
-    if n_items + n_distractors:
-        soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.3))
-        pasted = cv2.absdiff(img, base.astype(np.float32)).max(axis=2) > 0
-        pasted = cv2.dilate(pasted.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-        img += per_pixel(cv2.GaussianBlur(pasted, (0, 0), 1.0)) * (soft - img)
-    sigma = np.float32(rng.uniform(0.5, 4) * np.sqrt(12))
-    img += per_pixel(sigma * (rng.random((height, width), dtype=np.float32) - 0.5))
+    # camera: the pasted items get the photo's own softness and noise (measured on the crop, which
+    # already has them), then a light noise and one JPEG pass over all
+    noise = rng.standard_normal((height, width), dtype=np.float32)
+    extra_sigma = np.float32(rng.uniform(0.0, 1.5))
+    pasted = cv2.absdiff(img, base.astype(np.float32)).max(axis=2) > 0
+    if pasted.any():
+        target = fine_detail(base, ~pasted) if (~pasted).any() else fine_detail(base)
+        ys, xs = np.nonzero(pasted)  # blur only around what was pasted (6 candidate blurs)
+        y0, y1 = max(0, ys.min() - 8), min(height, ys.max() + 9)
+        x0, x1 = max(0, xs.min() - 8), min(width, xs.max() + 9)
+        region = img[y0:y1, x0:x1]
+        _, soft = matching_blur(region, pasted[y0:y1, x0:x1], target)
+        weight = cv2.dilate(pasted[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+        weight = cv2.GaussianBlur(weight, (0, 0), 1.0)
+        region += per_pixel(weight) * (soft - region)
+        # the same noise in every channel: at the photo's per-channel level, as correlated as a camera's
+        region += per_pixel(np.float32(noise_sigma(base)) * weight * noise[y0:y1, x0:x1])
+    img += per_pixel(extra_sigma * np.roll(noise, 1, axis=0))
     image = np.clip(img, 0, 255, out=img).astype(np.uint8)
     masks, class_ids = placed.masks(ids)
     return Scene(image, masks, class_ids, jpeg_quality=int(rng.integers(60, 96)),

@@ -508,7 +508,7 @@ def generate_dataset(
             }
             atomic_write_json(out / "annotations" / f"{split}.json", coco)
             summary[split] = {"images": len(images), "background_photos": n_neg[split],
-                              "photo_composites": sum(j[-1] is not None for j in jobs),
+                              "photo_composites": sum(job[5] is not None for job in jobs),
                               "instances": dict(zip(CLASS_NAMES, per_class))}
     finally:
         if pool is not None:

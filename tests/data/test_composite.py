@@ -7,7 +7,15 @@ import cv2
 import numpy as np
 import pytest
 
-from detseg.data.composite import render_on_photo
+from detseg.data.composite import (
+    BLUR_SIGMAS,
+    brightness_slope,
+    fine_detail,
+    matching_blur,
+    noise_sigma,
+    photo_lighting,
+    render_on_photo,
+)
 from detseg.data.distractors import COOKIE_VARIANTS, DISTRACTORS
 from detseg.data.real_items import cutout, load_box_labels, load_cutouts
 from detseg.data.synth import generate_dataset, list_backgrounds, place_items
@@ -72,6 +80,95 @@ def test_render_on_photo_keeps_the_photo_aspect_and_labels_only_items(max_items,
             assert len(scene.masks) == 0
         if len(scene.masks):
             assert scene.masks.sum(0).max() == 1
+
+
+def _smooth_photo(h=240, w=320, level=120.0, slope=0.0):
+    """A grey photo with no detail: ``level`` brightness, ``slope`` brighter to the right."""
+    ramp = level * (1 + slope * (np.linspace(-0.5, 0.5, w, dtype=np.float32)[None, :]))
+    return np.repeat(np.clip(np.broadcast_to(ramp, (h, w)), 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+
+def _with_noise(photo, sigma, seed=0):
+    noisy = photo.astype(np.float32) + np.random.default_rng(seed).normal(0, sigma, photo.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def _busy_photo(h=240, w=320, seed=0):
+    """A sharp photo with fine detail everywhere (a printed pattern)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 4, w // 4, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _interior_noise(image, masks):
+    """Immerkaer's noise estimate inside the labelled items, away from their edges."""
+    inside = cv2.erode(masks.any(0).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    response = cv2.filter2D(image.astype(np.float32), -1, np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]]))
+    return float(np.sqrt(np.pi / 2) * np.abs(response[inside]).mean() / 6)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 3.0, 8.0])
+def test_noise_sigma_measures_a_photos_noise(sigma):
+    photo = _with_noise(_smooth_photo(slope=0.4), sigma)  # smooth content: only the noise responds
+    assert noise_sigma(photo) == pytest.approx(sigma, abs=0.5 + 0.1 * sigma)
+
+
+def test_fine_detail_falls_with_blur_and_matching_blur_follows_the_target():
+    sharp = _busy_photo().astype(np.float32)
+    details = [fine_detail(cv2.GaussianBlur(sharp, (0, 0), s)) for s in (0.5, 1.0, 2.0)]
+    assert details[0] > details[1] > details[2]
+    everywhere = np.ones(sharp.shape[:2], bool)
+    picked = [matching_blur(sharp, everywhere, fine_detail(cv2.GaussianBlur(sharp, (0, 0), s)))[0]
+              for s in (0.5, 1.0, 2.0)]
+    assert picked == [0.5, 1.0, 2.0] and set(picked) <= set(BLUR_SIGMAS)
+
+
+@pytest.mark.parametrize("slope, towards", [(0.6, (1.0, 0.0)), (-0.6, (-1.0, 0.0))])
+def test_shadows_fall_away_from_the_photos_brighter_side(slope, towards):
+    photo = _smooth_photo(slope=slope)
+    assert brightness_slope(photo[..., 0].astype(np.float32))[0] == pytest.approx(slope, rel=0.05)
+    for seed in range(8):  # the light points at the bright side, within 30 degrees
+        _, _, light_dir = photo_lighting(np.random.default_rng(seed), photo)
+        assert np.dot(light_dir, towards) >= np.cos(np.pi / 6) - 1e-6
+
+
+def test_on_a_flat_photo_the_light_comes_from_anywhere():
+    directions = [photo_lighting(np.random.default_rng(seed), _smooth_photo())[2] for seed in range(8)]
+    assert max(d[0] for d in directions) > 0.5 and min(d[0] for d in directions) < -0.5
+
+
+def _items_scene(photo, seed=3):
+    return render_on_photo(np.random.default_rng(seed), photo, 320, max_items=8, distractor_rate=0.0)
+
+
+def test_masks_are_the_items_whatever_the_photo_shows():
+    """Labels come from the items drawn, never from the photo's pixels: same draw, same masks."""
+    h, w = 240, 320
+    photos = [textured_image(h, w, seed=1), np.zeros((h, w, 3), np.uint8), _with_noise(_smooth_photo(), 10),
+              _busy_photo()]
+    scenes = [_items_scene(photo) for photo in photos]
+    assert len(scenes[0].masks) > 0
+    for scene in scenes[1:]:
+        assert np.array_equal(scene.masks, scenes[0].masks)
+        assert np.array_equal(scene.class_ids, scenes[0].class_ids)
+
+
+@pytest.mark.parametrize("sigma", [0, 10, 20])
+def test_pasted_items_are_as_noisy_as_the_photo_around_them(sigma):
+    photo = _with_noise(_smooth_photo(), sigma)
+    scene = _items_scene(photo, seed=4)
+    far = ~cv2.dilate(scene.masks.any(0).astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    items, background = _interior_noise(scene.image, scene.masks), _interior_noise(scene.image, far[None])
+    if sigma:
+        assert items == pytest.approx(background, rel=0.25)
+    else:  # a clean photo: the items stay clean too (only the light noise over the whole frame)
+        assert items < 1.5 and background < 1.5
+
+
+def test_pasted_items_are_as_soft_as_the_photo():
+    sharp, soft = _busy_photo(), cv2.GaussianBlur(_busy_photo(), (0, 0), 2.0)
+    a, b = _items_scene(sharp), _items_scene(soft)
+    assert fine_detail(b.image, b.masks.any(0)) < 0.9 * fine_detail(a.image, a.masks.any(0))
 
 
 def test_same_seed_same_photo_same_scene():
@@ -141,3 +238,10 @@ def test_cutout_is_the_inscribed_ellipse():
     assert colour.shape == (22, 32, 3) and alpha.shape == (22, 32)
     # the ellipse inscribed in the 30 x 20 box, its anti-aliased rim half a pixel out
     assert np.pi * 15 * 10 <= (alpha >= 0.5).sum() <= np.pi * 15.6 * 10.6
+
+
+@pytest.mark.parametrize("photo_fraction, composites", [(0.0, 0), (1.0, 4)])
+def test_summary_counts_the_photo_composites(photos, tmp_path, photo_fraction, composites):
+    summary = generate_dataset(tmp_path / "out", {"train": 4}, seed=1, imgsz=64, progress=False,
+                               backgrounds=list_backgrounds(photos), photo_fraction=photo_fraction)
+    assert summary["splits"]["train"]["photo_composites"] == composites
