@@ -1,7 +1,7 @@
 """Real items cut out of hand-labelled photos, to paste into composites beside the drawn ones.
 
-The labels are boxes (COCO JSON, e.g. ``data/real/uj-train-cookies.json``: 25 real cookie
-and biscuit photos of the UJ Staple Pantry training split, boxed by eye). A cut-out is the
+The labels are boxes (COCO JSON, e.g. ``data/real/uj-train-cookies.json``: 231 real cookies
+and biscuits in 23 of 29 UJ Staple Pantry training photos, boxed by eye). A cut-out is the
 ellipse inscribed in a box, feathered by one pixel: cookies are round, and the pasted
 alpha *is* the instance mask, so the composite's labels stay exact whatever the cut-out
 holds. Boxes that touch the photo's border (cut-off items) are not used as cut-outs.

@@ -26,13 +26,16 @@ def _add_data_commands(sub) -> None:
     synth.add_argument("--val", type=int, default=20, help="validation images")
     synth.add_argument("--test", type=int, default=0, help="test images")
     synth.add_argument("--seed", type=int, default=0, help="same seed and arguments -> identical files")
-    synth.add_argument("--imgsz", type=int, default=640, help="square image side in pixels")
+    synth.add_argument("--imgsz", type=int, default=640,
+                       help="image side in pixels: square synthetic scenes; with --backgrounds, the long side "
+                            "of each composite (the photo's aspect is kept)")
     synth.add_argument("--coco-masks", choices=("polygon", "rle"), default="polygon",
                        help="COCO segmentation format: polygons (default) or exact RLE")
     synth.add_argument("--workers", type=int, default=1,
                        help="processes rendering in parallel (e.g. the number of cores); same files for any number")
     synth.add_argument("--backgrounds", metavar="DIR",
-                       help="real photos to composite the items onto (lit, tinted, blurred like the photo), "
+                       help="real photos to composite the items onto (matched to each photo's light, colour cast, "
+                            "sharpness and noise), "
                             "with unlabelled look-alike foods; photos must not show the classes")
     synth.add_argument("--exclude", metavar="FILE",
                        help="text file of background file names to skip (one per line), e.g. photos showing cookies")

@@ -96,3 +96,30 @@ def test_real_detector_on_labelled_photos_skips_or_refuses_cleanly(tmp_path):
     assert res.returncode == 0 and res.stdout.startswith("skipped:")
     res = _run("benchmarks/real_detector.py", "--labels", "data/real/uj-train-cookies-unseen.json")
     assert res.returncode == 2 and "--images" in res.stderr
+
+
+def test_real_detector_skips_cleanly_without_the_validation_photos(tmp_path):
+    res = _run("benchmarks/real_detector.py", "--data", str(tmp_path / "absent"))
+    assert res.returncode == 0 and res.stdout.startswith("skipped:") and "annotations.json" in res.stdout
+
+
+def test_real_detector_counts_false_detections_and_found_cookies():
+    import numpy as np
+    import supervision as sv
+
+    module = _real_detector_module()
+    np.testing.assert_allclose(module.box_iou(np.array([[0, 0, 10, 10]], float),
+                                              np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)),
+                               [[1.0, 50 / 150, 0.0]])
+    assert module.box_iou(np.zeros((0, 4)), np.ones((2, 4))).shape == (0, 2)
+    photos = [{"cookies": np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)},  # two cookies
+              {"cookies": np.zeros((0, 4))}, {"cookies": np.zeros((0, 4))}]  # two cookie-free photos
+    detections = [sv.Detections(xyxy=np.array([[1, 0, 10, 10], [20, 0, 24, 10]], float),
+                                confidence=np.array([0.9, 0.9]), class_id=np.array([0, 1])),  # one hit, one IoU 0.4
+                  sv.Detections(xyxy=np.array([[0, 0, 5, 5], [5, 5, 9, 9]], float),
+                                confidence=np.array([0.3, 0.1]), class_id=np.array([2, 2])),
+                  sv.Detections.empty()]
+    low, high = module.rates(photos, detections, 0.05), module.rates(photos, detections, 0.25)
+    assert (low["cookie_recall"], low["false_per_free_photo"]) == (0.5, 1.0)  # 2 false over 2 photos
+    assert (high["cookie_recall"], high["false_per_free_photo"]) == (0.5, 0.5)
+    assert (high["free_photos"], high["cookies"]) == (2, 2)

@@ -158,3 +158,55 @@ def test_cli_synth_bad_numbers_are_clear_errors(tmp_path, capsys, args, message)
     assert main(["data", "synth", "--out", str(tmp_path / "d"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.fixture()
+def photo_folder(tmp_path):
+    import cv2
+
+    from tests.helpers import textured_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (h, w) in enumerate(((120, 180), (150, 100), (90, 90))):
+        cv2.imwrite(str(folder / f"p{i}.jpg"), textured_image(h, w, seed=i))
+    return folder
+
+
+def test_cli_synth_on_real_photos_with_negatives_exclusions_and_real_items(tmp_path, capsys, photo_folder):
+    from detseg.pipeline.cli import main
+
+    (tmp_path / "exclude.txt").write_text("# shows a cookie\np0.jpg\n")
+    labels = {"images": [{"id": 1, "file_name": "p0.jpg", "width": 180, "height": 120}],
+              "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [30, 20, 60, 50]}],
+              "categories": [{"id": 2, "name": "cookie"}]}
+    (tmp_path / "cookies.json").write_text(json.dumps(labels))
+    out = tmp_path / "d"
+    assert main(["data", "synth", "--out", str(out), "--train", "4", "--val", "0", "--imgsz", "96",
+                 "--backgrounds", str(photo_folder), "--exclude", str(tmp_path / "exclude.txt"),
+                 "--photo-fraction", "1", "--negatives", "0.5", "--real-items", str(tmp_path / "cookies.json"),
+                 "--real-repeat", "1"]) == 0
+    train = json.loads(capsys.readouterr().out)["splits"]["train"]
+    assert train["photo_composites"] == 4 and train["background_photos"] == 2
+    negatives = sorted((out / "images" / "train").glob("train_neg_*"))
+    excluded = (photo_folder / "p0.jpg").read_bytes()
+    assert len(negatives) == 2 and all(n.read_bytes() != excluded for n in negatives)  # p0 is never a negative
+    assert all((out / "labels" / "train" / f"{n.stem}.txt").read_text() == "" for n in negatives)
+    assert len(list((out / "labels" / "train").glob("train_real_*.txt"))) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--negatives", "0.2"], "need --backgrounds"),
+    (["--backgrounds", "{photos}", "--real-repeat", "2"], "--real-repeat must be >= 0 and needs --real-items"),
+    (["--backgrounds", "{photos}", "--photo-fraction", "1.5"], "--photo-fraction must be in [0, 1]"),
+    (["--backgrounds", "{photos}", "--real-items", "{tmp}/absent.json"], "--real-items: file not found"),
+    (["--backgrounds", "{tmp}/absent"], "--backgrounds:"),
+])
+def test_cli_synth_real_photo_flags_fail_in_one_line(tmp_path, capsys, photo_folder, args, message):
+    from detseg.pipeline.cli import main
+
+    args = [a.format(photos=photo_folder, tmp=tmp_path) for a in args]
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "2", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
