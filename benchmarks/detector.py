@@ -41,8 +41,9 @@ def main(argv=None) -> int:
     from detseg.data.synth import render_scene
     from detseg.detectors import YoloDetector
 
-    weights = Path(args.weights)
+    weights = shipped = Path(args.weights)
     if not weights.is_file():  # timing does not depend on the weights' values
+        shipped = None
         weights = Path(tempfile.mkdtemp()) / "random-yolov8n.pt"
         YOLO("yolov8n.yaml").save(str(weights))
         print(f"(no {args.weights}: using random-initialised yolov8n weights)")
@@ -69,15 +70,23 @@ def main(argv=None) -> int:
         print(f"{batch:>5} {a * 1000:>20.1f} {b * 1000:>20.1f} {100 * (b - a) / a:>8.1f}%")
     if args.scales:
         print()
-        size_cost(args.scales, images, args.imgsz, args.repeats, shipped=weights)
+        size_cost(args.scales, images, args.imgsz, args.repeats, shipped=shipped)
     return 0
 
 
 def write_scale_checkpoint(scale: str, path: Path, names: dict) -> Path:
-    """Write a random-initialised YOLOv8 ``scale`` detector for ``names`` as ultralytics ships weights.
+    """Write a random-initialised YOLOv8 detector as ultralytics ships weights.
 
     The checkpoint is stripped by ultralytics' ``strip_optimizer`` (fp16, no optimizer), the format of
     ``detectors/weights/food-yolov8n.pt``, so its file size is the size a trained one would have.
+
+    Args:
+        scale: YOLOv8 scale letter (``"n"``, ``"s"``, ...).
+        path: the ``.pt`` file to write.
+        names: ``{class_id: name}``; the head gets ``len(names)`` classes.
+
+    Returns:
+        ``path``, which ``YOLO(path)`` loads.
     """
     import torch
     from ultralytics.nn.tasks import DetectionModel
@@ -91,7 +100,19 @@ def write_scale_checkpoint(scale: str, path: Path, names: dict) -> Path:
 
 
 def size_cost(scales, images, imgsz: int, repeats: int, shipped: Path | None = None) -> list[dict]:
-    """Print and return file size, parameters, GFLOPs and CPU ms/img (batch 1 and 8) per YOLOv8 scale."""
+    """Measure what each YOLOv8 scale costs, scales alternating in the timing loop, and print a table.
+
+    Args:
+        scales: scale letters, e.g. ``["n", "s"]``; the first is the reference of the last column.
+        images: ``(H, W, 3)`` uint8 BGR images to time ``YOLO.predict`` on (batches of 1 and 8).
+        imgsz: inference size.
+        repeats: timing repeats; the median is kept.
+        shipped: the shipped weights, whose file size is printed beside the table (``None``: not printed).
+
+    Returns:
+        One dict per scale: ``scale``, ``mb`` (file size), ``params_m``, ``gflops`` and ``ms``
+        (``{1: ms per image at batch 1, 8: at batch 8}``).
+    """
     from ultralytics import YOLO
     from ultralytics.utils import LOGGER
     from ultralytics.utils.torch_utils import get_flops

@@ -29,6 +29,9 @@ from detseg.data.textures import per_pixel
 
 MAX_ITEMS = 12
 MAX_DISTRACTORS = 6
+MIN_LIGHT_SLOPE = 0.1  # brightness change across the photo, relative to its mean, that shows where the light is
+BLUR_SIGMAS = (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)  # the pasted items' softening is picked from these
+FLAT_FRACTION = 0.3  # noise is measured on this flattest share of a photo (its texture and edges are not noise)
 
 
 def random_crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
@@ -71,12 +74,16 @@ def photo_lighting(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndar
     return light, tint, (float(np.cos(angle)), float(np.sin(angle)))
 
 
-MIN_LIGHT_SLOPE = 0.1  # brightness change across the photo, relative to its mean, that shows where the light is
-
-
 def brightness_slope(low: np.ndarray) -> tuple[float, float]:
-    """Least-squares plane through a (blurred) brightness image: ``(x, y)`` change across the
-    whole width / height, relative to the mean brightness (0.2 = 20% brighter on one side)."""
+    """Least-squares plane through a brightness image.
+
+    Args:
+        low: ``(H, W)`` float32 brightness, usually heavily blurred.
+
+    Returns:
+        ``(x, y)``: the change in brightness across the whole width and height, relative to the
+        mean brightness (0.2: 20% brighter at the right / bottom edge than at the left / top).
+    """
     h, w = low.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     xs, ys = xs / max(w - 1, 1) - 0.5, ys / max(h - 1, 1) - 0.5  # -0.5 .. 0.5 across the frame
@@ -86,25 +93,47 @@ def brightness_slope(low: np.ndarray) -> tuple[float, float]:
 
 
 def noise_sigma(image: np.ndarray) -> float:
-    """The standard deviation of a photo's pixel noise, averaged over its channels (Immerkaer 1996,
-    "Fast noise variance estimation": the mean absolute response to a Laplacian-difference kernel,
-    which cancels smooth image content)."""
+    """The standard deviation of a photo's pixel noise, per channel.
+
+    Immerkaer's estimator (1996, "Fast noise variance estimation": the mean absolute response to a
+    Laplacian-difference kernel, which cancels smooth content), averaged over the flattest
+    :data:`FLAT_FRACTION` of the photo only, flatness judged on a blurred copy (so that the choice
+    does not depend on the noise itself): texture and edges, which the kernel does not cancel, are
+    not counted as noise.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` image, any dtype.
+
+    Returns:
+        The noise's standard deviation in grey levels (0.0 for an image under 3x3 pixels).
+    """
     channels = image.reshape(*image.shape[:2], -1).astype(np.float32)
     h, w = channels.shape[:2]
     if h < 3 or w < 3:
         return 0.0
     kernel = np.float32([[1, -2, 1], [-2, 4, -2], [1, -2, 1]])
-    response = cv2.filter2D(channels, -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6)
-
-
-BLUR_SIGMAS = (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)  # the pasted items' softening is picked from these
+    response = np.abs(cv2.filter2D(channels, -1, kernel, borderType=cv2.BORDER_REFLECT)).reshape(h, w, -1).mean(2)
+    smooth = cv2.GaussianBlur(channels.reshape(h, w, -1).mean(2), (0, 0), 2.0)
+    structure = np.hypot(cv2.Sobel(smooth, -1, 1, 0), cv2.Sobel(smooth, -1, 0, 1))
+    flat = structure <= np.quantile(structure, FLAT_FRACTION)
+    return float(np.sqrt(np.pi / 2) * response[flat].mean() / 6)
 
 
 def fine_detail(image: np.ndarray, where: np.ndarray | None = None) -> float:
-    """How sharp an image (region) is, independent of its contrast: detail finer than 1 px
-    (``image - blur(image, 1)``) over detail up to 3 px (``image - blur(image, 3)``).
-    A blurred image loses the first much faster than the second."""
+    """How sharp an image (region) is, independent of its contrast.
+
+    Detail finer than 1 px (``image - blur(image, 1)``) over detail up to 3 px
+    (``image - blur(image, 3)``), on the grey image: blur removes the first much faster than the
+    second. It also depends on content (a busy pattern scores higher than a smooth disc at the same
+    blur) and rises with noise, so compare like with like.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, 3)`` BGR image, any dtype.
+        where: optional ``(H, W)`` bool mask of the pixels to measure (default: all).
+
+    Returns:
+        The ratio, about 0.3-0.9 for photos; 0.0 for an empty ``where``.
+    """
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     gray = gray.astype(np.float32)
     fine = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))
@@ -114,13 +143,26 @@ def fine_detail(image: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(fine.sum() / (coarse.sum() + 1e-6))
 
 
-def matching_blur(img: np.ndarray, pasted: np.ndarray, target: float) -> tuple[float, np.ndarray]:
-    """The sigma from :data:`BLUR_SIGMAS` whose blur gives the pasted pixels of ``img`` the
-    photo's :func:`fine_detail` ``target``, and ``img`` blurred with it."""
+def matching_blur(img: np.ndarray, pasted: np.ndarray, target: float,
+                  noise: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Pick the blur that makes pasted pixels as sharp as the photo.
+
+    Args:
+        img: ``(H, W, 3)`` float32 BGR image holding the pasted items.
+        pasted: ``(H, W)`` bool mask of the pasted pixels.
+        target: the photo's :func:`fine_detail`, measured away from the pasted pixels.
+        noise: optional ``(H, W)`` float32 noise that will be added to the pasted pixels after
+            blurring (it adds fine detail too, so it is counted when comparing).
+
+    Returns:
+        ``(sigma, soft)``: the sigma from :data:`BLUR_SIGMAS` whose result is closest to ``target``,
+        and ``img`` blurred with it (``(H, W, 3)`` float32).
+    """
     best = None
     for sigma in BLUR_SIGMAS:
         soft = cv2.GaussianBlur(img, (0, 0), sigma)
-        gap = abs(fine_detail(soft, pasted) - target)
+        seen = soft if noise is None else soft + per_pixel(noise)
+        gap = abs(fine_detail(seen, pasted) - target)
         if best is None or gap < best[0]:
             best = (gap, sigma, soft)
     return best[1], best[2]
@@ -155,32 +197,34 @@ def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640
     max_size = max(side * 0.6 / np.sqrt(max(1.0, (n_items + n_distractors) / 3)), 32.0)
     min_size = max(14.0, side * 0.06)
     # look-alikes first: they are background, so they may be covered but never cover a labelled item
+    coverage = np.zeros((height, width), np.float32)  # every pasted item's alpha, look-alikes included
     place_items(rng, img, ids, light, light_dir, n_distractors, min_size, max_size, drawers=DISTRACTORS,
-                upright=(4,), tint=tint, label=False)
+                upright=(4,), tint=tint, label=False, coverage=coverage)
     extra_drawers = tuple((d, 1) for d in COOKIE_VARIANTS) + tuple(extra_drawers)  # shop biscuits are cookies
     drawers = DRAWERS + tuple(d for d, _ in extra_drawers)
     class_ids = tuple(range(len(DRAWERS))) + tuple(c for _, c in extra_drawers)
     placed = place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, drawers=drawers,
-                         class_ids=class_ids, tint=tint, placed=Placed())
+                         class_ids=class_ids, tint=tint, placed=Placed(), coverage=coverage)
 
     # camera: the pasted items get the photo's own softness and noise (measured on the crop, which
     # already has them), then a light noise and one JPEG pass over all
-    noise = rng.standard_normal((height, width), dtype=np.float32)
-    extra_sigma = np.float32(rng.uniform(0.0, 1.5))
-    pasted = cv2.absdiff(img, base.astype(np.float32)).max(axis=2) > 0
+    item_noise = rng.standard_normal((height, width), dtype=np.float32)
+    frame_noise = rng.standard_normal((height, width), dtype=np.float32)
+    frame_sigma = np.float32(rng.uniform(0.0, 1.5))
+    pasted = coverage > 0  # the items' own pixels (alpha), not the shadows they cast on the photo
     if pasted.any():
         target = fine_detail(base, ~pasted) if (~pasted).any() else fine_detail(base)
         ys, xs = np.nonzero(pasted)  # blur only around what was pasted (6 candidate blurs)
         y0, y1 = max(0, ys.min() - 8), min(height, ys.max() + 9)
         x0, x1 = max(0, xs.min() - 8), min(width, xs.max() + 9)
-        region = img[y0:y1, x0:x1]
-        _, soft = matching_blur(region, pasted[y0:y1, x0:x1], target)
-        weight = cv2.dilate(pasted[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-        weight = cv2.GaussianBlur(weight, (0, 0), 1.0)
-        region += per_pixel(weight) * (soft - region)
-        # the same noise in every channel: at the photo's per-channel level, as correlated as a camera's
-        region += per_pixel(np.float32(noise_sigma(base)) * weight * noise[y0:y1, x0:x1])
-    img += per_pixel(extra_sigma * np.roll(noise, 1, axis=0))
+        region, alpha = img[y0:y1, x0:x1], coverage[y0:y1, x0:x1]
+        # the same noise in every channel, at the photo's per-channel level, on the items' pixels only
+        grain = np.float32(noise_sigma(base)) * alpha * item_noise[y0:y1, x0:x1]
+        _, soft = matching_blur(region, pasted[y0:y1, x0:x1], target, noise=grain)
+        edge = cv2.dilate(pasted[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+        region += per_pixel(cv2.GaussianBlur(edge, (0, 0), 1.0)) * (soft - region)  # soft edges blend in
+        region += per_pixel(grain)
+    img += per_pixel(frame_sigma * frame_noise)
     image = np.clip(img, 0, 255, out=img).astype(np.uint8)
     masks, class_ids = placed.masks(ids)
     return Scene(image, masks, class_ids, jpeg_quality=int(rng.integers(60, 96)),

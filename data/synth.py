@@ -88,7 +88,7 @@ class Placed:
 
 
 def place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, drawers=DRAWERS, upright=(2,),
-                class_ids=None, placed=None, tint=None, label=True) -> Placed:
+                class_ids=None, placed=None, tint=None, label=True, coverage=None) -> Placed:
     """Draw ``n_items`` items from ``drawers`` into ``img`` (float32 BGR, in place) with soft shadows.
 
     Args:
@@ -101,6 +101,8 @@ def place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, dr
         tint: optional per-channel colour factor for the items (a photo's colour cast).
         label: False draws unlabelled look-alikes: they cover the background only (placed
             before the labelled items, so they never hide a labelled one).
+        coverage: optional ``(H, W)`` float32 map, updated in place to the highest alpha of any item
+            drawn over each pixel (shadows not included).
 
     Returns:
         The :class:`Placed` record. An item that would hide more than 60% of an earlier one
@@ -159,6 +161,8 @@ def place_items(rng, img, ids, light, light_dir, n_items, min_size, max_size, dr
         lit = colour[local] * per_pixel(light[region])
         lit *= a
         patch += lit
+        if coverage is not None:
+            np.maximum(coverage[region], alpha[local], out=coverage[region])
         if not label:
             continue
         ids[region][sub] = len(visible)
@@ -508,7 +512,7 @@ def generate_dataset(
             }
             atomic_write_json(out / "annotations" / f"{split}.json", coco)
             summary[split] = {"images": len(images), "background_photos": n_neg[split],
-                              "photo_composites": sum(job[5] is not None for job in jobs),
+                              "photo_composites": sum(photo is not None for *_, photo, _real in jobs),
                               "instances": dict(zip(CLASS_NAMES, per_class))}
     finally:
         if pool is not None:

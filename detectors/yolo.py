@@ -46,8 +46,9 @@ def is_open_vocabulary(model) -> bool:
 
 
 # Ultralytics' text encoders (CLIP for YOLO-World, MobileCLIP for YOLOE) tokenize with the `clip`
-# package, which is only on GitHub; ultralytics would pip-install it at run time, which detseg's CLI
-# forbids (YOLO_AUTOINSTALL=false), and PyPI's `openai-clip` fails to import on current setuptools.
+# package, which is only on GitHub. Ultralytics would pip-install it at run time; detseg never lets a
+# library install packages behind the user's back (its CLI sets YOLO_AUTOINSTALL=false, and this check
+# runs for the Python API too), and PyPI's `openai-clip` fails to import on current setuptools.
 CLIP_INSTALL = "pip install git+https://github.com/ultralytics/CLIP.git"
 
 
@@ -58,8 +59,8 @@ def require_text_tokenizer() -> None:
     except ImportError:
         raise WeightsError(
             "naming the classes of an open-vocabulary detector needs its text encoder, which needs the "
-            f"`clip` package: `{CLIP_INSTALL}` (once; the encoder's weights then download on first use), "
-            "or pass class_embeddings"
+            f"`clip` package: `{CLIP_INSTALL}` (once; the encoder's weights then download on first use); "
+            "offline, the Python API takes the embeddings instead: YoloDetector(..., class_embeddings=...)"
         ) from None
 
 
