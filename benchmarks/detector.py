@@ -26,6 +26,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def predict_options(imgsz: int) -> dict:
+    """``YOLO.predict`` options matching ``YoloDetector``'s defaults, for timing either the same way."""
+    return dict(imgsz=imgsz, device="cpu", conf=0.25, iou=0.7, max_det=300, verbose=False)
+
+
+def seconds_per_image(run, images, batch: int) -> float:
+    """Wall time of one pass of ``run`` over ``images`` in batches of ``batch``, per image."""
+    t = time.perf_counter()
+    for i in range(0, len(images), batch):
+        run(images[i:i + batch])
+    return (time.perf_counter() - t) / len(images)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
@@ -50,7 +63,7 @@ def main(argv=None) -> int:
     images = [render_scene(np.random.default_rng(i), args.imgsz, args.imgsz).image for i in range(8)]
     detector = YoloDetector(str(weights), imgsz=args.imgsz, device="cpu", conf=0.25).load()
     model = YOLO(str(weights))
-    kwargs = dict(imgsz=args.imgsz, device="cpu", conf=0.25, iou=0.7, max_det=300, verbose=False)
+    kwargs = predict_options(args.imgsz)
     detector(images[:1])
     model.predict(images[:1], **kwargs)  # warm-up both
 
@@ -58,14 +71,8 @@ def main(argv=None) -> int:
     for batch in (1, 8):
         ours, theirs = [], []
         for _ in range(args.repeats):
-            t = time.perf_counter()
-            for i in range(0, 8, batch):
-                model.predict(images[i:i + batch], **kwargs)
-            theirs.append((time.perf_counter() - t) / 8)
-            t = time.perf_counter()
-            for i in range(0, 8, batch):
-                detector(images[i:i + batch])
-            ours.append((time.perf_counter() - t) / 8)
+            theirs.append(seconds_per_image(lambda chunk: model.predict(chunk, **kwargs), images, batch))
+            ours.append(seconds_per_image(detector, images, batch))
         a, b = statistics.median(theirs), statistics.median(ours)
         print(f"{batch:>5} {a * 1000:>20.1f} {b * 1000:>20.1f} {100 * (b - a) / a:>8.1f}%")
     if args.scales:
@@ -117,7 +124,9 @@ def size_cost(scales, images, imgsz: int, repeats: int, shipped: Path | None = N
     from ultralytics.utils import LOGGER
     from ultralytics.utils.torch_utils import get_flops
 
-    names = {0: "croissant", 1: "cookie", 2: "cupcake"}
+    from detseg.data.food_items import CLASS_NAMES
+
+    names = dict(enumerate(CLASS_NAMES))
     models, rows = {}, []
     level = LOGGER.level
     LOGGER.setLevel("WARNING")  # ultralytics logs every model build and strip; only the table matters here
@@ -132,17 +141,14 @@ def size_cost(scales, images, imgsz: int, repeats: int, shipped: Path | None = N
                 models[scale] = model
     finally:
         LOGGER.setLevel(level)
-    kwargs = dict(imgsz=imgsz, device="cpu", conf=0.25, iou=0.7, max_det=300, verbose=False)
+    kwargs = predict_options(imgsz)
     for model in models.values():
         model.predict(images[:1], **kwargs)  # warm-up
     for batch in (1, 8):
         times = {scale: [] for scale in scales}
         for _ in range(repeats):
             for scale, model in models.items():  # alternate, so drifts in machine speed hit every scale
-                t = time.perf_counter()
-                for i in range(0, len(images), batch):
-                    model.predict(images[i:i + batch], **kwargs)
-                times[scale].append((time.perf_counter() - t) / len(images))
+                times[scale].append(seconds_per_image(lambda chunk: model.predict(chunk, **kwargs), images, batch))
         for row in rows:
             row["ms"][batch] = 1000 * statistics.median(times[row["scale"]])
     base = rows[0]
@@ -154,8 +160,7 @@ def size_cost(scales, images, imgsz: int, repeats: int, shipped: Path | None = N
               f"{row['ms'][1]:>10.1f} {row['ms'][8]:>10.1f} {row['ms'][1] / base['ms'][1]:>7.2f}x")
     if shipped is not None and shipped.is_file():
         print(f"shipped {shipped.name}: {shipped.stat().st_size / 1e6:.1f} MB (limit 25 MB)")
-    over = [row for row in rows if row["mb"] > 25]
-    for row in over:
+    for row in (row for row in rows if row["mb"] > 25):
         print(f"yolov8{row['scale']} is over the 25 MB limit for the shipped detector")
     return rows
 

@@ -158,14 +158,14 @@ def matching_blur(img: np.ndarray, pasted: np.ndarray, target: float,
         ``(sigma, soft)``: the sigma from :data:`BLUR_SIGMAS` whose result is closest to ``target``,
         and ``img`` blurred with it (``(H, W, 3)`` float32).
     """
-    best = None
+    # blurring and the grey conversion commute: compare on grey, blur the colour image once
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    gaps = []
     for sigma in BLUR_SIGMAS:
-        soft = cv2.GaussianBlur(img, (0, 0), sigma)
-        seen = soft if noise is None else soft + per_pixel(noise)
-        gap = abs(fine_detail(seen, pasted) - target)
-        if best is None or gap < best[0]:
-            best = (gap, sigma, soft)
-    return best[1], best[2]
+        seen = cv2.GaussianBlur(gray, (0, 0), sigma)
+        gaps.append(abs(fine_detail(seen if noise is None else seen + noise, pasted) - target))
+    sigma = BLUR_SIGMAS[int(np.argmin(gaps))]
+    return sigma, cv2.GaussianBlur(img, (0, 0), sigma)
 
 
 def render_on_photo(rng: np.random.Generator, photo: np.ndarray, size: int = 640,

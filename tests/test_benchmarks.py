@@ -43,10 +43,6 @@ def _benchmark_module(name):
     return module
 
 
-def _real_detector_module():
-    return _benchmark_module("real_detector")
-
-
 def test_detector_size_cost_writes_shipped_format_checkpoints_per_scale(tmp_path, capsys):
     import numpy as np
     import torch
@@ -82,7 +78,7 @@ def test_real_detector_reads_box_labels_and_negative_lists(tmp_path):
               "categories": [{"id": 2, "name": "cookie"}]}
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     (tmp_path / "negatives.txt").write_text("# cookie-free\nc.jpg\n\nd.jpg  # kitchen\n")
-    module = _real_detector_module()
+    module = _benchmark_module("real_detector")
     photos = module.load_box_photos(tmp_path / "labels.json", tmp_path)
     assert [p["path"].name for p in photos] == ["a.jpg"]  # b.jpg has no box: not a cookie photo
     assert photos[0]["cookies"].tolist() == [[10, 20, 40, 60], [50, 5, 60, 15]]
@@ -108,7 +104,7 @@ def test_real_detector_counts_false_detections_and_found_cookies():
     import numpy as np
     import supervision as sv
 
-    module = _real_detector_module()
+    module = _benchmark_module("real_detector")
     np.testing.assert_allclose(module.box_iou(np.array([[0, 0, 10, 10]], float),
                                               np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)),
                                [[1.0, 50 / 150, 0.0]])
