@@ -174,6 +174,7 @@ def train(
     seed: int = 0,
     plots: bool = True,
     task: str = "detect",
+    init: str | Path | None = None,
     **overrides,
 ) -> TrainResult:
     """Train a YOLO detector (or, with ``task="segment"``, a YOLO-seg model) with ultralytics and record it.
@@ -192,6 +193,9 @@ def train(
         task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
             ``.pt``; the dataset needs polygon labels, e.g. a ``detseg predict --save-dataset`` output).
             ``pretrained=detector.pt`` (an override) starts a ``-seg`` model from a detector's weights.
+        init: a state dict or checkpoint to start ``model`` (a ``.yaml``) from: every tensor that matches by name
+            and shape is copied (:mod:`detseg.detectors.init_weights`), the rest starts fresh, and one line
+            saying how many matched is printed. E.g. COCO-pretrained YOLOv5n weights into ``yolov5n.yaml``.
         **overrides: any other ultralytics training argument.
 
     Returns:
@@ -213,6 +217,8 @@ def train(
         _check_task(model, task)
         data_yaml = resolve_data_yaml(data, out)
         model_path = str(model) if str(model).endswith((".yaml", ".yml")) else str(resolve_weights(model))
+        if init is not None:
+            model_path = str(_init_from(model, init, data_yaml, out))
         yolo = load_yolo(model_path)
         if yolo.task != task:
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
@@ -228,6 +234,20 @@ def train(
                                              "weights": str(best), **metrics}, indent=2)
     atomic_write_text(out / "command.txt", shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
     return TrainResult(run_dir=out, best_weights=best, metrics=metrics)
+
+
+def _init_from(model, init, data_yaml: Path, out: Path) -> Path:
+    """Write ``out/init.pt``: ``model`` (a ``.yaml``) for the dataset's classes with what matches from ``init``."""
+    from detseg.data.yolo_format import read_data_yaml
+    from detseg.detectors.init_weights import init_checkpoint
+
+    if not str(model).endswith((".yaml", ".yml")):
+        raise WeightsError(f"--init starts a model built from a .yaml (e.g. yolov5n.yaml); {model} already has weights")
+    names = read_data_yaml(data_yaml)["names"]
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    report = init_checkpoint(model, init, names, out / "init.pt")
+    print(f"init: {report.summary()}", flush=True)
+    return out / "init.pt"
 
 
 def _task_of(weights: Path) -> str:

@@ -157,6 +157,10 @@ def _add_train_command(sub) -> None:
     p.add_argument("--data", required=True, help="data.yaml: data/food.yaml, a synth output, a Roboflow export")
     p.add_argument("--model", default=None,
                    help="yolov8n.yaml / yolov8n-seg.yaml (from scratch) or weights .pt (default: by --task)")
+    p.add_argument("--init", default=None, metavar="PATH",
+                   help="start --model (a .yaml) from a state dict or checkpoint: every tensor matching by name "
+                        "and shape is copied and the count printed (e.g. COCO-pretrained YOLOv5n weights into "
+                        "yolov5n.yaml)")
     p.add_argument("--task", choices=("detect", "segment"), default="detect",
                    help="detect (boxes) or segment (a -seg model on polygon labels, e.g. a --save-dataset output; "
                         "pretrained=detector.pt starts it from a detector's weights)")
@@ -177,8 +181,8 @@ def _add_train_command(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-_TRAIN_FLAGS = {"data", "model", "task", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "resume",
-                "plots", "project", "name"}
+_TRAIN_FLAGS = {"data", "model", "init", "task", "epochs", "imgsz", "batch", "device", "workers", "seed", "time",
+                "resume", "plots", "project", "name"}
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -216,7 +220,7 @@ def _cmd_train(args) -> int:
     model = args.model or ("yolov8n-seg.yaml" if args.task == "segment" else "yolov8n.yaml")
     result = train(args.data, model=model, task=args.task, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
-                   plots=args.plots, **({"time": args.time} if args.time else {}), **overrides)
+                   plots=args.plots, init=args.init, **({"time": args.time} if args.time else {}), **overrides)
     print(metrics_summary(result.metrics))
     print(f"best weights: {result.best_weights}")
     return 0
