@@ -19,10 +19,23 @@ stage trained on) and/or ``--negatives`` (a list of cookie-free photo names, e.g
 held out of a run), both read from ``--images``. These are the checks to choose recipes and
 checkpoints by; the held-out validation photos are only measured.
 
+``--bakery`` measures the dev split of ``real-bakery-photos`` (sites no detector trained on; boxes in
+``data/real/bakery-boxes.json``), read in place from ``../shared/datasets/real-bakery-photos``:
+
+- box AP50:95 and AP50, overall and per class (pycocotools, the three detector classes; a muffin is
+  not one of them, so a detection on a muffin is a false positive), once on the detections a user
+  gets at the default confidence and once on every detection down to the sweep's lowest confidence;
+- false detections per look-alike-only photo (cakes, bread, donuts, macarons... with no item of the
+  four boxed kinds), at the default confidence;
+- the share of photos with items whose most frequent detected class is their most frequent true class;
+- over the confidence sweep (``--plot``): false detections per look-alike photo and recall (a box of
+  the right class at IoU >= 0.5).
+
 Usage:
     python benchmarks/real_detector.py [--weights W [W ...]] [--plot runs/real_detector.png]
     python benchmarks/real_detector.py --labels data/real/uj-train-cookies-unseen.json \
         --images ../shared/datasets/uj-staple-pantry-train-images/images [--negatives LIST]
+    python benchmarks/real_detector.py --bakery [--split dev] [--weights W [W ...]] [--plot runs/bakery.png]
 
 Dataset: "The Staple Pantry Dataset (University of Johannesburg)", CC BY-SA 4.0, read in
 place from ../shared/datasets/uj-staple-pantry-valid (skips cleanly when absent).
@@ -40,6 +53,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "uj-staple-pantry-valid"
+DEFAULT_BAKERY = ROOT.parent / "shared" / "datasets" / "real-bakery-photos"
 COOKIE_NAMES = {"cookie", "cookies", "biscuit", "biscuits"}
 SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -110,6 +124,176 @@ def _recall(r: dict) -> str:
     return f"{r['cookie_recall']:.1%} ({found}/{r['cookies']})" if r["cookies"] else "-"
 
 
+def bakery_photos(coco: dict, images: Path, split: str = "dev") -> list[dict]:
+    """``[{"path", "id", "width", "height", "main", "boxes": [(class_name, xyxy, iscrowd)]}]`` for one split."""
+    from detseg.data.bakery import boxes_by_image, photos_of_split
+
+    cat = {c["id"]: c["name"] for c in coco["categories"]}
+    by_image = boxes_by_image(coco)
+    out = []
+    for im in photos_of_split(coco, split):
+        boxes = []
+        for a in by_image[im["id"]]:
+            x, y, w, h = a["bbox"]
+            boxes.append((cat[a["category_id"]], [x, y, x + w, y + h], bool(a.get("iscrowd"))))
+        out.append({"path": Path(images) / im["file_name"], "id": im["id"], "width": im["width"],
+                    "height": im["height"], "main": im.get("main", ""), "boxes": boxes})
+    return out
+
+
+def bakery_ap(photos: list[dict], detections, names: dict, conf: float) -> dict:
+    """Box AP50:95 and AP50 (pycocotools), overall and per detector class, for detections with confidence >= conf.
+
+    ``names`` maps the detector's class ids to names; detections of other names are dropped, and ground
+    truth of other names (muffins) is left out, so a detection on a muffin counts as a false positive.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from detseg.data.bakery import DETECTOR_CLASSES
+
+    cat_id = {n: i + 1 for i, n in enumerate(DETECTOR_CLASSES)}
+    gt = {"images": [{"id": p["id"], "width": p["width"], "height": p["height"]} for p in photos],
+          "categories": [{"id": i, "name": n} for n, i in cat_id.items()], "annotations": []}
+    for p in photos:
+        for name, (x1, y1, x2, y2), crowd in p["boxes"]:
+            if name in cat_id:
+                gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": p["id"],
+                                          "category_id": cat_id[name], "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                          "area": (x2 - x1) * (y2 - y1), "iscrowd": int(crowd)})
+    results = []
+    for p, dets in zip(photos, detections):
+        for xyxy, score, cls in zip(dets.xyxy, dets.confidence, dets.class_id):
+            name = names.get(int(cls))
+            if score >= conf and name in cat_id:
+                x1, y1, x2, y2 = (float(v) for v in xyxy)
+                results.append({"image_id": p["id"], "category_id": cat_id[name], "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "score": float(score)})
+    out = {"conf": conf, "AP": 0.0, "AP50": 0.0, "per_class": {n: {"AP": 0.0, "AP50": 0.0} for n in cat_id}}
+    if not results or not gt["annotations"]:
+        return out
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and table
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        ev = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    out["AP"], out["AP50"] = float(ev.stats[0]), float(ev.stats[1])
+    precision = ev.eval["precision"]  # (iou thresholds, recall points, classes, areas, max dets)
+    for k, (name, cid) in enumerate(cat_id.items()):
+        has_gt = any(a["category_id"] == cid and not a["iscrowd"] for a in gt["annotations"])
+        pc = precision[:, :, k, 0, -1]
+        ap = float(pc[pc > -1].mean()) if has_gt and (pc > -1).any() else float("nan")
+        ap50 = precision[0, :, k, 0, -1]
+        out["per_class"][name] = {"AP": ap, "AP50": float(ap50[ap50 > -1].mean()) if has_gt and (ap50 > -1).any()
+                                  else float("nan")}
+    return out
+
+
+def bakery_rates(photos: list[dict], detections, names: dict, conf: float) -> dict:
+    """False detections per look-alike-only photo, class-aware recall at IoU >= 0.5, majority-class agreement."""
+    from collections import Counter
+
+    false, lookalike, found, total, agree, with_items = 0, 0, 0, 0, 0, 0
+    for p, dets in zip(photos, detections):
+        keep = dets.confidence >= conf
+        xyxy, cls = dets.xyxy[keep], [names.get(int(c)) for c in dets.class_id[keep]]
+        if not p["boxes"]:
+            lookalike += 1
+            false += len(xyxy)
+            continue
+        truth = [(n, b) for n, b, crowd in p["boxes"] if not crowd and n in names.values()]
+        for name, box in truth:
+            same = np.array([c == name for c in cls], bool)
+            total += 1
+            found += bool(same.any() and (box_iou(np.array([box], float), xyxy[same]) >= 0.5).any())
+        if truth:
+            with_items += 1
+            majority = Counter(n for n, _ in truth).most_common(1)[0][0]
+            agree += bool(cls) and Counter(cls).most_common(1)[0][0] == majority
+    return {"conf": conf, "false_per_lookalike_photo": false / max(lookalike, 1), "lookalike_photos": lookalike,
+            "recall": found / max(total, 1), "items": total, "majority_class": agree / max(with_items, 1),
+            "photos_with_items": with_items}
+
+
+def run_bakery(args) -> int:
+    """The ``--bakery`` report (see the module docstring)."""
+    from detseg.data.bakery import BOXES_FILE, load_boxes
+
+    folder = Path(args.bakery)
+    if not (folder / "images").is_dir():
+        print(f"skipped: {folder}/images not found (the real bakery photos are not on this machine)")
+        return 0
+    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
+    from detseg.detectors.yolo import DEFAULT_CONF
+    from detseg.images import read_image
+
+    photos = bakery_photos(load_boxes(args.bakery_boxes or BOXES_FILE), folder / "images", args.split)
+    images = [read_image(p["path"]) for p in photos]
+    curves = {}
+    for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
+        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device).load()
+        start = time.perf_counter()
+        detections = [detector(im) for im in images]
+        seconds = time.perf_counter() - start
+        names = {int(k): v for k, v in detector.class_names.items()}
+        name = Path(weights).name
+        at_default = bakery_rates(photos, detections, names, DEFAULT_CONF)
+        print(f"{name}: real-bakery-photos {args.split} split, {len(photos)} photos ({at_default['items']} items, "
+              f"{at_default['lookalike_photos']} look-alike-only photos), {seconds / len(photos) * 1000:.0f} ms/photo "
+              f"on {args.device}")
+        for conf, label in ((DEFAULT_CONF, f"default conf {DEFAULT_CONF}"), (min(SWEEP), f"conf >= {min(SWEEP)}")):
+            ap = bakery_ap(photos, detections, names, conf)
+            per = "  ".join(f"{n} {v['AP']:.3f}/{v['AP50']:.3f}" for n, v in ap["per_class"].items())
+            print(f"  box AP50:95 / AP50 at {label}: all {ap['AP']:.3f}/{ap['AP50']:.3f}  {per}")
+        print(f"  default conf {DEFAULT_CONF}: {at_default['false_per_lookalike_photo']:.2f} detections per "
+              f"look-alike-only photo, recall {at_default['recall']:.1%}, majority class right on "
+              f"{round(at_default['majority_class'] * at_default['photos_with_items'])} of "
+              f"{at_default['photos_with_items']} photos")
+        curves[name] = [bakery_rates(photos, detections, names, c) for c in SWEEP]
+        print(f"  {'conf':>6} {'false/look-alike':>17} {'recall':>8}")
+        for r in curves[name]:
+            print(f"  {r['conf']:>6.2f} {r['false_per_lookalike_photo']:>17.2f} {r['recall']:>8.1%}")
+    if args.plot:
+        _plot(curves, ("false_per_lookalike_photo", "false detections per look-alike-only photo", 0.3),
+              ("recall", "recall (right class, IoU>=0.5)", None),
+              f"real-bakery-photos, {args.split} split (sites never trained on)", args.plot)
+    return 0
+
+
+def _plot(curves: dict, left: tuple, right: tuple, title: str, path: str) -> None:
+    """Two panels against the confidence threshold: ``(key, panel title, target line or None)`` each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from detseg.detectors.yolo import DEFAULT_CONF
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (key, panel, target) in zip(axes, (left, right)):
+        for name, rows in curves.items():
+            ax.plot(SWEEP, [r[key] for r in rows], marker="o", label=name)
+        if target is not None:
+            ax.axhline(target, ls="--", c="grey", lw=1, label=f"target {target:g}")
+        ax.axvline(DEFAULT_CONF, ls=":", c="k", lw=1)
+        ax.set_xlabel("confidence threshold")
+        ax.set_title(panel)
+        ax.legend(fontsize=8)
+    axes[0].set_yscale("symlog", linthresh=0.1)
+    axes[0].set_ylim(bottom=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder with annotations.json and images/")
@@ -121,7 +305,13 @@ def main(argv=None) -> int:
                         "in --images")
     parser.add_argument("--negatives", help="instead of --data: file listing cookie-free photos in --images")
     parser.add_argument("--images", help="folder of the --labels / --negatives photos")
+    parser.add_argument("--bakery", nargs="?", const=str(DEFAULT_BAKERY), default=None, metavar="DIR",
+                        help="instead of --data: the real-bakery-photos folder (default when given alone: %(const)s)")
+    parser.add_argument("--bakery-boxes", default=None, help="box file (default: data/real/bakery-boxes.json)")
+    parser.add_argument("--split", default="dev", choices=("dev", "train"), help="--bakery split (default: dev)")
     args = parser.parse_args(argv)
+    if args.bakery:
+        return run_bakery(args)
     if args.labels or args.negatives:
         if not args.images:
             parser.error("--labels / --negatives need --images")
@@ -160,29 +350,8 @@ def main(argv=None) -> int:
         for r in curves[name]:
             print(f"  {r['conf']:>6.2f} {_false(r):>12} {_recall(r):>14}")
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        for name, rows in curves.items():
-            ax1.plot(SWEEP, [r["false_per_free_photo"] for r in rows], marker="o", label=name)
-            ax2.plot(SWEEP, [r["cookie_recall"] for r in rows], marker="o", label=name)
-        ax1.axhline(0.5, ls="--", c="grey", lw=1, label="target <= 0.5")
-        ax2.axhline(0.6, ls="--", c="grey", lw=1, label="target >= 60%")
-        for ax, panel in ((ax1, "false detections per cookie-free photo"), (ax2, "real-cookie recall (IoU>=0.5)")):
-            ax.axvline(DEFAULT_CONF, ls=":", c="k", lw=1)
-            ax.set_xlabel("confidence threshold")
-            ax.set_title(panel)
-            ax.legend(fontsize=8)
-        ax1.set_yscale("symlog", linthresh=0.1)
-        ax1.set_ylim(bottom=0)
-        fig.suptitle(title)
-        fig.tight_layout()
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=110)
-        print(f"plot: {args.plot}")
+        _plot(curves, ("false_per_free_photo", "false detections per cookie-free photo", 0.5),
+              ("cookie_recall", "real-cookie recall (IoU>=0.5)", 0.6), title, args.plot)
     return 0
 
 

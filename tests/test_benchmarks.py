@@ -120,3 +120,49 @@ def test_real_detector_counts_false_detections_and_found_cookies():
     assert (low["cookie_recall"], low["false_per_free_photo"]) == (0.5, 1.0)  # 2 false over 2 photos
     assert (high["cookie_recall"], high["false_per_free_photo"]) == (0.5, 0.5)
     assert (high["free_photos"], high["cookies"]) == (2, 2)
+
+
+def _bakery_fixture():
+    import numpy as np
+    import supervision as sv
+
+    boxes = lambda *b: list(b)  # noqa: E731
+    photos = [{"id": 1, "width": 100, "height": 100, "boxes": boxes(("cupcake", [0, 0, 40, 40], False),
+                                                                   ("cupcake", [50, 50, 90, 90], False),
+                                                                   ("muffin", [50, 0, 90, 40], False))},
+              {"id": 2, "width": 100, "height": 100, "boxes": boxes(("croissant", [10, 10, 60, 40], False))},
+              {"id": 3, "width": 100, "height": 100, "boxes": []},  # look-alike only
+              {"id": 4, "width": 100, "height": 100, "boxes": []}]
+    det = lambda xyxy, conf, cls: sv.Detections(xyxy=np.array(xyxy, float).reshape(-1, 4),  # noqa: E731
+                                                confidence=np.array(conf, float), class_id=np.array(cls, int))
+    names = {0: "croissant", 1: "cookie", 2: "cupcake"}
+    return photos, det, names
+
+
+def test_real_detector_bakery_ap_and_counts():
+    import numpy as np
+
+    photos, det, names = _bakery_fixture()
+    module = _benchmark_module("real_detector")
+    perfect = [det([[0, 0, 40, 40], [50, 50, 90, 90]], [0.9, 0.8], [2, 2]), det([[10, 10, 60, 40]], [0.9], [0]),
+               det([], [], []), det([], [], [])]
+    ap = module.bakery_ap(photos, perfect, names, 0.25)
+    assert ap["AP"] == pytest.approx(1.0) and ap["per_class"]["cupcake"]["AP"] == pytest.approx(1.0)
+    assert ap["per_class"]["croissant"]["AP50"] == pytest.approx(1.0)
+    assert np.isnan(ap["per_class"]["cookie"]["AP"])  # no cookie in the ground truth: undefined, not 0
+    # a confident box on the muffin (not a class) and one on a look-alike photo: false positives
+    noisy = [det([[50, 0, 90, 40], [0, 0, 40, 40], [50, 50, 90, 90]], [0.95, 0.9, 0.8], [2, 2, 2]),
+             det([[10, 10, 60, 40], [0, 60, 30, 90]], [0.9, 0.3], [1, 1]),  # croissant found as a cookie: wrong class
+             det([[0, 0, 10, 10]], [0.5], [0]), det([[0, 0, 10, 10]], [0.1], [0])]
+    ap = module.bakery_ap(photos, noisy, names, 0.25)
+    assert ap["per_class"]["cupcake"]["AP"] < 1.0 and ap["per_class"]["croissant"]["AP"] == 0.0
+    rates = module.bakery_rates(photos, noisy, names, 0.25)
+    assert rates["false_per_lookalike_photo"] == 0.5 and rates["lookalike_photos"] == 2  # 1 box over 2 photos
+    assert rates["items"] == 3 and rates["recall"] == pytest.approx(2 / 3)  # muffins are not items
+    assert rates["majority_class"] == 0.5  # photo 1 (cupcake) right, photo 2 (croissant seen as cookie) wrong
+    assert module.bakery_rates(photos, noisy, names, 0.05)["false_per_lookalike_photo"] == 1.0
+
+
+def test_real_detector_bakery_skips_cleanly_without_the_photos(tmp_path):
+    res = _run("benchmarks/real_detector.py", "--bakery", str(tmp_path / "absent"))
+    assert res.returncode == 0 and res.stdout.startswith("skipped:") and "bakery" in res.stdout
