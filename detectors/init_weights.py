@@ -71,6 +71,9 @@ def read_tensors(path: str | Path) -> dict:
     except Exception:
         obj = None
     if obj is None:
+        from detseg.pickle_scan import check_weights_file
+
+        check_weights_file(path)  # a full pickle is about to be loaded: refuse one that would run code
         try:
             from ultralytics.nn.tasks import torch_safe_load
 

@@ -90,6 +90,9 @@ def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
     """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
     from ultralytics import YOLO
 
+    from detseg.pickle_scan import check_weights_file
+
+    check_weights_file(path)
     try:
         model = YOLO(str(path))
     except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file

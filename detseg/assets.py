@@ -29,9 +29,14 @@ def resolve_weights(weights: str | Path, hint: str = "") -> Path:
     Raises:
         WeightsError: the file does not exist and is not a downloadable name, or the
             download failed (offline). The message says where the file was looked for.
+            Or the file's pickle would import something no checkpoint needs
+            (:mod:`detseg.pickle_scan`; ``DETSEG_TRUST_WEIGHTS=1`` skips that check).
     """
+    from detseg.pickle_scan import check_weights_file
+
     path = Path(weights).expanduser()
     if path.is_file():
+        check_weights_file(path)
         return path
     if path.exists():
         raise WeightsError(f"weights path {path} is not a file")
@@ -51,6 +56,7 @@ def resolve_weights(weights: str | Path, hint: str = "") -> Path:
             f"{name} is not in {Path.cwd()} and could not be downloaded{reason}. "
             f"Download it where you have internet and put it there, or pass a local path{hint}"
         )
+    check_weights_file(local)
     return local
 
 

@@ -1,0 +1,87 @@
+"""Refuse a weights file whose pickle would run code, before anything unpickles it.
+
+An ultralytics ``.pt`` is a pickle: ``YOLO("x.pt")`` rebuilds the objects it names, so a crafted
+file can run any command while it loads. Before detseg hands a file to ultralytics it lists the
+globals the file's pickle imports, with torch's own scanner
+(``torch.serialization.get_unsafe_globals_in_checkpoint``, which already leaves out what torch
+itself loads safely), and refuses a file that names anything outside what ultralytics and torch
+checkpoints contain: ultralytics and ``torch.nn`` classes (classes only, not functions such as
+``ultralytics.utils.checks.check_requirements``) and a few plain containers. A file that is not a
+torch zip archive (a raw or legacy pickle) is refused too: ultralytics writes zip archives.
+
+``DETSEG_TRUST_WEIGHTS=1`` (what ``--trust-weights`` sets for the detseg process) skips the check,
+for a file you made or trust.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from detseg.errors import WeightsError
+
+TRUST_ENV = "DETSEG_TRUST_WEIGHTS"
+_CLASS_MODULES = ("ultralytics.", "torch.nn.modules.", "torch.nn.parameter", "torch.nn.utils.")
+_EXACT = frozenset({
+    "collections.OrderedDict", "collections.defaultdict", "builtins.set", "builtins.frozenset", "builtins.slice",
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.int", "builtins.float", "builtins.bool",
+    "builtins.str", "builtins.bytes", "builtins.bytearray", "builtins.complex", "_codecs.encode",
+    "types.SimpleNamespace", "argparse.Namespace", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.Path",
+    "datetime.datetime", "datetime.date", "datetime.timedelta", "numpy.dtype", "numpy.ndarray",
+    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar", "torch.Size", "torch.device", "torch.dtype", "torch.float16", "torch.float32",
+    "torch.bfloat16", "torch.int64", "torch.uint8", "torch.bool",
+})
+
+
+def trusted() -> bool:
+    """Whether the user asked to load weights without the check (``DETSEG_TRUST_WEIGHTS=1``)."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _is_allowed(name: str) -> bool:
+    if name in _EXACT or name.startswith("numpy.dtypes."):
+        return True
+    if not name.startswith(_CLASS_MODULES):
+        return False
+    module, _, attr = name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError):
+        return False  # names a module or attribute that does not exist here: not from this ultralytics/torch
+    return isinstance(obj, type)
+
+
+def unsafe_globals(path: str | Path) -> list[str]:
+    """The globals a torch checkpoint's pickle imports that are outside detseg's allow-list (empty: safe).
+
+    Raises:
+        WeightsError: the file is not a torch zip archive (it cannot be scanned).
+    """
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as e:  # ValueError for a non-zip file; RuntimeError for a damaged archive
+        raise WeightsError(f"{path} is not a torch zip checkpoint, so it cannot be checked for code that would run "
+                           f"on load ({type(e).__name__}); ultralytics writes zip checkpoints. Pass --trust-weights "
+                           "(or set DETSEG_TRUST_WEIGHTS=1) to load it anyway") from None
+    return [n for n in names if not _is_allowed(n)]
+
+
+def check_weights_file(path: str | Path) -> None:
+    """Raise one clear WeightsError if ``path`` would import anything outside the allow-list while loading.
+
+    Skipped when :func:`trusted`. Non-``.pt`` files (``.yaml``, ``.onnx``, OpenVINO folders) are not pickles
+    and pass.
+    """
+    path = Path(path)
+    if trusted() or path.suffix.lower() not in {".pt", ".pth"} or not path.is_file():
+        return
+    bad = unsafe_globals(path)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise WeightsError(f"refusing to load {path}: its pickle imports {shown}, which no ultralytics checkpoint "
+                           "needs and which could run code on load. Pass --trust-weights (or set "
+                           "DETSEG_TRUST_WEIGHTS=1) only if you trust where the file came from")

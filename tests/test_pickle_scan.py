@@ -1,0 +1,110 @@
+"""Weights files whose pickle would run code are refused before anything unpickles them."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from detseg.errors import WeightsError
+from detseg.pickle_scan import TRUST_ENV, check_weights_file, unsafe_globals
+
+
+class _Touch:
+    """Unpickling this runs ``touch PATH``: what a crafted checkpoint does."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.path}",)
+
+
+class _CallsUltralyticsFunction:
+    def __reduce__(self):
+        from ultralytics.utils.checks import check_requirements
+
+        return check_requirements, ("definitely-not-a-package",)
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Touch(marker), "train_args": {}}, path)
+    return path, marker
+
+
+def test_a_checkpoint_that_runs_a_command_is_refused_naming_the_global(evil, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path, marker = evil
+    assert unsafe_globals(path) == [f"{os.system.__module__}.system"]
+    with pytest.raises(WeightsError, match=r"refusing to load .*evil\.pt: its pickle imports (posix|nt)\.system"):
+        check_weights_file(path)
+    assert not marker.exists()
+
+
+def test_every_loader_refuses_it_before_ultralytics_unpickles(evil, monkeypatch, tiny_dataset, tmp_path):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path, marker = evil
+    from detseg.detectors import YoloDetector
+    from detseg.detectors.init_weights import read_tensors
+    from detseg.detectors.train import evaluate_detector, load_yolo, train
+
+    with pytest.raises(WeightsError, match="refusing to load"):
+        YoloDetector(path).load()
+    with pytest.raises(WeightsError, match="refusing to load"):
+        load_yolo(path)
+    with pytest.raises(WeightsError, match="refusing to load"):
+        evaluate_detector(path, tiny_dataset / "data.yaml", out=tmp_path / "val")
+    with pytest.raises(WeightsError, match="refusing to load"):
+        train(tiny_dataset / "data.yaml", model=path, epochs=1, out=tmp_path / "run")
+    with pytest.raises(WeightsError, match="refusing to load"):
+        read_tensors(path)  # --init: not a plain state dict, so it would need a full unpickle
+    assert not marker.exists()
+
+
+def test_the_cli_says_one_line_and_runs_nothing(evil, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path, marker = evil
+    from detseg.pipeline.cli import main
+
+    rc = main(["predict", str(tmp_path), "--detector", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "refusing to load" in err and "--trust-weights" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_functions_of_allowed_modules_are_not_allowed(tmp_path):
+    torch.save({"model": _CallsUltralyticsFunction()}, tmp_path / "f.pt")
+    assert unsafe_globals(tmp_path / "f.pt") == ["ultralytics.utils.checks.check_requirements"]
+
+
+def test_a_raw_pickle_cannot_be_scanned_and_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with (tmp_path / "raw.pt").open("wb") as f:
+        pickle.dump(_Touch(tmp_path / "pwned"), f)
+    with pytest.raises(WeightsError, match="not a torch zip checkpoint"):
+        check_weights_file(tmp_path / "raw.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_real_checkpoints_pass(tiny_weights):
+    from detseg.detectors import DEFAULT_WEIGHTS
+
+    assert unsafe_globals(DEFAULT_WEIGHTS) == []
+    assert unsafe_globals(tiny_weights) == []  # written by ultralytics' trainer here
+
+
+def test_trust_skips_the_check(evil, monkeypatch):
+    path, marker = evil
+    monkeypatch.setenv(TRUST_ENV, "1")
+    check_weights_file(path)  # no error; nothing is loaded by the check itself
+    assert not marker.exists()
+
+
+def test_state_dicts_and_non_pickles_pass(tmp_path):
+    torch.save({"w": torch.zeros(2)}, tmp_path / "sd.pt")
+    check_weights_file(tmp_path / "sd.pt")
+    (tmp_path / "m.yaml").write_text("nc: 3\n")
+    check_weights_file(tmp_path / "m.yaml")
