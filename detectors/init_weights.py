@@ -73,7 +73,8 @@ def read_tensors(path: str | Path) -> dict:
     if obj is None:
         from detseg.pickle_scan import check_weights_file
 
-        check_weights_file(path)  # a full pickle is about to be loaded: refuse one that would run code
+        # a full pickle is about to be loaded: refuse one that would run code
+        check_weights_file(path, "cannot read {path} as a state dict or checkpoint")
         try:
             from ultralytics.nn.tasks import torch_safe_load
 

@@ -86,13 +86,16 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     return dst
 
 
+_NOT_YOLO = "{path} is not a loadable ultralytics YOLO model"
+
+
 def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
     """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
     from ultralytics import YOLO
 
     from detseg.pickle_scan import check_weights_file
 
-    check_weights_file(path)
+    check_weights_file(path, _NOT_YOLO)
     try:
         model = YOLO(str(path))
     except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
@@ -156,7 +159,7 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
 
     out_dir = Path(out) if out else Path("runs/val")
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
-    model = load_yolo(resolve_weights(weights))
+    model = load_yolo(resolve_weights(weights, unreadable=_NOT_YOLO))
     with keep_torch_threads(model, "on_val_start"):
         metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
                             device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
@@ -219,7 +222,8 @@ def train(
     else:
         _check_task(model, task)
         data_yaml = resolve_data_yaml(data, out)
-        model_path = str(model) if str(model).endswith((".yaml", ".yml")) else str(resolve_weights(model))
+        is_yaml = str(model).endswith((".yaml", ".yml"))
+        model_path = str(model) if is_yaml else str(resolve_weights(model, unreadable=_NOT_YOLO))
         if init is not None:
             model_path = str(_init_from(model, init, data_yaml, out))
         yolo = load_yolo(model_path)

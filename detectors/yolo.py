@@ -155,7 +155,7 @@ class YoloDetector:
             path, fixed = open_export(self.weights, self.imgsz)
         else:
             hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
-            path = resolve_weights(self.weights, hint=hint)
+            path = resolve_weights(self.weights, hint=hint, unreadable="{path} is not a loadable ultralytics model")
             fixed = None
         try:
             model = YOLO(str(path))

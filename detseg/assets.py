@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from detseg.errors import InputError, WeightsError
+from detseg.pickle_scan import UNREADABLE, check_weights_file
 
 
 def downloadable_names() -> frozenset[str]:
@@ -19,12 +20,14 @@ def downloadable_names() -> frozenset[str]:
     return GITHUB_ASSETS_NAMES
 
 
-def resolve_weights(weights: str | Path, hint: str = "") -> Path:
+def resolve_weights(weights: str | Path, hint: str = "", unreadable: str = UNREADABLE) -> Path:
     """Return a local weights file: the path itself, or a known name downloaded by ultralytics.
 
     Args:
         weights: a path to an existing file, or a name such as ``yolov8n.pt``.
         hint: what else the user can do, appended to the error message.
+        unreadable: the caller's words for a file it cannot load, ``{path}`` in them (for a file that
+            is not a torch zip checkpoint).
 
     Raises:
         WeightsError: the file does not exist and is not a downloadable name, or the
@@ -32,11 +35,9 @@ def resolve_weights(weights: str | Path, hint: str = "") -> Path:
             Or the file's pickle would import something no checkpoint needs
             (:mod:`detseg.pickle_scan`; ``DETSEG_TRUST_WEIGHTS=1`` skips that check).
     """
-    from detseg.pickle_scan import check_weights_file
-
     path = Path(weights).expanduser()
     if path.is_file():
-        check_weights_file(path)
+        check_weights_file(path, unreadable)
         return path
     if path.exists():
         raise WeightsError(f"weights path {path} is not a file")

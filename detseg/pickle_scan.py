@@ -53,33 +53,44 @@ def _is_allowed(name: str) -> bool:
     return isinstance(obj, type)
 
 
-def unsafe_globals(path: str | Path) -> list[str]:
+UNREADABLE = "{path} is not a loadable weights file"
+
+
+def unsafe_globals(path: str | Path, unreadable: str = UNREADABLE) -> list[str]:
     """The globals a torch checkpoint's pickle imports that are outside detseg's allow-list (empty: safe).
 
+    Args:
+        path: a ``.pt`` file.
+        unreadable: the caller's own words for a file it cannot load, with ``{path}`` in them (e.g.
+            ``"{path} is not a readable SAM checkpoint"``); the error for a file that cannot be scanned
+            starts with them.
+
     Raises:
-        WeightsError: the file is not a torch zip archive (it cannot be scanned).
+        WeightsError: the file is not a torch zip archive (damaged, empty, or a raw/legacy pickle), so it
+            cannot be scanned.
     """
     import torch
 
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as e:  # ValueError for a non-zip file; RuntimeError for a damaged archive
-        raise WeightsError(f"{path} is not a torch zip checkpoint, so it cannot be checked for code that would run "
-                           f"on load ({type(e).__name__}); ultralytics writes zip checkpoints. Pass --trust-weights "
-                           "(or set DETSEG_TRUST_WEIGHTS=1) to load it anyway") from None
+        raise WeightsError(unreadable.format(path=path) + f" ({type(e).__name__}): not a torch zip checkpoint, "
+                           "which is what ultralytics and torch.save write. A legacy or raw pickle is refused "
+                           "because it cannot be checked for code that would run on load; pass --trust-weights "
+                           "(or set DETSEG_TRUST_WEIGHTS=1) to load one you trust") from None
     return [n for n in names if not _is_allowed(n)]
 
 
-def check_weights_file(path: str | Path) -> None:
+def check_weights_file(path: str | Path, unreadable: str = UNREADABLE) -> None:
     """Raise one clear WeightsError if ``path`` would import anything outside the allow-list while loading.
 
     Skipped when :func:`trusted`. Non-``.pt`` files (``.yaml``, ``.onnx``, OpenVINO folders) are not pickles
-    and pass.
+    and pass. ``unreadable``: as in :func:`unsafe_globals`.
     """
     path = Path(path)
     if trusted() or path.suffix.lower() not in {".pt", ".pth"} or not path.is_file():
         return
-    bad = unsafe_globals(path)
+    bad = unsafe_globals(path, unreadable)
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise WeightsError(f"refusing to load {path}: its pickle imports {shown}, which no ultralytics checkpoint "

@@ -78,7 +78,7 @@ def build_sam_model(checkpoint: str | Path, arch: str | None = None):
             weights that do not fit the architecture.
     """
 
-    path = resolve_weights(checkpoint, hint=_HINT)
+    path = resolve_weights(checkpoint, hint=_HINT, unreadable="{path} is not a readable SAM checkpoint")
     arch = infer_arch(checkpoint, arch)
     state = _state_dict(path)
     model = _build_random(arch)
