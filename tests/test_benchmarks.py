@@ -28,7 +28,7 @@ def test_real_photos_reproduces_the_box_reference_on_a_subset():
 
 
 @pytest.mark.parametrize("script", ["segmenter.py", "pipeline.py", "detector.py", "synth.py", "scale.py",
-                                    "distill.py", "real_detector.py", "video.py"])
+                                    "distill.py", "real_detector.py", "video.py", "real_figure.py"])
 def test_benchmark_scripts_start(script):
     res = _run(f"benchmarks/{script}", "--help")
     assert res.returncode == 0 and "usage" in res.stdout.lower(), res.stderr

@@ -18,9 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing: detseg.* from the source folders
-
 
 def main(argv=None) -> int:
     from detseg.atomic import atomic_write_json
@@ -29,9 +26,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photos", required=True, help="the real-bakery-photos folder (photos.csv)")
     p.add_argument("--boxes", required=True, help="folder of per-photo FILE.json box files")
-    p.add_argument("--screened", nargs=2, required=True, metavar=("LIST", "RESULT"),
-                   help="the look-alike photos given to the screening (one name a line) and its result JSON "
-                        "({'screened': N, 'contains_items': [names]})")
+    p.add_argument(
+        "--screened",
+        nargs=2,
+        required=True,
+        metavar=("LIST", "RESULT"),
+        help="the look-alike photos given to the screening (one name a line) and its result JSON "
+        "({'screened': N, 'contains_items': [names]})",
+    )
     p.add_argument("--out", default=str(BOXES_FILE))
     p.add_argument("--info", default=None, help="JSON file whose object becomes the file's 'info'")
     args = p.parse_args(argv)
@@ -44,8 +46,12 @@ def main(argv=None) -> int:
     negatives_ok = set(given) - set(screened.get("contains_items", []))
     dev = dev_sites()
     cat_id = {n: i + 1 for i, n in enumerate(CATEGORIES)}
-    coco = {"info": json.loads(Path(args.info).read_text()) if args.info else {},
-            "categories": [{"id": i, "name": n} for n, i in cat_id.items()], "images": [], "annotations": []}
+    coco = {
+        "info": json.loads(Path(args.info).read_text()) if args.info else {},
+        "categories": [{"id": i, "name": n} for n, i in cat_id.items()],
+        "images": [],
+        "annotations": [],
+    }
     missing, clipped = [], 0
     for r in rows:
         box_file = Path(args.boxes) / (r["file"] + ".json")
@@ -59,9 +65,19 @@ def main(argv=None) -> int:
             continue
         w, h = int(r["width"]), int(r["height"])
         image_id = len(coco["images"]) + 1
-        coco["images"].append({"id": image_id, "file_name": r["file"], "width": w, "height": h, "sha256": r["sha256"],
-                               "repo": r["repo"], "split": split_of(r["repo"], dev), "main": r["main"],
-                               "note": note})
+        coco["images"].append(
+            {
+                "id": image_id,
+                "file_name": r["file"],
+                "width": w,
+                "height": h,
+                "sha256": r["sha256"],
+                "repo": r["repo"],
+                "split": split_of(r["repo"], dev),
+                "main": r["main"],
+                "note": note,
+            }
+        )
         for b in boxes:
             x1, y1, x2, y2 = (float(v) for v in b["xyxy"])
             cx1, cy1, cx2, cy2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
@@ -70,16 +86,24 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{box_file}: box {b['xyxy']} has no area inside the {w}x{h} photo")
             if b["cls"] not in cat_id:
                 raise SystemExit(f"{box_file}: unknown class {b['cls']!r}")
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id,
-                                        "category_id": cat_id[b["cls"]],
-                                        "bbox": [cx1, cy1, cx2 - cx1, cy2 - cy1], "area": (cx2 - cx1) * (cy2 - cy1),
-                                        "iscrowd": int(bool(b.get("crowd")))})
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": cat_id[b["cls"]],
+                    "bbox": [cx1, cy1, cx2 - cx1, cy2 - cy1],
+                    "area": (cx2 - cx1) * (cy2 - cy1),
+                    "iscrowd": int(bool(b.get("crowd"))),
+                }
+            )
     problems = check_boxes(coco)
     if problems:
         raise SystemExit("\n".join(problems[:20]))
     atomic_write_json(args.out, coco, indent=None)
-    print(f"{args.out}: {len(coco['images'])} photos, {len(coco['annotations'])} boxes ({clipped} clipped to the "
-          f"photo); {len(missing)} photos not looked at yet")
+    print(
+        f"{args.out}: {len(coco['images'])} photos, {len(coco['annotations'])} boxes ({clipped} clipped to the "
+        f"photo); {len(missing)} photos not looked at yet"
+    )
     for name in missing[:20]:
         print(f"  not yet: {name}")
     return 0
