@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from detseg.assets import keep_torch_threads, load_error, resolve_device, resolve_weights
+from detseg.assets import keep_torch_threads, load_error, offline_fonts, resolve_device, resolve_weights
 from detseg.atomic import atomic_write_json, atomic_write_text
 from detseg.errors import DatasetError, WeightsError
 
@@ -160,7 +160,7 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     out_dir = Path(out) if out else Path("runs/val")
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
     model = load_yolo(resolve_weights(weights, unreadable=_NOT_YOLO))
-    with keep_torch_threads(model, "on_val_start"):
+    with keep_torch_threads(model, "on_val_start"), offline_fonts():
         metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
                             device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
                             name="val", exist_ok=True)
@@ -216,7 +216,7 @@ def train(
         if not last.is_file():
             raise WeightsError(f"nothing to resume: {last} does not exist")
         yolo = YOLO(str(last))
-        with keep_torch_threads(yolo, "on_train_start"):
+        with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
             yolo.train(resume=True)
         data_yaml = out / "data.yaml"
     else:
@@ -229,7 +229,7 @@ def train(
         yolo = load_yolo(model_path)
         if yolo.task != task:
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
-        with keep_torch_threads(yolo, "on_train_start"):
+        with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
             yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
                        project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
                        plots=plots, **overrides)

@@ -6,6 +6,7 @@ because the caller passed that name: never on import or in a constructor.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +19,67 @@ def downloadable_names() -> frozenset[str]:
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
     return GITHUB_ASSETS_NAMES
+
+
+_OFFLINE_ENV = "YOLO_OFFLINE"
+_offline_set_here = False
+
+
+def silence_ultralytics_network() -> None:
+    """Set ``YOLO_OFFLINE=1`` for this process unless the user set it: no online check, no usage events.
+
+    ultralytics resolves two public DNS names when it is imported and, when it believes it is online
+    and its ``sync`` setting is on, sends usage events. The ``detseg`` command calls this before
+    ultralytics is imported; the user's ultralytics settings file is not touched. Library users
+    who want the same set the variable themselves.
+    """
+    global _offline_set_here
+    if _OFFLINE_ENV not in os.environ:
+        os.environ[_OFFLINE_ENV] = "1"
+        _offline_set_here = True
+
+
+@contextmanager
+def _online_for_this_download():
+    """Lift the ``YOLO_OFFLINE`` that :func:`silence_ultralytics_network` set, for a download the user asked for."""
+    saved = os.environ.pop(_OFFLINE_ENV, None) if _offline_set_here else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[_OFFLINE_ENV] = saved
+
+
+@contextmanager
+def offline_fonts():
+    """While ``YOLO_OFFLINE`` is set, give ultralytics a font on this machine instead of fetching one.
+
+    ultralytics checks for ``Arial.ttf`` when it checks a dataset and when it draws a label, and
+    fetches it from GitHub if it is not in its settings folder; ``YOLO_OFFLINE`` does not stop that.
+    Within this block (train and val) a missing font is answered with matplotlib's DejaVu Sans, so
+    the plots are drawn and nothing is fetched. Outside it, and without ``YOLO_OFFLINE``, ultralytics
+    is untouched.
+    """
+    if os.environ.get(_OFFLINE_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
+        yield
+        return
+    import ultralytics.data.utils as data_utils
+    import ultralytics.utils.checks as checks
+    import ultralytics.utils.plotting as plotting
+    from matplotlib import font_manager
+
+    def local_font(font="Arial.ttf"):
+        mine = checks.USER_CONFIG_DIR / Path(font).name
+        return mine if mine.exists() else Path(font_manager.findfont("DejaVu Sans"))
+
+    saved = [(m, m.check_font) for m in (checks, data_utils, plotting) if hasattr(m, "check_font")]
+    for module, _ in saved:
+        module.check_font = local_font
+    try:
+        yield
+    finally:
+        for module, original in saved:
+            module.check_font = original
 
 
 def resolve_weights(weights: str | Path, hint: str = "", unreadable: str = UNREADABLE) -> Path:
@@ -47,7 +109,8 @@ def resolve_weights(weights: str | Path, hint: str = "", unreadable: str = UNREA
     try:
         from ultralytics.utils.downloads import attempt_download_asset
 
-        local = Path(attempt_download_asset(name))
+        with _online_for_this_download():
+            local = Path(attempt_download_asset(name))
     except Exception as e:  # network errors come in many types; all mean "could not download"
         local, reason = None, f" ({type(e).__name__}: {e})"
     else:
@@ -57,6 +120,7 @@ def resolve_weights(weights: str | Path, hint: str = "", unreadable: str = UNREA
             f"{name} is not in {Path.cwd()} and could not be downloaded{reason}. "
             f"Download it where you have internet and put it there, or pass a local path{hint}"
         )
+    check_weights_file(local, unreadable)
     check_weights_file(local)
     return local
 

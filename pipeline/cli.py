@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
     parser.add_argument("--version", action="version", version=f"detseg {__version__}")
+    parser.add_argument("--trust-weights", action="store_true",
+                        help="load .pt files whose pickle names code outside what ultralytics checkpoints contain "
+                             "(only for files you trust; accepted anywhere on the line; sets DETSEG_TRUST_WEIGHTS=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     for register in _EXTRA_COMMANDS:
@@ -314,8 +317,16 @@ def prepare_environment() -> None:
       would, e.g. a HEIF plugin for a file Pillow cannot identify).
     - ``OMP_NUM_THREADS`` = the cores this process may use: ultralytics sets it to 1 when it is
       imported before torch, and torch then runs every op (training, detection, SAM) on one core.
+    - ``YOLO_OFFLINE=1``: ultralytics then skips its online check (two DNS lookups per import) and,
+      since it believes it is offline, sends no usage events, whatever its ``sync`` setting says.
+      The user's settings file is not touched. Downloading a weights name the user asked for
+      (``yolov8n.pt``) still works: :func:`detseg.assets.resolve_weights` lifts it for that download.
+      A user who sets ``YOLO_OFFLINE`` themselves keeps their value.
     """
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    from detseg.assets import silence_ultralytics_network
+
+    silence_ultralytics_network()
     os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                                  else os.cpu_count() or 1))
 
@@ -323,6 +334,12 @@ def prepare_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``detseg`` console script. Returns the exit code."""
     prepare_environment()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--trust-weights" in argv[: argv.index("--") if "--" in argv else len(argv)]:
+        argv.remove("--trust-weights")  # accepted before or after the command name, like a global flag
+        from detseg.pickle_scan import TRUST_ENV
+
+        os.environ[TRUST_ENV] = "1"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -108,3 +108,16 @@ def test_state_dicts_and_non_pickles_pass(tmp_path):
     check_weights_file(tmp_path / "sd.pt")
     (tmp_path / "m.yaml").write_text("nc: 3\n")
     check_weights_file(tmp_path / "m.yaml")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_the_trust_weights_flag_is_accepted_before_or_after_the_command(where, monkeypatch, tmp_path, capsys):
+    from detseg.pickle_scan import trusted
+    from detseg.pipeline.cli import main
+
+    monkeypatch.setenv(TRUST_ENV, "0")  # restored when the test ends
+    assert not trusted()
+    args = ["data", "check", str(tmp_path / "absent")]
+    rc = main(["--trust-weights", *args] if where == "before" else [*args, "--trust-weights"])
+    assert rc == 2 and "unrecognized" not in capsys.readouterr().err
+    assert trusted()
