@@ -7,6 +7,7 @@ ids 1..3 and a YOLO file with ids 0..2 of the same names describe the same class
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,16 @@ def _check_rle(seg: dict, rec: ImageRecord, where: str, path: Path) -> dict:
     raise DatasetError(f"{where}: RLE counts must be a list of integers or a compressed string", path)
 
 
+
+def _inside(images: Path, file_name: str, image_id, json_path) -> Path:
+    """``images / file_name``, refusing a name that leaves the image folder (``../x.jpg``, ``/etc/x.jpg``).
+
+    The check is on the path as written (symlinked images inside the folder stay fine)."""
+    path = images / file_name
+    if Path(file_name).is_absolute() or not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(images)):
+        raise DatasetError(f"image {image_id}: file_name {file_name!r} leaves the image folder {images}", json_path)
+    return path
+
 def load_coco(json_path: Path, images: str | Path | None = None, split: str | None = None) -> Dataset:
     """Load and validate one COCO JSON; images are looked up in ``images`` (default: beside the JSON,
     or ``../images/{split}`` for detseg's own layout)."""
@@ -96,13 +107,15 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
             raise DatasetError(f"image entry {im.get('id', '?')} lacks {e}", json_path) from None
         except (TypeError, ValueError):
             raise DatasetError(f"image {im.get('id')}: width and height must be integers", json_path) from None
+        if not isinstance(file_name, str) or not file_name.strip():
+            raise DatasetError(f"image {image_id}: file_name must be a non-empty string, got {file_name!r}", json_path)
         if image_id in records:
             raise DatasetError(f"duplicate image id {image_id}", json_path)
         if file_name in seen_names:
             raise DatasetError(f"duplicate file name {file_name!r} (image ids {seen_names[file_name]} and {image_id})",
                                json_path)
         seen_names[file_name] = image_id
-        path = images / file_name
+        path = _inside(images, file_name, image_id, json_path)
         if not path.is_file():
             raise DatasetError(f"image {file_name!r} (id {image_id}) not found in {images}", json_path)
         records[image_id] = ImageRecord(path.resolve(), w, h, [], image_id=image_id)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, place_file
+from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, place_file, temp_name
 from detseg.data.food_items import CLASS_NAMES, DRAWERS
 from detseg.data.polygons import instance_polygons, mask_to_rle, merge_polygons
 from detseg.data.textures import background, lighting, per_channel, per_pixel
@@ -232,7 +232,7 @@ def render_clip(path: str | Path, frames: int = 24, imgsz: int = 320, fps: float
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scene = render_scene(np.random.default_rng([seed, 99]), imgsz * 2, imgsz * 2)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.mp4")
+    tmp = temp_name(path, ".part.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (imgsz, imgsz))
     try:
         for i in range(frames):

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from detseg.atomic import atomic_write_json, atomic_write_text
+from detseg.atomic import atomic_write_json, atomic_write_text, temp_name
 from detseg.data.food_items import CLASS_NAMES, DRAWERS
 from detseg.data.polygons import mask_to_rle
 from detseg.data.synth import _crop, _rotate, coco_categories
@@ -188,7 +188,7 @@ def write_video(path: str | Path, images, fps: float) -> Path:
     """Write BGR frames to an mp4 (mp4v) under a temporary name, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    tmp = temp_name(path, f".part{path.suffix}")
     writer = None
     try:
         for image in images:

@@ -169,16 +169,29 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise DatasetError(f"unreadable image ({type(e).__name__}: {e})", path) from None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a data.yaml never needs them, and nested aliases (a "billion laughs" file of a
+    few hundred bytes) expand to gigabytes in memory."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): dataset files may not "
+                                              "use YAML aliases", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_data_yaml(src: Path) -> dict:
-    """A data.yaml as a dict; one-line DatasetErrors for a missing, unreadable, non-UTF-8 or non-YAML file."""
+    """A data.yaml as a dict; one-line DatasetErrors for a missing, unreadable, non-UTF-8 or non-YAML file,
+    or one that uses YAML aliases."""
     try:
-        cfg = yaml.safe_load(Path(src).read_text(encoding="utf-8"))
+        cfg = yaml.load(Path(src).read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (safe loader)
     except UnicodeDecodeError as e:
         raise DatasetError(f"not UTF-8 text (byte {e.start})", src) from None
     except OSError as e:
         raise DatasetError(f"unreadable ({e.strerror or e})", src) from None
     except yaml.YAMLError as e:
-        raise DatasetError(f"not valid YAML ({e})", src) from None
+        raise DatasetError(f"not valid YAML ({' '.join(str(e).split())})", src) from None
     if not isinstance(cfg, dict):
         raise DatasetError("expected a mapping with keys names, train, val", src)
     return cfg

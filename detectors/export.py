@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from detseg.atomic import temp_name
 from detseg.errors import InputError, WeightsError
 
 #: format -> (packages it needs, what ultralytics names its output after the weights' stem)
@@ -157,7 +158,7 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
 
 def _put_in_place(produced: Path, dst: Path) -> None:
     """Move ``produced`` to ``dst``, replacing what is there: a file atomically, a folder by two renames."""
-    part = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    part = temp_name(dst)
     shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
     shutil.move(str(produced), str(part))  # a rename on the same disk
     if not part.is_dir():

@@ -13,12 +13,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
+TEMP_TAG = "detseg-"  # every temporary detseg writes is named ``.NAME.detseg-XXXX.part``: clean-ups match only these
+
+
+def temp_name(path: Path, suffix: str = ".part") -> Path:
+    """``path``'s temporary sibling while it is written: ``.NAME.detseg-PID.part`` (this process's own)."""
+    return path.with_name(f".{path.name}.{TEMP_TAG}{os.getpid()}{suffix}")
+
+
+def is_detseg_temp(path: Path) -> bool:
+    """Whether ``path`` is named as detseg names its temporaries (so a clean-up may remove it)."""
+    return path.name.startswith(".") and f".{TEMP_TAG}" in path.name and path.name.endswith((".part", ".part.mp4"))
+
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
     """Write ``payload`` to ``path`` atomically, creating parent folders. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{TEMP_TAG}", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -58,7 +70,7 @@ def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     if dst.exists() and os.path.samefile(src, dst):
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    tmp = temp_name(dst)
     tmp.unlink(missing_ok=True)
     try:
         try:

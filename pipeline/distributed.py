@@ -137,7 +137,8 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
             threads_per_worker: int | None = 1, batch_size: int = 1, ray_address: str | None = None,
             save_masks: bool = False, resume: bool = False, image_ids: dict[str, int] | None = None,
             categories: list[dict] | None = None, class_names: dict[int, str] | None = None, progress: bool = True,
-            notes: list[str] = (), settings: dict | None = None, max_retries: int = 3) -> dict:
+            notes: list[str] = (), settings: dict | None = None, max_retries: int = 3,
+            exist_ok: bool = False) -> dict:
     """Run a pipeline over images on Ray Data and write what :func:`~detseg.pipeline.predict.run_predict` writes.
 
     Args:
@@ -151,7 +152,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
         ray_address: a running cluster to join (``auto``, ``ray://host:10001``); None starts a local instance
             (and stops it at the end) unless Ray is already initialised in this process.
         max_retries: restarts of a dead actor and retries of its batch.
-        class_names, image_ids, categories, save_masks, resume, notes, settings: as for the local engine;
+        class_names, image_ids, categories, save_masks, resume, notes, settings, exist_ok: as for the local engine;
             ``class_names`` defaults to the pipeline's detector's.
 
     Returns:
@@ -162,7 +163,14 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
         InputError: a video source, or bad worker / batch settings.
     """
     from detseg.pipeline.outputs import OutputWriter
-    from detseg.pipeline.predict import _assign_image_ids, _check_settings, _run_lock, build_summary
+    from detseg.pipeline.predict import (
+        _assign_image_ids,
+        _check_settings,
+        _remove_leftovers,
+        _run_lock,
+        build_summary,
+        claim_output_folder,
+    )
     from detseg.pipeline.sources import Source, resolve_source
 
     ray = import_ray()
@@ -177,6 +185,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
     if src.kind == "arrays":  # a list of paths
         src = Source("glob", files=[Path(p) for p in src.arrays], names=src.names)
     out = Path(out)
+    claim_output_folder(out, resume=resume, exist_ok=exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     if src.root is not None and out.resolve().is_relative_to(src.root.resolve()):  # never read our own outputs
         src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
@@ -209,7 +218,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
                 else:
                     parts.append(json.loads(row["part"]))
                     seconds.append(json.loads(row["seconds"]))
-        _sweep_temporary_files(out)
+        _remove_leftovers(out)  # what a killed actor left; no writer is alive now
         elapsed = time.perf_counter() - start
         summary = build_summary(given, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
         summary.update(engine="ray", workers=workers)
@@ -261,13 +270,6 @@ def _class_names_of(pipeline) -> dict[int, str]:
     else:
         detector = pipeline().detector
     return {int(k): str(v) for k, v in dict(getattr(detector, "class_names", None) or {}).items()}
-
-
-def _sweep_temporary_files(out: Path) -> None:
-    """Remove atomic-write temporaries a killed actor left (``.NAME.XXXX.part``); no writer is alive now."""
-    for folder in ("annotated", "labels", "masks", "parts"):
-        for tmp in (out / folder).glob(".*.part"):
-            tmp.unlink(missing_ok=True)
 
 
 def add_engine_arguments(p) -> None:
@@ -327,7 +329,8 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
         print(note, file=sys.stderr)
     summary = predict(spec, source, args.out, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                       threads_per_worker=args.threads_per_worker, batch_size=batch, ray_address=args.ray_address,
-                      save_masks=args.save_masks, resume=args.resume, image_ids=load_image_ids(args.image_ids),
+                      save_masks=args.save_masks, resume=args.resume, exist_ok=args.exist_ok,
+                      image_ids=load_image_ids(args.image_ids),
                       categories=load_categories(args.categories or args.image_ids), progress=not args.quiet,
                       notes=[note], settings=settings)
     return report(args, summary)

@@ -19,7 +19,7 @@ from pathlib import Path
 import supervision as sv
 from tqdm import tqdm
 
-from detseg.atomic import atomic_write_json
+from detseg.atomic import atomic_write_json, is_detseg_temp, temp_name
 from detseg.errors import InputError
 from detseg.pipeline.autolabel import DatasetWriter, MinMaskScore
 from detseg.pipeline.core import Pipeline, stage_totals
@@ -81,13 +81,53 @@ def _run_lock(out: Path):
         lock.unlink(missing_ok=True)
 
 
+OUTPUT_FOLDERS = ("annotated", "labels", "masks", "parts")  # the sub-folders a run writes
+
+
 def _remove_leftovers(out: Path) -> None:
-    """Temporary files of a run that was killed (SIGKILL, power loss): its unfinished video and part files.
-    Called under the run lock, so no live run owns them; finished outputs are never touched."""
-    for pattern in (".annotated.*.mp4", ".*.part", "*/.*.part"):
-        for stale in out.glob(pattern):
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
+    """Temporaries of a run that was killed (SIGKILL, power loss): its unfinished video and part files.
+
+    Called under the run lock, so no live run owns them. Only files named as detseg names its
+    temporaries (``.NAME.detseg-XXXX.part``) are removed, and only in ``out`` and the folders a run
+    writes: a user's own ``.something.part`` (a browser download) is never touched, nor is anything
+    finished.
+    """
+    for folder in (out, *(out / sub for sub in OUTPUT_FOLDERS)):
+        if folder.is_dir():
+            for stale in folder.iterdir():
+                if is_detseg_temp(stale) and stale.is_file():
+                    stale.unlink(missing_ok=True)
+
+
+def claim_output_folder(out: Path, *, resume: bool = False, exist_ok: bool = False) -> None:
+    """Refuse an ``--out`` whose files this run could lose or mix with its own; one InputError saying why.
+
+    - the filesystem root or the home folder: never an output folder;
+    - an existing, non-empty folder written by an earlier run (it holds ``run.json``): only with
+      ``resume`` (finish it) or ``exist_ok`` (write into it, as ultralytics' ``exist_ok``: files
+      this run does not rewrite stay);
+    - an existing, non-empty folder detseg did not write: only with ``exist_ok``.
+    A new or empty folder is always fine.
+    """
+    resolved = out.expanduser().resolve()
+    if resolved in (Path(resolved.anchor), Path.home().resolve()):
+        what = "the filesystem root" if resolved == Path(resolved.anchor) else "your home folder"
+        raise InputError(f"--out {out} is {what}; name a folder for this run's outputs (e.g. runs/predict)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    entries = sorted(p.name for p in out.iterdir() if p.name != ".detseg.lock")
+    if not entries or exist_ok:
+        return
+    if (out / RUN_SETTINGS).is_file():
+        if not resume:
+            raise InputError(f"--out {out} holds an earlier run's outputs; pass --resume to finish that run, "
+                             "--exist-ok to write over it, or choose another --out")
+        return
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise InputError(f"--out {out} already holds files detseg did not write ({shown}); choose a new or empty "
+                     "folder, or pass --exist-ok to write into it anyway")
 
 
 def writer_threads() -> int:
@@ -101,7 +141,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
                 image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
                 verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None,
                 track=False, batch_size: int = 1, save_dataset: str | Path | None = None,
-                val_fraction: float = 0.2, min_mask_score: float | None = None) -> dict:
+                val_fraction: float = 0.2, min_mask_score: float | None = None, exist_ok: bool = False) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
 
     Args:
@@ -118,9 +158,15 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
             ``val_fraction`` into val.
         min_mask_score: drop detections whose mask score is below it, from every output; how many
             is ``summary["dropped_low_mask_score"]``.
+        exist_ok: write into a non-empty ``out`` that :func:`claim_output_folder` would refuse.
+
+    Raises:
+        InputError: ``out`` holds another run's outputs or files detseg did not write (see
+            :func:`claim_output_folder`), or the source is bad.
     """
     src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
+    claim_output_folder(out, resume=resume, exist_ok=exist_ok)
     dataset = (DatasetWriter(save_dataset, src, _class_names(pipeline), val_fraction, resume)
                if save_dataset else None)
     min_score = None
@@ -183,7 +229,7 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
             annotated = annotate(frame.image, frame.detections)
             if video_state["sink"] is None:
                 h, w = frame.image.shape[:2]
-                video_state["tmp"] = out / f".annotated.{os.getpid()}.mp4"
+                video_state["tmp"] = temp_name(out / "annotated.mp4", ".part.mp4")
                 info = sv.VideoInfo(width=w, height=h, fps=max(1, round(src.video.fps / stride)))
                 video_state["sink"] = sv.VideoSink(str(video_state["tmp"]), info).__enter__()
             video_state["sink"].write_frame(annotated)

@@ -69,7 +69,10 @@ def add_predict_command(sub) -> None:
     p.add_argument("--stride", type=int, default=1, help="video: process every n-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="video: stop after this many processed frames")
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
-    p.add_argument("--resume", action="store_true", help="skip inputs whose outputs are already complete")
+    p.add_argument("--resume", action="store_true", help="finish an earlier run in --out: skip inputs whose "
+                   "outputs are complete (refused if its settings differ)")
+    p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (an earlier run's, or "
+                   "files detseg did not write); files this run does not rewrite stay")
     p.add_argument("--strict", action="store_true", help="stop at the first input that fails")
     p.add_argument("--image-ids", default=None,
                    help="COCO JSON whose image ids (matched by file name) and category ids (matched by class "
@@ -129,6 +132,9 @@ def _cmd_predict(args) -> int:
     if args.keyframe_every < 1:
         raise InputError(f"--keyframe-every must be >= 1, got {args.keyframe_every}")
     source = resolve_source(args.source)  # a bad source or --out fails before any model loads
+    from detseg.pipeline.predict import claim_output_folder
+
+    claim_output_folder(Path(args.out), resume=args.resume, exist_ok=args.exist_ok)
     if args.keyframe_every > 1 and (not source.is_video or args.track is False):
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     _check_writable(Path(args.out))
@@ -158,7 +164,8 @@ def _cmd_predict(args) -> int:
 
     summary = run_predict(pipeline, source, args.out, settings=predict_settings(args, weights), stride=args.stride,
                           max_frames=args.max_frames, save_masks=args.save_masks, resume=args.resume,
-                          strict=args.strict, image_ids=load_image_ids(args.image_ids), notes=[note],
+                          exist_ok=args.exist_ok, strict=args.strict, image_ids=load_image_ids(args.image_ids),
+                          notes=[note],
                           progress=not args.quiet, categories=load_categories(args.categories or args.image_ids),
                           track=track, verbose=args.verbose, save_dataset=args.save_dataset,
                           val_fraction=args.val_fraction, min_mask_score=args.min_mask_score,

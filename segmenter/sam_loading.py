@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from detseg.assets import load_error, resolve_weights
+from detseg.atomic import temp_name
 from detseg.errors import InputError, WeightsError
 
 # arch name -> ultralytics builder name; names match ultralytics' asset file stems
@@ -130,7 +131,7 @@ def save_random_checkpoint(path: str | Path, arch: str = "mobile_sam", seed: int
             last.bias.fill_(20.0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp = temp_name(path)
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     return path

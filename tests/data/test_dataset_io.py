@@ -177,6 +177,9 @@ def test_bad_yolo_input_names_file_and_line(tiny_dataset, tmp_path, capsys, how,
         (lambda c: c["annotations"][0].update(image_id=12345), "image_id 12345 is not in images"),
         (lambda c: c["annotations"][0].update(segmentation=[[1, 2, 3, 4]]), "polygon with 2 point(s)"),
         (lambda c: c["images"].append(dict(c["images"][0], id=999)), "duplicate file name"),
+        (lambda c: c["images"][0].update(file_name="../../../outside.jpg"), "leaves the image folder"),
+        (lambda c: c["images"][0].update(file_name="/etc/hostname"), "leaves the image folder"),
+        (lambda c: c["images"][0].update(file_name=7), "file_name must be a non-empty string"),
     ],
 )
 def test_bad_coco_input(tiny_dataset, tmp_path, mutate, message):
@@ -206,3 +209,30 @@ def test_as_supervision_dataset(tiny_dataset):
     assert len(sv_ds) == 3 and sv_ds.classes == ds.names
     _, image, dets = sv_ds[0]
     assert image.shape == (128, 128, 3) and dets.mask.shape[1:] == (128, 128)
+
+
+def test_a_coco_file_name_outside_the_dataset_is_never_copied(tiny_dataset, tmp_path, capsys):
+    """``data convert`` would link the outside file into the new dataset: it is refused before anything is written."""
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    secret = tmp_path / "secret.jpg"
+    shutil.copy(next((ds_dir / "images" / "val").iterdir()), secret)
+    path = ds_dir / "annotations" / "val.json"
+    coco = json.loads(path.read_text())
+    coco["images"][0]["file_name"] = "../../../secret.jpg"
+    path.write_text(json.dumps(coco))
+    assert main(["data", "convert", str(path), "--to", "yolo", "--out", str(tmp_path / "converted")]) == 2
+    assert "leaves the image folder" in capsys.readouterr().err
+    assert not (tmp_path / "converted").exists() or not list((tmp_path / "converted").rglob("secret*"))
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tiny_dataset, tmp_path, capsys):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    (ds_dir / "data.yaml").write_text((ds_dir / "data.yaml").read_text() + bomb)
+    with pytest.raises(DatasetError, match="may not use YAML aliases"):
+        load_dataset(ds_dir / "data.yaml")
+    assert main(["data", "check", str(ds_dir / "data.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "aliases" in err and len(err.strip().splitlines()) == 1

@@ -140,14 +140,57 @@ def test_leftovers_of_a_killed_run_are_removed_and_finished_outputs_kept(image_f
     out = tmp_path / "out"
     run_predict(_pipe(), image_folder, out, progress=False)
     finished = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json")
-    stale = [out / ".annotated.99999.mp4", out / ".predictions.json.abc.part", out / "labels" / ".a.txt.x1.part",
-             out / "parts" / ".a.json.12345.part"]
+    stale = [out / ".annotated.mp4.detseg-99999.part.mp4", out / ".predictions.json.detseg-abc.part",
+             out / "labels" / ".a.txt.detseg-x1.part", out / "parts" / ".a.json.detseg-12345.part"]
     for path in stale:
         path.write_bytes(b"half written")
     summary = run_predict(_pipe(), image_folder, out, resume=True, progress=False)
     assert summary["resumed_skipped"] == summary["processed"] > 0
     assert not any(p.exists() for p in stale)
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json") == finished
+
+
+def test_a_users_own_part_files_are_never_removed(image_folder, tmp_path):
+    """Only temporaries detseg names (``.NAME.detseg-XXXX.part``) are cleaned up, never a user's download."""
+    out = tmp_path / "home"
+    (out / "Downloads").mkdir(parents=True)
+    (out / "labels").mkdir()
+    mine = [out / "Downloads" / ".ubuntu.iso.part", out / ".movie.mkv.part", out / "labels" / ".notes.txt.part"]
+    for path in mine:
+        path.write_bytes(b"the user's")
+    run_predict(_pipe(), image_folder, out, progress=False, exist_ok=True)
+    assert all(p.read_bytes() == b"the user's" for p in mine)
+
+
+@pytest.mark.parametrize("case", ["foreign", "earlier run"])
+def test_a_non_empty_out_is_refused_without_resume_or_exist_ok(case, image_folder, tmp_path):
+    from detseg.errors import InputError
+
+    out = tmp_path / "out"
+    if case == "foreign":
+        (out / "labels").mkdir(parents=True)
+        (out / "labels" / "a.txt").write_text("the user's labels")
+        match = "files detseg did not write"
+    else:
+        run_predict(_pipe(), image_folder, out, progress=False)
+        match = "earlier run's outputs; pass --resume"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=match):
+        run_predict(_pipe(), image_folder, out, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing written or removed
+    if case == "earlier run":
+        assert run_predict(_pipe(), image_folder, out, resume=True, progress=False)["resumed_skipped"] > 0
+    assert run_predict(_pipe(), image_folder, out, exist_ok=True, progress=False)["processed"] > 0
+
+
+def test_the_root_and_the_home_folder_are_never_an_out(image_folder):
+    from pathlib import Path
+
+    from detseg.errors import InputError
+
+    for out in (Path("/"), Path.home()):
+        with pytest.raises(InputError, match="filesystem root|home folder"):
+            run_predict(_pipe(), image_folder, out, progress=False, exist_ok=True)
 
 
 def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder, tmp_path, monkeypatch):

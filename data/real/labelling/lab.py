@@ -24,6 +24,8 @@ ROOT = Path(os.environ.get("LAB_PHOTOS", REPO.parent / "shared" / "datasets" / "
 HERE = Path(os.environ.get("LAB_WORK", "runs/labelling"))
 OUTDIR = os.environ.get("LAB_OUT", "out")
 PROPS = json.loads((HERE / "proposals.json").read_text())
+(HERE / "view").mkdir(parents=True, exist_ok=True)
+(HERE / OUTDIR).mkdir(parents=True, exist_ok=True)
 COL = {"croissant": (0, 140, 255), "cookie": (255, 0, 200), "cupcake": (0, 220, 0), "muffin": (255, 200, 0)}
 
 
@@ -99,7 +101,8 @@ def main():
             t = f"{i}{b['cls'][:2]}" + ("*" if b.get("crowd") else "")
             cv2.putText(img, t, (x1 + 3, y1 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3)
             cv2.putText(img, t, (x1 + 3, y1 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1)
-        dst = HERE / "view" / (f + (".qa" if OUTDIR != "out" else "") + ".check.png")
+        tag = Path(OUTDIR).name  # out (first labelling) or e.g. qa (the blind second look): separate pictures
+        dst = HERE / "view" / (f + ("" if tag == "out" else "." + tag) + ".check.png")
         cv2.imwrite(str(dst), img)
         print(len(d["boxes"]), "boxes ->", dst)
     elif cmd == "sheet":
