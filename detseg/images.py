@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,26 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(image)
+
+
+def as_bgr8(image) -> np.ndarray:
+    """What ultralytics' ``model(x)`` takes, as ``(H, W, 3)`` uint8 BGR: a path (str or ``os.PathLike``,
+    read with :func:`read_image`), a ``PIL.Image`` (RGB, as PIL holds it; converted), or an array
+    (BGR, as OpenCV reads it; see :func:`to_bgr8`).
+
+    Raises:
+        ImageReadError: a path that cannot be read as an image. InputError: any other type or shape.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        rgb = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+        return to_bgr8(cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR))
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}")
+    return to_bgr8(image)
 
 
 def read_image(path: str | Path) -> np.ndarray:

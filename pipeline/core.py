@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
-from detseg.images import to_bgr8
+from detseg.images import as_bgr8
 from detseg.keys import CLASS_NAME, MASK_SCORE
 
 
@@ -99,9 +99,9 @@ class Pipeline:
         self.detector = detector
         self.segmenter = segmenter
 
-    def process(self, image: np.ndarray) -> tuple[sv.Detections, dict]:
+    def process(self, image) -> tuple[sv.Detections, dict]:
         """Like ``__call__``, also returning seconds per stage (detect, box_steps, segment, mask_steps)."""
-        image = to_bgr8(image)
+        image = as_bgr8(image)
         dets, seconds = self._detect(image)
         return self._segment(image, dets, seconds)
 
@@ -145,7 +145,7 @@ class Pipeline:
         results: list = []
         for image in images:
             try:
-                image = to_bgr8(image)
+                image = as_bgr8(image)
                 results.append((image, *self._detect(image)))
             except (DetsegError, MemoryError) as e:
                 results.append(e)
@@ -168,11 +168,12 @@ class Pipeline:
                 out.append(e)
         return out
 
-    def __call__(self, image: np.ndarray) -> sv.Detections:
+    def __call__(self, image) -> sv.Detections:
         """Instance masks for one image.
 
         Args:
-            image: ``(H, W, 3)`` uint8 BGR (grayscale, BGRA and 16-bit are converted).
+            image: an ``(H, W, 3)`` uint8 **BGR** array (grayscale, BGRA and 16-bit are converted), a
+                ``PIL.Image`` (RGB, converted), or a path to an image file (read with EXIF orientation).
 
         Returns:
             ``sv.Detections``: the detector's xyxy, confidence, class_id, data["class_name"],

@@ -136,3 +136,32 @@ def test_run_embeds_each_image_once(sam):
     assert [f.ok for f in frames] == [True, True, True]
     assert sam.cache_info()["encoder_calls"] - before == 2
     assert all(f.detections.mask.shape == (2, 80, 120) for f in frames)
+
+
+def test_a_path_a_pil_image_and_an_array_are_the_same_input(tmp_path):
+    """As ultralytics' ``model(x)``: a path, a PIL image (RGB) and a BGR array give the detector the same BGR pixels."""
+    import cv2
+    from PIL import Image
+
+    from detseg.errors import ImageReadError, InputError
+
+    seen = []
+
+    class Recording(FakeDetector):
+        def __call__(self, image):
+            seen.append(image.copy())
+            return super().__call__(image)
+
+    bgr = textured_image(30, 40)
+    bgr[..., 0] = 200  # a blue cast: a swapped channel order would show
+    cv2.imwrite(str(tmp_path / "a.png"), bgr)
+    pipe = Pipeline(Recording(), BoxSegmenter())
+    pil = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    for image in (bgr, tmp_path / "a.png", str(tmp_path / "a.png"), pil):
+        assert pipe(image).mask.shape == (2, 30, 40)
+    for got in seen:
+        np.testing.assert_array_equal(got, bgr)
+    with pytest.raises(ImageReadError, match="no such file"):
+        pipe(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="numpy array"):
+        pipe(3.5)
