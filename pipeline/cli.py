@@ -228,7 +228,8 @@ def _cmd_train(args) -> int:
 
 def _add_val_command(sub) -> None:
     p = sub.add_parser("val", help="box mAP of a detector on a dataset split (ultralytics' validator)")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--model", "--weights", dest="weights", required=True,
+                   help="trained .pt, or an export folder (ultralytics' model=; --weights is the old name)")
     p.add_argument("--data", required=True, help="ultralytics data.yaml")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--imgsz", type=int, default=640)
@@ -254,7 +255,8 @@ def _cmd_val(args) -> int:
 
 def _add_export_command(sub) -> None:
     p = sub.add_parser("export", help="export trained weights to ONNX or OpenVINO for fast CPU inference")
-    p.add_argument("--weights", required=True, help="trained .pt (a detector or a -seg student)")
+    p.add_argument("--model", "--weights", dest="weights", required=True,
+                   help="trained .pt, a detector or a -seg student (ultralytics' model=; --weights is the old name)")
     p.add_argument("--format", default="openvino", choices=("openvino", "onnx"),
                    help="openvino (fastest on Intel CPUs) or onnx (ONNX Runtime) (default: %(default)s)")
     p.add_argument("--imgsz", type=int, default=None,

@@ -232,7 +232,8 @@ def add_evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="COCO mask AP of one or more pipeline configurations")
     p.add_argument("--data", required=True, help="YOLO data.yaml (or its folder) or COCO JSON")
     p.add_argument("--split", default=None, help="dataset split (default: val)")
-    p.add_argument("--detector", default="gt", help="YOLO weights, or gt for the ground-truth boxes")
+    p.add_argument("--model", "--detector", dest="detector", default="gt",
+                   help="YOLO weights, or gt for the ground-truth boxes (--detector is the old name)")
     p.add_argument("--segmenter", default="grabcut,box",
                    help="comma-separated: SAM checkpoint paths/names, grabcut, box, ellipse, detector (a -seg "
                         "detector's own masks)")

@@ -47,9 +47,10 @@ def add_predict_command(sub) -> None:
                                    "predictions and summary.json under --out.")
     p.add_argument("source", help="image, folder (recursive), glob pattern, or video file")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--detector", default=None,
+    p.add_argument("--model", "--detector", dest="detector", default=None,
                    help="YOLO weights (default: the shipped food detector); an open-vocabulary model "
-                        "(yoloe-11s-seg.pt, yolov8s-worldv2.pt) detects the --classes names given")
+                        "(yoloe-11s-seg.pt, yolov8s-worldv2.pt) detects the --classes names given; "
+                        "ultralytics' model= (--detector is the old name)")
     p.add_argument("--segmenter", default="auto",
                    help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box, ellipse, or "
                         "detector (a -seg detector's own masks, e.g. a distilled student's); auto: mobile_sam.pt if "

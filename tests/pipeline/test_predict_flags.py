@@ -63,3 +63,16 @@ def test_quiet_prints_no_progress_and_verbose_names_each_failure(one_image, tmp_
     assert "predict" not in quiet and "segmenter:" not in quiet
     main(["predict", str(one_image.parent), "--out", str(tmp_path / "v"), "--segmenter", "box", "-v"])
     assert capsys.readouterr().err.count("broken.jpg") >= 2  # as it happens, and in the final list
+
+
+@pytest.mark.parametrize("command, old, dest", [(["predict", "x.jpg", "--out", "o"], "--detector", "detector"),
+                                                 (["evaluate", "--data", "d", "--out", "o"], "--detector", "detector"),
+                                                 (["val", "--data", "d"], "--weights", "weights"),
+                                                 (["export"], "--weights", "weights")])
+def test_every_command_takes_model_as_ultralytics_names_it_and_keeps_the_old_name(command, old, dest):
+    from detseg.pipeline.cli import build_parser
+
+    parser = build_parser()
+    for flag in ("--model", old):
+        args = parser.parse_args([*command, flag, "w.pt"])
+        assert getattr(args, dest) == "w.pt"
