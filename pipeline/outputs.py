@@ -155,13 +155,16 @@ def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]
     if dets.mask is None:
         return [result_entry(image_id, category_ids.get(int(c), int(c) + 1), float(s), None, b)
                 for c, s, b in zip(classes, conf, dets.xyxy)], []
+    mask_scores = dets.data.get("mask_score") if dets.data else None
     canvas = np.zeros((w, h), np.uint8).T  # (H, W) in Fortran order, as RLE encoding reads it
     for i, cls in enumerate(classes):
         crop, (x0, y0) = mask_crop(dets.mask, i)
         region = canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
         region[...] = crop  # the full-frame mask, for its exact RLE; cleared again below
-        results.append(result_entry(image_id, category_ids.get(int(cls), int(cls) + 1), float(conf[i]), canvas,
-                                    dets.xyxy[i]))
+        entry = result_entry(image_id, category_ids.get(int(cls), int(cls) + 1), float(conf[i]), canvas, dets.xyxy[i])
+        if mask_scores is not None:
+            entry["mask_score"] = float(mask_scores[i])  # the segmenter's own score; "score" stays the detector's
+        results.append(entry)
         region[...] = 0
         pixels = int(np.count_nonzero(crop))
         if pixels:

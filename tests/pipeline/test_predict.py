@@ -314,3 +314,20 @@ def test_several_writer_threads_write_the_same_files_as_one(tmp_path, monkeypatc
                    for base in (out, tmp_path / f"ds{n}") for p in base.rglob("*")
                    if p.is_file() and p.name not in ("summary.json", "run.json")}
     assert len(runs[1]) > 40 and runs[1] == runs[writers]
+
+
+def test_predictions_carry_the_segmenters_mask_score_beside_the_detectors_score(image_folder, tmp_path):
+    import json
+
+    from tests.helpers import FakeDetector
+
+    class ScoredBoxes(BoxSegmenter):
+        def __call__(self, image, dets):
+            dets = super().__call__(image, dets)
+            dets.data["mask_score"] = np.linspace(0.3, 0.6, len(dets))
+            return dets
+
+    run_predict(Pipeline(FakeDetector(), ScoredBoxes()), image_folder, tmp_path / "out", progress=False)
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert results and all(0.0 <= r["score"] <= 1.0 for r in results)
+    assert sorted({round(r["mask_score"], 3) for r in results}) == [0.3, 0.6]
