@@ -19,6 +19,24 @@ import sys
 from pathlib import Path
 
 
+def _one_row_per_file(rows: list[dict], images: Path) -> list[dict]:
+    """photos.csv names 3 stored files twice (two source photos saved under one name): keep the row whose
+    width and height are the stored file's."""
+    from PIL import Image
+
+    by_file: dict[str, list[dict]] = {}
+    for r in rows:
+        by_file.setdefault(r["file"], []).append(r)
+    kept = []
+    for name, group in by_file.items():
+        if len(group) > 1:
+            with Image.open(images / name) as im:
+                size = im.size
+            group = [r for r in group if (int(r["width"]), int(r["height"])) == size] or group[:1]
+        kept.append(group[0])
+    return kept
+
+
 def main(argv=None) -> int:
     from detseg.atomic import atomic_write_json
     from detseg.data.bakery import BOXES_FILE, CATEGORIES, check_boxes, dev_sites, read_photo_table, split_of
@@ -38,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--info", default=None, help="JSON file whose object becomes the file's 'info'")
     args = p.parse_args(argv)
 
-    rows = read_photo_table(Path(args.photos) / "photos.csv")
+    rows = _one_row_per_file(read_photo_table(Path(args.photos) / "photos.csv"), Path(args.photos) / "images")
     given = [n.strip() for n in Path(args.screened[0]).read_text().splitlines() if n.strip()]
     screened = json.loads(Path(args.screened[1]).read_text())
     if screened["screened"] < len(given):
