@@ -1,13 +1,32 @@
-"""Agreement between the first labelling (out/) and the blind second labelling (qa/): matched pairs by IoU."""
+"""Agreement between the first labelling (data/real/bakery-boxes.json) and the blind second labelling of a 10% sample
+(qa-second-look.json): boxes matched per photo (Hungarian on IoU), pairs with IoU >= 0.3 counted.
+
+    python data/real/labelling/qa_compare.py
+"""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/labelling")  # holds out/ and qa/
+REPO = Path(__file__).resolve().parents[3]
+SECOND = json.loads((REPO / "data" / "real" / "labelling" / "qa-second-look.json").read_text())["boxes"]
+FIRST_COCO = json.loads((REPO / "data" / "real" / "bakery-boxes.json").read_text())
+
+
+def _first_boxes() -> dict:
+    """file -> [{"cls", "xyxy"}] from the shipped box file (the first labelling)."""
+    cat = {c["id"]: c["name"] for c in FIRST_COCO["categories"]}
+    name = {im["id"]: im["file_name"] for im in FIRST_COCO["images"]}
+    out = {}
+    for a in FIRST_COCO["annotations"]:
+        x, y, w, h = a["bbox"]
+        out.setdefault(name[a["image_id"]], []).append({"cls": cat[a["category_id"]], "xyxy": [x, y, x + w, y + h]})
+    return out
+
+
+FIRST = _first_boxes()
 
 
 def iou(a, b):
@@ -15,24 +34,22 @@ def iou(a, b):
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), 2)
-    def ar(x):
+
+    def area(x):
         return np.prod(x[:, 2:] - x[:, :2], 1)
-    return inter / (ar(a)[:, None] + ar(b)[None] - inter)
+
+    return inter / (area(a)[:, None] + area(b)[None] - inter)
 
 
 ious, same_cls, only_first, only_second, photos, disagree = [], 0, 0, 0, 0, []
-for q in sorted((HERE / "qa").glob("*.json")):
-    f = HERE / "out" / q.name
-    if not f.exists():
-        continue
-    A = json.loads(f.read_text())["boxes"]
-    B = json.loads(q.read_text())["boxes"]
+for stem, B in sorted(SECOND.items()):
+    A = FIRST.get(stem, [])
     photos += 1
     if not A or not B:
         only_first += len(A)
         only_second += len(B)
         if A or B:
-            disagree.append(q.stem)
+            disagree.append(stem)
         continue
     m = iou([a["xyxy"] for a in A], [b["xyxy"] for b in B])
     r, c = linear_sum_assignment(-m)
@@ -45,7 +62,7 @@ for q in sorted((HERE / "qa").glob("*.json")):
     only_first += len(A) - len(pairs)
     only_second += len(B) - len(pairs)
     if bad or len(pairs) != len(A) or len(pairs) != len(B):
-        disagree.append(q.stem)
+        disagree.append(stem)
 ious = np.array(ious)
 print(
     f"{photos} photos compared; {len(ious)} matched boxes (IoU>=0.3): "
