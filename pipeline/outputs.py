@@ -83,7 +83,7 @@ class Annotator:
         text = [f"{n} {c:.2f}" for n, c in zip(names, conf)]
         if self.by_track:
             out = self._trace.annotate(out, dets)
-            return labels.annotate(out, dets, labels=[f"#{t} {x}" for t, x in zip(dets.tracker_id, text)])
+            return labels.annotate(out, dets, labels=[f"#{t} {x}" if t else x for t, x in zip(dets.tracker_id, text)])
         out = labels.annotate(out, dets, labels=text)
         return self.legend(out, dets, names, scale)
 
@@ -231,7 +231,7 @@ class OutputWriter:
         results, lines = detection_records(dets, image_id, (h, w), self.category_ids)
         if getattr(dets, "tracker_id", None) is not None:  # tracked video: one result per row, in row order
             for result, track_id in zip(results, dets.tracker_id):
-                result["track_id"] = int(track_id)
+                result["track_id"] = int(track_id) or None  # None: a detection the tracker gave no track
         if annotated is None:
             annotated = self.annotate(image, dets)
             ok, jpg = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 92])

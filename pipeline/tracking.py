@@ -15,7 +15,7 @@ Example:
     >>> box = lambda x: sv.Detections(xyxy=np.array([[x, 10, x + 40, 50]], float), confidence=np.array([0.9]),
     ...                               class_id=np.array([1]))
     >>> [tracker.update(box(10 + 2 * i), i).tracker_id.tolist() for i in range(3)]
-    [[], [1], [1]]
+    [[1], [1], [1]]
 """
 
 from __future__ import annotations
@@ -27,26 +27,35 @@ import supervision as sv
 
 from detseg.errors import InputError
 
+NO_TRACK = 0  # tracker_id of a detection the tracker gave no track (kept in every per-frame output)
+
 
 class Tracker:
     """ByteTrack (``trackers.ByteTrackTracker``) on ``sv.Detections``, rows and masks kept aligned.
 
-    Rows the tracker leaves without an id (a track's first frame before it is confirmed,
-    unmatched low-confidence boxes) are dropped: every returned row has ``tracker_id >= 1``
-    (the package's ids + 1, as MOTChallenge counts ids from 1).
-    Rows come back in the tracker's order, with their masks and ``data`` (supervision indexing).
+    Every detection comes back, with its mask, class and ``data`` (supervision indexing), in the
+    tracker's order: a tracked row has ``tracker_id >= 1`` (the package's ids + 1, as MOTChallenge
+    counts ids from 1); a row the tracker leaves without a track has ``tracker_id`` 0 (:data:`NO_TRACK`:
+    a low-confidence box matching no track, or with ``min_frames`` > 1 a track not yet confirmed).
+    The tracker never removes a detection from a frame's outputs; ``tracks.txt`` and the counts of
+    distinct objects hold the tracked rows only.
+
+    With the default ``min_frames=1`` a track gets its id on its first frame (ultralytics' ByteTrack
+    does the same on a video's first frame), so no object's first frame goes without an id;
+    one-frame flickers are kept out of the object counts by ``min_track_frames``
+    (:mod:`detseg.pipeline.video`), not by holding ids back.
 
     Args:
         fps: frames per second of the video; with frame numbers it gives ByteTrack real time
             steps, so ``--stride`` and detector keyframes keep the motion model right.
         lost_seconds: how long a track survives without detections (occlusion, missed boxes).
         activation: minimum confidence to start a track.
-        min_frames: consecutive matched frames before a track gets an id.
+        min_frames: consecutive matched frames before a track gets an id (1: on its first frame).
         match_iou: minimum IoU between a track's prediction and a box to match them.
         high_conf: confidence separating ByteTrack's first (high) and second (low) association.
     """
 
-    def __init__(self, fps: float = 30.0, lost_seconds: float = 1.0, activation: float = 0.5, min_frames: int = 2,
+    def __init__(self, fps: float = 30.0, lost_seconds: float = 1.0, activation: float = 0.5, min_frames: int = 1,
                  match_iou: float = 0.1, high_conf: float = 0.5):
         if fps <= 0 or lost_seconds < 0 or min_frames < 1:
             raise InputError(f"tracker needs fps > 0, lost_seconds >= 0 and min_frames >= 1, got {fps}, "
@@ -79,14 +88,35 @@ class Tracker:
             The tracked rows (see the class docstring), ``tracker_id`` int >= 1.
         """
         result = self._tracker.update(detections, timestamp=frame_index / self.fps)
-        keep = np.flatnonzero(np.asarray(result.tracker_id) >= 0) if len(result) else np.zeros(0, int)
-        if len(result) == 0 or len(keep) == 0:  # ByteTrack's empty result has no mask/data: keep the input's
+        if len(result) != len(detections):  # trackers returns every row (unmatched ones with -1); guard anyway
+            raise RuntimeError(f"the tracker returned {len(result)} of {len(detections)} detections")
+        if len(result) == 0:  # ByteTrack's empty result has no mask/data: keep the input's
             empty = detections[np.zeros(0, int)] if len(detections) else detections
             empty.tracker_id = np.zeros(0, int)
             return empty
-        out = result[keep]
-        out.tracker_id = np.asarray(out.tracker_id, int) + 1  # trackers counts from 0; MOTChallenge ids from 1
-        return out
+        ids = np.asarray(result.tracker_id, int).copy()
+        if self.min_frames <= 1:
+            self._name_new_tracks(result.xyxy, ids)
+        result.tracker_id = np.where(ids >= 0, ids + 1, NO_TRACK)  # trackers counts from 0; MOTChallenge from 1
+        return result
+
+    def _name_new_tracks(self, xyxy: np.ndarray, ids: np.ndarray) -> None:
+        """Give the tracks this frame started their ids now, in place in ``ids``.
+
+        ``trackers``' ByteTrack names a track on its second matched frame whatever
+        ``minimum_consecutive_frames`` says, so an object's first frame would have no id. A new
+        track starts at its detection's box; each row without an id whose box is a new track's
+        gets that track's id (the id the package would have given it one frame later).
+        """
+        tracker = self._tracker
+        if not hasattr(tracker, "_allocate_tracker_id"):  # another trackers release: ids from frame 2, as it gives
+            return
+        fresh = [t for t in tracker.tracks if t.tracker_id == -1 and t.number_of_successful_consecutive_updates == 1]
+        for row in np.flatnonzero(ids < 0):
+            for track in fresh:
+                if track.tracker_id == -1 and np.allclose(track.get_state_bbox(), xyxy[row], atol=1e-3):
+                    track.tracker_id = ids[row] = tracker._allocate_tracker_id()
+                    break
 
 
 def mot_lines(detections: sv.Detections, frame_number: int) -> list[str]:
@@ -98,6 +128,7 @@ def mot_lines(detections: sv.Detections, frame_number: int) -> list[str]:
     """
     if len(detections) == 0:
         return []
+    detections = detections[np.asarray(detections.tracker_id) != NO_TRACK]
     conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
     cls = detections.class_id if detections.class_id is not None else np.zeros(len(detections), int)
     lines = []
@@ -123,6 +154,8 @@ class TrackLog:
         self.lines.extend(mot_lines(detections, frame_number))
         cls = detections.class_id if detections.class_id is not None else np.zeros(len(detections), int)
         for tid, c in zip(detections.tracker_id, cls):
+            if int(tid) == NO_TRACK:
+                continue
             self.votes[int(tid)][int(c)] += 1
             self.frames[int(tid)] += 1
 

@@ -10,7 +10,7 @@ from detseg.data.food_items import CLASS_NAMES
 from detseg.data.synth_video import generate_video, render_video_frames
 from detseg.pipeline import Pipeline
 from detseg.pipeline.predict import run_predict
-from detseg.pipeline.tracking import Tracker
+from detseg.pipeline.tracking import NO_TRACK, Tracker
 from detseg.segmenter import BoxSegmenter
 
 CLIP = dict(frames=30, width=256, height=160, seed=4, size_range=(30, 50), speed=2.0, pan=0.5)
@@ -156,7 +156,7 @@ def test_mot_file_loads_in_metric_libraries(clip_dir, tmp_path):
     run_predict(Pipeline(GroundTruthDetector(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path,
                 progress=False, track=True)
     loaded = load_mot_file(tmp_path / "tracks.txt")  # roboflow trackers' own MOT reader
-    assert min(loaded) == 2 and sum(len(f.ids) for f in loaded.values()) > 0  # frame 1: tracks not yet confirmed
+    assert min(loaded) == 1 and sum(len(f.ids) for f in loaded.values()) > 0  # ids from the first frame
     report = evaluate_video(clip_dir, tmp_path)  # TrackEval's HOTA / CLEAR / Identity
     assert report["IDSW"] == 0 and report["IDF1"] > 0.9 and report["HOTA"] > 0.8 and report["MOTA"] > 0.85
     assert report["counts"]["relative_error"] <= 0.25 and report["box"]["AP50"] > 0.8
@@ -173,3 +173,38 @@ def test_evaluation_penalises_id_switches(clip_dir, tmp_path):
     swapped[later, 1] += 100  # every object gets a new id half-way
     worse = tracking_metrics(gt, swapped)
     assert worse["IDSW"] == len(np.unique(gt[(gt[:, 0] == 16), 1])) and worse["IDF1"] < 0.8 and worse["HOTA"] < 0.9
+
+
+def test_the_tracker_keeps_every_detection_and_ids_start_on_the_first_frame():
+    """A track gets its id on its first frame; a low-confidence box that starts no track keeps its row (id 0)."""
+    tracker = Tracker(fps=10)
+    masks = np.zeros((2, 64, 64), bool)
+    masks[0, :10, :10] = masks[1, 50:60, 50:60] = True
+    dets = sv.Detections(xyxy=np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32),
+                         confidence=np.array([0.9, 0.3]), class_id=np.array([0, 1]), mask=masks)
+    out = tracker.update(dets, 0)
+    assert len(out) == 2
+    by_conf = {round(float(c), 1): (int(t), int(k), int(m.sum())) for c, t, k, m in
+               zip(out.confidence, out.tracker_id, out.class_id, out.mask)}
+    assert by_conf[0.9][0] >= 1 and by_conf[0.3][0] == NO_TRACK
+    assert by_conf[0.9][1:] == (0, 100) and by_conf[0.3][1:] == (1, 100)  # class and mask stay with the row
+
+
+def test_a_tracked_video_keeps_its_first_frames_and_writes_no_tracker_negatives(clip_dir, tmp_path):
+    clip = render_video_frames(**CLIP)
+    summary = run_predict(Pipeline(GroundTruthDetector(clip), BoxSegmenter()), clip_dir / "video.mp4",
+                          tmp_path / "out", progress=False, track=True, save_dataset=tmp_path / "ds")
+    gt = _read_mot(clip_dir / "gt.txt")
+    preds = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    per_frame = {}
+    for p in preds:
+        per_frame[p["image_id"]] = per_frame.get(p["image_id"], 0) + 1
+    truth = {}
+    for r in gt:
+        truth[r[0]] = truth.get(r[0], 0) + 1
+    assert per_frame == truth  # every object in every frame, the first included
+    assert 1 in per_frame and all(p["track_id"] for p in preds)
+    autolabel = json.loads((tmp_path / "ds" / "autolabel.json").read_text())
+    frames_without_objects = CLIP["frames"] - len(truth)
+    assert sum(autolabel["negatives"].values()) == frames_without_objects
+    assert summary["frame_instances"] == len(gt)
