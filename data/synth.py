@@ -24,6 +24,7 @@ from detseg.data.food_items import CLASS_NAMES, DRAWERS
 from detseg.data.polygons import instance_polygons, mask_to_rle, merge_polygons
 from detseg.data.textures import background, lighting, per_channel, per_pixel
 from detseg.data.yolo_format import yolo_line
+from detseg.video_writer import VideoWriter
 
 SPLITS = ("train", "val", "test")
 MIN_VISIBLE_FRACTION = 0.4  # an item may hide at most 60% of an earlier one
@@ -233,14 +234,11 @@ def render_clip(path: str | Path, frames: int = 24, imgsz: int = 320, fps: float
     path.parent.mkdir(parents=True, exist_ok=True)
     scene = render_scene(np.random.default_rng([seed, 99]), imgsz * 2, imgsz * 2)
     tmp = temp_name(path, ".part.mp4")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (imgsz, imgsz))
-    try:
+    with VideoWriter(tmp, fps) as writer:  # H.264: plays in browsers and notebooks
         for i in range(frames):
             t = i / max(frames - 1, 1)
             y, x = int(t * imgsz * 0.8), int(t * imgsz)
-            writer.write(np.ascontiguousarray(scene.image[y:y + imgsz, x:x + imgsz]))
-    finally:
-        writer.release()
+            writer.write(scene.image[y:y + imgsz, x:x + imgsz])
     os.replace(tmp, path)
     return path
 

@@ -33,7 +33,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -42,6 +41,7 @@ from detseg.data.food_items import CLASS_NAMES, DRAWERS
 from detseg.data.polygons import mask_to_rle
 from detseg.data.synth import _crop, _rotate, coco_categories
 from detseg.data.textures import background, lighting, per_pixel
+from detseg.video_writer import VideoWriter
 
 MIN_VISIBLE_PIXELS = 30
 
@@ -185,20 +185,14 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def write_video(path: str | Path, images, fps: float) -> Path:
-    """Write BGR frames to an mp4 (mp4v) under a temporary name, then rename it into place."""
+    """Write BGR frames to an mp4 (H.264, :class:`detseg.video_writer.VideoWriter`) under a temporary name,
+    then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path, f".part{path.suffix}")
-    writer = None
-    try:
+    with VideoWriter(tmp, fps) as writer:
         for image in images:
-            if writer is None:
-                h, w = image.shape[:2]
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(np.ascontiguousarray(image))
-    finally:
-        if writer is not None:
-            writer.release()
+            writer.write(image)
     os.replace(tmp, path)
     return path
 

@@ -16,7 +16,6 @@ from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import supervision as sv
 from tqdm import tqdm
 
 from detseg.atomic import atomic_write_json, is_detseg_temp, temp_name
@@ -26,6 +25,7 @@ from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter
 from detseg.pipeline.sources import Source, resolve_source
 from detseg.pipeline.video import tracking_for
+from detseg.video_writer import VideoWriter
 
 RUN_SETTINGS = "run.json"  # what made the outputs in --out: --resume refuses other settings
 
@@ -230,9 +230,8 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
             if video_state["sink"] is None:
                 h, w = frame.image.shape[:2]
                 video_state["tmp"] = temp_name(out / "annotated.mp4", ".part.mp4")
-                info = sv.VideoInfo(width=w, height=h, fps=max(1, round(src.video.fps / stride)))
-                video_state["sink"] = sv.VideoSink(str(video_state["tmp"]), info).__enter__()
-            video_state["sink"].write_frame(annotated)
+                video_state["sink"] = VideoWriter(video_state["tmp"], fps=max(1, round(src.video.fps / stride)))
+            video_state["sink"].write(annotated)
         part = writer.write(frame.name, image_id, frame.path, frame.image, frame.detections, annotated,
                             frame=frame.frame)
         frame.seconds["write"] = time.perf_counter() - t
@@ -273,7 +272,7 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
         executor.shutdown(wait=True)  # inputs already segmented are still written completely
         bar.close()
         if video_state["sink"] is not None:
-            video_state["sink"].__exit__(None, None, None)
+            video_state["sink"].close()
             if completed:  # publish only a complete video under the final name
                 os.replace(video_state["tmp"], out / "annotated.mp4")
             else:
