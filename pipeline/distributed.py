@@ -85,7 +85,7 @@ class PredictWorker:
     their parts out (one row per input: ``index``, ``name``, ``part`` JSON or ``error``, ``seconds`` JSON)."""
 
     def __init__(self, factory, out: str, class_names: dict, save_masks: bool, categories, batch_size: int,
-                 threads: int | None):
+                 threads: int | None, root: str | None = None):
         if threads:
             import cv2
             import torch
@@ -96,7 +96,7 @@ class PredictWorker:
         from detseg.pipeline.outputs import OutputWriter
 
         self.pipeline = factory if isinstance(factory, Pipeline) else factory()
-        self.writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
+        self.writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories, root=root)
         self.batch_size = batch_size
 
     def __call__(self, batch: dict) -> dict:
@@ -192,7 +192,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
     class_names = class_names if class_names is not None else _class_names_of(pipeline)
     with _run_lock(out):
         _check_settings(out, {"source": source_setting, "stride": 1, **(settings or {})}, resume)
-        writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
+        writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories, root=src.root)
         ids = _assign_image_ids(src, image_ids or {})
         parts, failures, seconds, todo = [], [], [], []
         for i, f in enumerate(src.files):
@@ -208,7 +208,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
             try:
                 rows = _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, workers,
                                    gpus_per_worker, cpus_per_worker, threads_per_worker, batch_size, max_retries,
-                                   progress, total=len(src.files), done=skipped)
+                                   progress, total=len(src.files), done=skipped, root=src.root)
             finally:
                 if started:
                     ray.shutdown()
@@ -227,7 +227,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
 
 
 def _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, workers, gpus_per_worker,
-                cpus_per_worker, threads, batch_size, max_retries, progress, total, done) -> list[dict]:
+                cpus_per_worker, threads, batch_size, max_retries, progress, total, done, root=None) -> list[dict]:
     from ray.data import DataContext
     from tqdm import tqdm
 
@@ -236,7 +236,7 @@ def _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, w
     ctx.verbose_progress = False
     ds = ray.data.from_items(todo)
     kwargs = dict(out=str(out), class_names=class_names, save_masks=save_masks, categories=categories,
-                  batch_size=batch_size, threads=threads)
+                  batch_size=batch_size, threads=threads, root=str(root) if root is not None else None)
     with warnings.catch_warnings():
         # Ray >= 2.60 calls max_restarts / max_task_retries deprecated "ray_remote_args" (its defaults: no limit);
         # a bound keeps an input that kills its actor every time from retrying forever

@@ -212,10 +212,14 @@ class OutputWriter:
     """Writes per-input outputs as they come, and the assembled files at the end."""
 
     def __init__(self, out: str | Path, class_names: dict[int, str], save_masks: bool = False,
-                 categories: list[dict] | None = None):
+                 categories: list[dict] | None = None, root: str | Path | None = None):
         """``categories``: a dataset's COCO categories; results then use its ids, matched by name
-        (classes it does not name get ids above its own), so AP against it is computed per class."""
+        (classes it does not name get ids above its own), so AP against it is computed per class.
+        ``root``: the source folder; images.json's ``file_name`` is each image's path relative to it
+        (``a/x.jpg`` and ``b/x.jpg`` stay apart, as COCO allows folders), ``output_name`` the flat name
+        of its files under ``out``."""
         self.out = Path(out)
+        self.root = Path(root).resolve() if root is not None else None
         self.class_names = class_names
         self.save_masks = save_masks
         self.categories, self.category_ids = coco_categories(class_names, categories)
@@ -239,8 +243,8 @@ class OutputWriter:
         atomic_write_text(self.out / "labels" / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
         if self.save_masks:
             atomic_write_bytes(self.out / "masks" / f"{name}.png", instance_png(dets, (h, w)))
-        image_record = {"id": image_id, "file_name": Path(path).name if path else f"{name}.jpg",
-                        "path": path, "width": w, "height": h}
+        image_record = {"id": image_id, "file_name": self._file_name(path) if path else f"{name}.jpg",
+                        "output_name": name, "path": path, "width": w, "height": h}
         if frame is not None:  # a video frame: no frame file exists, so name the video and the frame (from 1)
             image_record["frame"] = frame + 1
         part = {"image": image_record,
@@ -250,12 +254,21 @@ class OutputWriter:
         atomic_write_json(self.out / "parts" / f"{name}.json", part)
         return part
 
+    def _file_name(self, path: str) -> str:
+        """``path`` relative to the source folder (POSIX separators), or its base name outside one."""
+        if self.root is not None:
+            try:
+                return Path(path).resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return Path(path).name
+
     def finalize(self, parts: list[dict], summary: dict) -> None:
         """predictions.json, images.json and summary.json from the parts (in input order)."""
         parts = sorted(parts, key=lambda p: p["image"]["id"])
         results = [r for p in parts for r in p["results"]]
-        images = [{k: p["image"][k] for k in ("id", "file_name", "frame", "width", "height") if k in p["image"]}
-                  for p in parts]
+        images = [{k: p["image"][k] for k in ("id", "file_name", "output_name", "frame", "width", "height")
+                   if k in p["image"]} for p in parts]
         atomic_write_json(self.out / "predictions.json", results)
         atomic_write_json(self.out / "images.json", {"images": images, "annotations": [],
                                                       "categories": self.categories})

@@ -190,7 +190,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
 def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
          verbose, categories, track, batch_size=1, dataset=None, min_score=None) -> dict:
     class_names = _class_names(pipeline)
-    writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories)
+    writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories, root=src.root)
     video = src.is_video
     tracking = tracking_for(pipeline, src.files[0], track, fps=src.video.fps) if video else None
     parts, failures, seconds, skipped = [], [], [], 0

@@ -331,3 +331,20 @@ def test_predictions_carry_the_segmenters_mask_score_beside_the_detectors_score(
     results = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert results and all(0.0 <= r["score"] <= 1.0 for r in results)
     assert sorted({round(r["mask_score"], 3) for r in results}) == [0.3, 0.6]
+
+
+def test_images_json_keeps_each_images_path_within_the_source(tmp_path):
+    """``a/x.jpg`` and ``b/x.jpg`` stay apart: file_name is the path under the source, output_name the flat name."""
+    import json
+
+    from tests.helpers import textured_image
+
+    for sub in ("a", "b"):
+        (tmp_path / "src" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "src" / sub / "x.jpg"), textured_image(40, 60))
+    run_predict(_pipe(), tmp_path / "src", tmp_path / "out", progress=False)
+    images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    assert sorted(im["file_name"] for im in images) == ["a/x.jpg", "b/x.jpg"]
+    for im in images:
+        assert (tmp_path / "src" / im["file_name"]).is_file()
+        assert (tmp_path / "out" / "labels" / f"{im['output_name']}.txt").is_file()
