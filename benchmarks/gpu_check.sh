@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's GPU check, one short script for a lent GPU machine (see README, "On a GPU").
+# The project's GPU check, one short script for a lent GPU machine (see docs/benchmarks.md, "On a GPU").
 # Runs tests/test_cuda.py and the --device cuda benchmarks; logs go to ${OUT:-runs/gpu_check}.
 # Packages missing on the machine travel as wheels in .whl/ (benchmarks/gpu_env.sh installs them, no network).
 set -uo pipefail
