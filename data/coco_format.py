@@ -107,6 +107,9 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
             raise DatasetError(f"image entry {im.get('id', '?')} lacks {e}", json_path) from None
         except (TypeError, ValueError):
             raise DatasetError(f"image {im.get('id')}: width and height must be integers", json_path) from None
+        if w <= 0 or h <= 0:  # labels are normalised by the size: one of 0 makes every label invalid
+            raise DatasetError(f"image {image_id} ({file_name!r}): width and height must be positive, got "
+                               f"{w}x{h}", json_path)
         if not isinstance(file_name, str) or not file_name.strip():
             raise DatasetError(f"image {image_id}: file_name must be a non-empty string, got {file_name!r}", json_path)
         if image_id in records:

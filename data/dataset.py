@@ -9,12 +9,12 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from detseg.data.polygons import coco_segmentation_to_mask, polygons_to_mask
+from detseg.data.polygons import clip_polygon, coco_segmentation_to_mask, polygons_to_mask
 from detseg.errors import DatasetError
 from detseg.keys import CLASS_NAME
 
@@ -145,3 +145,79 @@ class Dataset:
 def split_name(name: str) -> str:
     """Normalise a split name ('valid' -> 'val'); unknown names pass through."""
     return SPLIT_ALIASES.get(name.lower(), name)
+
+
+_CLIP_TOL = 1e-3  # pixels: coordinates this far past the border are rounding, clamped without counting
+
+
+@dataclass
+class ClipReport:
+    """What :func:`clip_to_images` changed: instances clipped to their image, and dropped (wholly outside)."""
+
+    clipped: int = 0
+    dropped: int = 0
+    examples: list = field(default_factory=list)  # a few "file: class" strings
+
+    def __str__(self) -> str:
+        text = f"clipped {self.clipped} box(es)/polygon(s) that extended past their image"
+        if self.dropped:
+            text += f" and dropped {self.dropped} lying wholly outside it"
+        return text + (f" (e.g. {', '.join(self.examples)})" if self.examples else "")
+
+
+def _polygon_area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0].astype(np.float64), poly[:, 1].astype(np.float64)
+    return abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2
+
+
+def clip_annotation(a: Annotation, width: int, height: int) -> tuple[Annotation | None, bool]:
+    """``a`` with its box and polygons clipped to ``[0, width] x [0, height]``, and whether that changed it
+    (beyond rounding). None when nothing of it is inside. An RLE mask is the image's size: only its box
+    is clipped."""
+    x0, y0, x1, y1 = (float(v) for v in a.xyxy)
+    outside = min(x0, y0) < -_CLIP_TOL or x1 > width + _CLIP_TOL or y1 > height + _CLIP_TOL
+    polygons = a.polygons
+    if a.polygons and a.rle is None:
+        outside = outside or any((p < -_CLIP_TOL).any() or (p[:, 0] > width + _CLIP_TOL).any()
+                                 or (p[:, 1] > height + _CLIP_TOL).any() for p in a.polygons)
+        polygons = [clip_polygon(p, width, height) for p in a.polygons]
+        polygons = [p for p in polygons if len(p) >= 3 and _polygon_area(p) > 0]
+        if not polygons:
+            return None, True
+        if outside:  # the box follows what is left of the outline
+            pts = np.concatenate(polygons)
+            x0, y0 = np.maximum(pts.min(0), 0)
+            x1, y1 = np.minimum(pts.max(0), [width, height])
+    cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+    if outside and (cx1 <= cx0 or cy1 <= cy0) and not a.has_mask:
+        return None, True
+    box = np.array([cx0, cy0, max(cx1, cx0), max(cy1, cy0)], np.float32)
+    return replace(a, xyxy=box, polygons=polygons), outside
+
+
+def clip_to_images(dataset: Dataset, examples: int = 3) -> tuple[Dataset, ClipReport]:
+    """A copy of ``dataset`` whose boxes and polygons lie inside their images, and what was changed.
+
+    What a converter writes must pass ``detseg data check``: YOLO labels are normalised to
+    [0, 1], so a box reaching past the image (common in hand-made COCO files) is clipped, and an
+    instance wholly outside it is dropped.
+    """
+    report = ClipReport()
+    splits = {}
+    for split, records in dataset.splits.items():
+        splits[split] = []
+        for r in records:
+            anns = []
+            for a in r.annotations:
+                clipped, changed = clip_annotation(a, r.width, r.height)
+                if changed:
+                    if clipped is None:
+                        report.dropped += 1
+                    else:
+                        report.clipped += 1
+                    if len(report.examples) < examples:
+                        report.examples.append(f"{r.path.name}: {dataset.names[a.class_id]}")
+                if clipped is not None:
+                    anns.append(clipped)
+            splits[split].append(replace(r, annotations=anns))
+    return replace(dataset, splits=splits), report

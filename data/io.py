@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from detseg.data.coco_format import load_coco, load_coco_folder, save_coco
-from detseg.data.dataset import Dataset
+from detseg.data.dataset import Dataset, clip_to_images
 from detseg.data.yolo_format import load_yolo, save_yolo
 from detseg.errors import DatasetError
 
@@ -45,11 +45,22 @@ def load_dataset(path: str | Path, images: str | Path | None = None) -> Dataset:
     raise DatasetError("no data.yaml, annotations/*.json or */_annotations.coco.json found in this folder", path)
 
 
-
-
 def save_dataset(dataset: Dataset, out: str | Path, fmt: str) -> Path:
     """Write ``dataset`` under ``out`` as ``"yolo"`` (data.yaml, images/, labels/; returns the
-    data.yaml path) or ``"coco"`` (annotations/{split}.json, images/{split}/; returns ``out``)."""
+    data.yaml path) or ``"coco"`` (annotations/{split}.json, images/{split}/; returns ``out``).
+
+    Boxes and polygons are clipped to their image first (:func:`~detseg.data.dataset.clip_to_images`;
+    call it yourself to learn how many were), so what is written passes ``detseg data check``.
+
+    Raises:
+        DatasetError: an unknown format, or an image whose width or height is not positive (named).
+    """
     if fmt not in FORMATS:
         raise DatasetError(f"unknown dataset format {fmt!r}; expected one of {FORMATS}")
+    for records in dataset.splits.values():
+        for r in records:
+            if r.width <= 0 or r.height <= 0:
+                raise DatasetError(f"image {r.path.name}: width and height must be positive, got "
+                                   f"{r.width}x{r.height}", dataset.source)
+    dataset, _ = clip_to_images(dataset)
     return save_yolo(dataset, Path(out)) if fmt == "yolo" else save_coco(dataset, Path(out))

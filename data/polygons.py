@@ -170,6 +170,33 @@ def merge_polygons(polygons: list[np.ndarray]) -> np.ndarray:
     return merged
 
 
+def clip_polygon(polygon: np.ndarray, width: float, height: float) -> np.ndarray:
+    """The part of a pixel polygon ``(K, 2)`` inside ``[0, width] x [0, height]`` (Sutherland-Hodgman).
+
+    Returns the clipped polygon (the same points when it lies inside), with fewer than 3 points
+    when nothing of it is inside.
+    """
+    pts = np.asarray(polygon, np.float64).reshape(-1, 2)
+    for axis, limit, keep_below in ((0, 0.0, False), (0, float(width), True), (1, 0.0, False),
+                                    (1, float(height), True)):
+        if len(pts) == 0:
+            break
+        inside = pts[:, axis] <= limit if keep_below else pts[:, axis] >= limit
+        if inside.all():
+            continue
+        out = []
+        for i in range(len(pts)):
+            cur, prev = pts[i], pts[i - 1]
+            cur_in, prev_in = inside[i], inside[i - 1]
+            if cur_in != prev_in:  # the edge crosses the line: add the crossing point
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                out.append(prev + t * (cur - prev))
+            if cur_in:
+                out.append(cur)
+        pts = np.array(out, np.float64).reshape(-1, 2)
+    return pts.astype(np.float32)
+
+
 def polygons_to_mask(polygons: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """Rasterise continuous-coordinate polygons the COCO way (pycocotools, even-odd). (H, W) bool."""
     flat = [np.asarray(p, np.float64).ravel().tolist() for p in polygons if len(p) >= 3]

@@ -93,7 +93,7 @@ def _make_sprites(rng, n_items, frames, width, height, world_w, speed, size_rang
         h, w = alpha.shape
         vx = speed * float(rng.uniform(0.65, 1.35))
         if k < n_items // 3:  # already on the belt when the video starts
-            x0 = float(rng.uniform(0, width - w))
+            x0 = float(rng.uniform(0, max(width - w, 0)))  # an item wider than the frame starts at its edge
         else:  # enters from the left some time during the video
             x0 = -w - float(rng.uniform(0, max(1.0, vx * frames * 0.8)))
         y = float(lanes[k % len(lanes)] + rng.normal(0, height * 0.04) - h / 2)

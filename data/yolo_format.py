@@ -255,11 +255,15 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
         for r in records:
             place_file(r.path, out / "images" / split / r.path.name)
             lines = []
+            outlines = any(a.has_mask for a in r.annotations)  # one box line among polygons is invalid
             for a in r.annotations:
                 if a.rle is not None:
                     poly = merge_polygons(mask_to_polygons(a.mask(r.height, r.width)))
                 elif a.polygons:
                     poly = merge_polygons(a.polygons)
+                elif outlines:  # a box in a file of polygons: its four corners
+                    x0, y0, x1, y1 = (float(v) for v in a.xyxy)
+                    poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                 else:
                     x0, y0, x1, y1 = a.xyxy
                     lines.append(f"{a.class_id} {(x0 + x1) / 2 / r.width:.6f} {(y0 + y1) / 2 / r.height:.6f} "

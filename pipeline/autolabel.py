@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -59,6 +61,8 @@ class MinMaskScore:
     """
 
     def __init__(self, threshold: float):
+        if not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
+            raise InputError(f"min_mask_score must be a finite number, got {threshold!r} (NaN would drop everything)")
         self.threshold = threshold
         self.dropped = 0
 

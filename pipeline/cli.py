@@ -14,6 +14,22 @@ import sys
 from pathlib import Path
 
 from detseg.errors import DetsegError
+from detseg.pipeline.options import (
+    MAX_IMGSZ,
+    OneLineParser,
+    UsageError,
+    check_override,
+    finite_float,
+    fraction,
+    imgsz,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+    train_batch,
+)
 
 
 def _add_data_commands(sub) -> None:
@@ -22,16 +38,16 @@ def _add_data_commands(sub) -> None:
 
     synth = dsub.add_parser("synth", help="generate the synthetic food dataset (exact masks)")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--train", type=int, default=100, help="training images")
-    synth.add_argument("--val", type=int, default=20, help="validation images")
-    synth.add_argument("--test", type=int, default=0, help="test images")
-    synth.add_argument("--seed", type=int, default=0, help="same seed and arguments -> identical files")
-    synth.add_argument("--imgsz", type=int, default=640,
+    synth.add_argument("--train", type=non_negative_int, default=100, help="training images")
+    synth.add_argument("--val", type=non_negative_int, default=20, help="validation images")
+    synth.add_argument("--test", type=non_negative_int, default=0, help="test images")
+    synth.add_argument("--seed", type=seed, default=0, help="same seed and arguments -> identical files")
+    synth.add_argument("--imgsz", type=imgsz, default=640,
                        help="image side in pixels: square synthetic scenes; with --backgrounds, the long side "
                             "of each composite (the photo's aspect is kept)")
     synth.add_argument("--coco-masks", choices=("polygon", "rle"), default="polygon",
                        help="COCO segmentation format: polygons (default) or exact RLE")
-    synth.add_argument("--workers", type=int, default=1,
+    synth.add_argument("--workers", type=int_range(1, 256), default=1,
                        help="processes rendering in parallel (e.g. the number of cores); same files for any number")
     synth.add_argument("--backgrounds", metavar="DIR",
                        help="real photos to composite the items onto (matched to each photo's light, colour cast, "
@@ -39,9 +55,9 @@ def _add_data_commands(sub) -> None:
                             "with unlabelled look-alike foods; photos must not show the classes")
     synth.add_argument("--exclude", metavar="FILE",
                        help="text file of background file names to skip (one per line), e.g. photos showing cookies")
-    synth.add_argument("--photo-fraction", type=float, default=0.8,
+    synth.add_argument("--photo-fraction", type=fraction, default=0.8,
                        help="with --backgrounds: share of images composited on a real photo (default: %(default)s)")
-    synth.add_argument("--negatives", type=float, default=0.0,
+    synth.add_argument("--negatives", type=non_negative_float, default=0.0,
                        help="with --backgrounds: add this fraction of background-only photos with empty labels "
                             "(default: %(default)s)")
     synth.add_argument("--real-items", metavar="JSON",
@@ -49,7 +65,7 @@ def _add_data_commands(sub) -> None:
                             "data/real/uj-train-cookies.json); their items are cut out and pasted into composites")
     synth.add_argument("--real-images", metavar="DIR",
                        help="folder of the --real-items photos (default: --backgrounds)")
-    synth.add_argument("--real-repeat", type=int, default=0,
+    synth.add_argument("--real-repeat", type=non_negative_int, default=0,
                        help="also add each --real-items photo to train this many times (default: %(default)s)")
     synth.set_defaults(func=_cmd_synth)
 
@@ -69,23 +85,21 @@ def _add_data_commands(sub) -> None:
 
     video = dsub.add_parser("synth-video", help="generate a synthetic video with exact masks and track ids (MOT GT)")
     video.add_argument("--out", required=True, help="output folder (video.mp4, gt.txt, annotations.json)")
-    video.add_argument("--frames", type=int, default=60, help="number of frames")
-    video.add_argument("--seed", type=int, default=0, help="same seed and arguments -> identical files")
-    video.add_argument("--width", type=int, default=640)
-    video.add_argument("--height", type=int, default=384)
-    video.add_argument("--fps", type=float, default=12.0)
+    video.add_argument("--frames", type=positive_int, default=60, help="number of frames")
+    video.add_argument("--seed", type=seed, default=0, help="same seed and arguments -> identical files")
+    side = int_range(MIN_VIDEO_SIDE, MAX_IMGSZ, what="a frame side in pixels")
+    video.add_argument("--width", type=side, default=640,
+                       help=f"frame width in pixels (>= {MIN_VIDEO_SIDE}: the items are up to about 120 pixels)")
+    video.add_argument("--height", type=side, default=384, help=f"frame height in pixels (>= {MIN_VIDEO_SIDE})")
+    video.add_argument("--fps", type=finite_float(0, 1000, lo_open=True), default=12.0,
+                       help="frames per second of video.mp4")
     video.set_defaults(func=_cmd_synth_video)
 
 
 def _cmd_synth(args) -> int:
     from detseg.data.synth import generate_dataset
 
-    counts = {"train": args.train, "val": args.val, "test": args.test}
-    for split, n in counts.items():
-        if n < 0:
-            raise DetsegError(f"--{split} must be >= 0, got {n}")
-    if args.workers < 1:
-        raise DetsegError(f"--workers must be >= 1, got {args.workers}")
+    counts = {"train": args.train, "val": args.val, "test": args.test}  # each >= 0, checked by the parser
     backgrounds = None
     if args.backgrounds:
         from detseg.data.synth import list_backgrounds
@@ -101,11 +115,8 @@ def _cmd_synth(args) -> int:
         real_items = (str(args.real_items), str(args.real_images or args.backgrounds))
         if not Path(args.real_items).is_file():
             raise DetsegError(f"--real-items: file not found: {args.real_items}")
-    if args.real_repeat < 0 or (args.real_repeat and not args.real_items):
+    if args.real_repeat and not args.real_items:
         raise DetsegError("--real-repeat must be >= 0 and needs --real-items")
-    if not 0 <= args.photo_fraction <= 1 or args.negatives < 0:
-        raise DetsegError(f"--photo-fraction must be in [0, 1] and --negatives >= 0, "
-                          f"got {args.photo_fraction} and {args.negatives}")
     summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks,
                                workers=args.workers, backgrounds=backgrounds, photo_fraction=args.photo_fraction,
                                negatives=args.negatives, real_items=real_items, real_repeat=args.real_repeat)
@@ -116,6 +127,11 @@ def _cmd_synth(args) -> int:
 def _cmd_synth_video(args) -> int:
     from detseg.data.synth_video import generate_video
 
+    pixels = args.frames * args.width * args.height
+    if pixels > MAX_VIDEO_PIXELS:  # every frame is held in memory until the files are written
+        raise UsageError(f"data synth-video: --frames x --width x --height is {pixels:,} pixels, more than the "
+                         f"{MAX_VIDEO_PIXELS:,} one clip may have (every frame and its masks stay in memory "
+                         f"until the files are written): fewer or smaller frames")
     try:
         summary = generate_video(args.out, frames=args.frames, width=args.width, height=args.height, seed=args.seed,
                                  fps=args.fps)
@@ -123,6 +139,10 @@ def _cmd_synth_video(args) -> int:
         raise DetsegError(f"synth-video: {e}") from None
     print(json.dumps(summary, indent=2))
     return 0
+
+
+MIN_VIDEO_SIDE = 128  # the items of `data synth-video` are up to about 120 pixels across
+MAX_VIDEO_PIXELS = 2**28  # frames x width x height: about 8 bytes a pixel (image, masks) stay in memory
 
 
 def _cmd_check(args) -> int:
@@ -144,9 +164,13 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_convert(args) -> int:
+    from detseg.data.dataset import clip_to_images
     from detseg.data.io import load_dataset, save_dataset
 
     dataset = load_dataset(args.path, images=args.images)
+    dataset, clipped = clip_to_images(dataset)
+    if clipped.clipped or clipped.dropped:
+        print(f"warning: {clipped}", file=sys.stderr)
     written = save_dataset(dataset, args.out, args.to)
     print(f"wrote {args.to.upper()} dataset to {written}")
     return 0
@@ -164,14 +188,15 @@ def _add_train_command(sub) -> None:
     p.add_argument("--task", choices=("detect", "segment"), default="detect",
                    help="detect (boxes) or segment (a -seg model on polygon labels, e.g. a --save-dataset output; "
                         "pretrained=detector.pt starts it from a detector's weights)")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--imgsz", type=imgsz, default=640)
+    p.add_argument("--batch", type=train_batch, default=16,
+                   help="images per batch; -1: AutoBatch; a fraction in (0, 1): that share of the GPU memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, 0, mps")
-    p.add_argument("--workers", type=int, default=2, help="dataloader workers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=non_negative_int, default=2, help="dataloader workers")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", default="runs/train", help="run folder (weights/best.pt, metrics.json, command.txt)")
-    p.add_argument("--time", type=float, default=None,
+    p.add_argument("--time", type=positive_float, default=None,
                    help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
@@ -189,7 +214,8 @@ def parse_overrides(items: list[str]) -> dict:
     """``["lr0=0.002", "cos_lr=True"]`` -> ``{"lr0": 0.002, "cos_lr": True}`` (values read as YAML scalars).
 
     Raises:
-        DetsegError: an item is not ``KEY=VALUE`` or names an argument ultralytics does not know.
+        DetsegError: an item is not ``KEY=VALUE``, names an argument ultralytics does not know, or has a
+            value of another type than ultralytics' default for it (:func:`~detseg.pipeline.options.check_override`).
     """
     import yaml
     from ultralytics.cfg import DEFAULT_CFG_DICT
@@ -204,9 +230,10 @@ def parse_overrides(items: list[str]) -> dict:
         if key not in DEFAULT_CFG_DICT:
             raise DetsegError(f"unknown ultralytics training argument {key!r} in {item!r}")
         try:
-            parsed[key] = yaml.safe_load(value) if value else None
+            read = yaml.safe_load(value) if value else None
         except yaml.YAMLError:
-            parsed[key] = value
+            read = value
+        parsed[key] = check_override(key, read, value)
     return parsed
 
 
@@ -232,8 +259,8 @@ def _add_val_command(sub) -> None:
                    help="trained .pt, or an export folder (ultralytics' model=; --weights is the old name)")
     p.add_argument("--data", required=True, help="ultralytics data.yaml")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--imgsz", type=imgsz, default=640)
+    p.add_argument("--batch", type=positive_int, default=16)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/val", help="folder for the metrics JSON and ultralytics' files "
                                                      "(default: %(default)s; never the weights' folder)")
@@ -259,7 +286,7 @@ def _add_export_command(sub) -> None:
                    help="trained .pt, a detector or a -seg student (ultralytics' model=; --weights is the old name)")
     p.add_argument("--format", default="openvino", choices=("openvino", "onnx"),
                    help="openvino (fastest on Intel CPUs) or onnx (ONNX Runtime) (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, default=None,
+    p.add_argument("--imgsz", type=imgsz, default=None,
                    help="input side the export is fixed to (default: the size the model was trained at)")
     p.add_argument("--half", action="store_true", help="FP16 weights (openvino only)")
     p.add_argument("--out", default=None,
@@ -278,7 +305,7 @@ def _cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from detseg import __version__
 
-    parser = argparse.ArgumentParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
+    parser = OneLineParser(prog="detseg", description="YOLO boxes + SAM masks = instance segmentation.")
     parser.add_argument("--version", action="version", version=f"detseg {__version__}")
     parser.add_argument("--trust-weights", action="store_true",
                         help="load .pt files whose pickle names code outside what ultralytics checkpoints contain "
@@ -343,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[TRUST_ENV] = "1"
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # every option's range is checked here, before any work
         return int(args.func(args) or 0)
     except DetsegError as e:
         print(f"detseg: error: {e}", file=sys.stderr)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detseg.errors import DetsegError, InputError
+from detseg.pipeline.options import auto_or_positive_int, non_negative_float, positive_int
 
 INSTALL_HINT = 'pip install "detseg[ray]"'
 
@@ -277,18 +278,35 @@ def add_engine_arguments(p) -> None:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help=f"local: this process; ray: Ray Data actors, the same output files (images only; "
                         f"{INSTALL_HINT})")
-    p.add_argument("--workers", type=int, default=2, help="ray: actors, each with its own detector and segmenter")
-    p.add_argument("--gpus-per-worker", type=float, default=0, help="ray: GPUs per actor (e.g. 1, or 0.5 to share)")
-    p.add_argument("--threads-per-worker", type=int, default=1, help="ray: torch/OpenCV threads per actor")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="ray: actors, each with its own detector and segmenter")
+    p.add_argument("--gpus-per-worker", type=non_negative_float, default=0,
+                   help="ray: GPUs per actor (e.g. 1, or 0.5 to share)")
+    p.add_argument("--threads-per-worker", type=positive_int, default=1, help="ray: torch/OpenCV threads per actor")
     p.add_argument("--ray-address", default=None,
                    help="ray: join this cluster (auto, ray://host:10001); default: start a local instance. Inputs and "
                         "--out must be on a file system every node sees")
-    p.add_argument("--batch", default="auto",
+    p.add_argument("--batch", type=auto_or_positive_int, default="auto",
                    help="images per SAM encoder call (and per Ray batch); auto: 1 on a CPU, 8 on a GPU")
+
+
+RAY_UNSUPPORTED = (("save_dataset", "--save-dataset"), ("min_mask_score", "--min-mask-score"),
+                   ("strict", "--strict"))
+
+
+def check_ray_options(args) -> None:
+    """Refuse, in one line and before Ray starts or a model loads, the ``predict`` options the Ray engine
+    does not implement (rather than run and silently ignore them)."""
+    given = [flag for name, flag in RAY_UNSUPPORTED if getattr(args, name, None) is not None
+             and getattr(args, name) is not False]  # --min-mask-score 0 is given too
+    if given:
+        raise InputError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} not supported with "
+                         f"--engine ray: use --engine local")
 
 
 def cmd_predict_ray(args, source, settings: dict) -> int:
     """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
+    check_ray_options(args)
     import_ray()  # fail in one line before any model loads
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
     from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
@@ -298,11 +316,6 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
 
     if source.is_video:
         raise InputError("--engine ray takes images (a file, a folder or a glob); run a video with --engine local")
-    if args.strict:
-        raise InputError("--strict stops at the first failure in order: use it with --engine local")
-    if args.workers < 1 or args.threads_per_worker < 1:
-        raise InputError(f"--workers and --threads-per-worker must be >= 1, got {args.workers} and "
-                         f"{args.threads_per_worker}")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]

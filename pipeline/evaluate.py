@@ -26,6 +26,7 @@ from detseg.errors import InputError
 from detseg.images import read_image
 from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import STAT_NAMES, coco_ap, coco_eval, result_entry
+from detseg.pipeline.options import fraction, positive_int
 
 
 def parse_class_map(spec: str | None) -> dict[str, str]:
@@ -238,9 +239,9 @@ def add_evaluate_command(sub) -> None:
                    help="comma-separated: SAM checkpoint paths/names, grabcut, box, ellipse, detector (a -seg "
                         "detector's own masks)")
     p.add_argument("--class-map", default=None, help="detector_name=dataset_name,... when names differ")
-    p.add_argument("--conf", type=float, default=0.001)
+    p.add_argument("--conf", type=fraction, default=0.001, help="detector confidence threshold")
     p.add_argument("--device", default="auto")
-    p.add_argument("--every", type=int, default=1, help="use every n-th image")
+    p.add_argument("--every", type=positive_int, default=1, help="use every n-th image")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

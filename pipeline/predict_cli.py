@@ -14,6 +14,7 @@ from pathlib import Path
 
 from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.errors import DetsegError, InputError
+from detseg.pipeline.options import fraction, imgsz, non_negative_float, positive_int
 from detseg.pipeline.predict import run_predict
 from detseg.pipeline.sources import resolve_source
 
@@ -56,10 +57,10 @@ def add_predict_command(sub) -> None:
                         "detector (a -seg detector's own masks, e.g. a distilled student's); auto: mobile_sam.pt if "
                         "present or downloadable, else grabcut")
     p.add_argument("--device", default="auto")
-    p.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detector confidence threshold")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
-    p.add_argument("--imgsz", type=int, default=None, help="detector input size (default: the model's own)")
-    p.add_argument("--max-det", type=int, default=300, help="maximum detections per image")
+    p.add_argument("--conf", type=fraction, default=DEFAULT_CONF, help="detector confidence threshold")
+    p.add_argument("--iou", type=fraction, default=0.7, help="NMS IoU threshold")
+    p.add_argument("--imgsz", type=imgsz, default=None, help="detector input size (default: the model's own)")
+    p.add_argument("--max-det", type=positive_int, default=300, help="maximum detections per image")
     p.add_argument("--agnostic-nms", action=argparse.BooleanOptionalAction, default=True,
                    help="NMS across classes: one object never gets two class labels")
     p.add_argument("--classes", default=None,
@@ -67,8 +68,8 @@ def add_predict_command(sub) -> None:
                         "names to detect (e.g. croissant,cookie,cupcake)")
     p.add_argument("--multimask", choices=("single", "best", "all"), default="single")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--stride", type=int, default=1, help="video: process every n-th frame")
-    p.add_argument("--max-frames", type=int, default=None, help="video: stop after this many processed frames")
+    p.add_argument("--stride", type=positive_int, default=1, help="video: process every n-th frame")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="video: stop after this many processed frames")
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
     p.add_argument("--resume", action="store_true", help="finish an earlier run in --out: skip inputs whose "
                    "outputs are complete (refused if its settings differ)")
@@ -84,7 +85,7 @@ def add_predict_command(sub) -> None:
                    help="video: track ids (ByteTrack; SAM 2's memory with --keyframe-every), tracks.txt "
                         "(MOTChallenge) and distinct object counts (default: on for videos; --no-track for "
                         "independent frames)")
-    p.add_argument("--keyframe-every", type=int, default=1, metavar="K",
+    p.add_argument("--keyframe-every", type=positive_int, default=1, metavar="K",
                    help="video: run the detector (and SAM 2 box prompts) on every K-th frame only; SAM 2's video "
                         "memory carries the masks and ids between (needs a SAM 2 --segmenter, e.g. sam2.1_t.pt); "
                         "masks that follow each object through time, not speed: it measured slower than per-frame "
@@ -95,9 +96,9 @@ def add_predict_command(sub) -> None:
     p.add_argument("--save-dataset", metavar="DIR", default=None,
                    help="also write a YOLO-seg dataset (data.yaml, images/, labels/ per split) from the masks, "
                         "trainable with `detseg train --task segment`; video frames are written as JPEG")
-    p.add_argument("--val-fraction", type=float, default=0.2,
+    p.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="--save-dataset: share of images in val, by a stable hash of the path")
-    p.add_argument("--min-mask-score", type=float, default=None,
+    p.add_argument("--min-mask-score", type=non_negative_float, default=None,
                    help="drop detections whose mask score is below this (from every output); the count is "
                         "printed and in summary.json")
     verbosity = p.add_mutually_exclusive_group()
@@ -123,15 +124,12 @@ def _cmd_predict(args) -> int:
     import sys
 
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
-    for name, value, low, high in (("--conf", args.conf, 0, 1), ("--iou", args.iou, 0, 1)):
-        if not low <= value <= high:
-            raise InputError(f"{name} must be in [{low}, {high}], got {value}")
-    if args.max_det < 1 or (args.imgsz is not None and args.imgsz < 32):
-        raise InputError(f"--max-det must be >= 1 and --imgsz >= 32, got {args.max_det} and {args.imgsz}")
-    if args.stride < 1 or (args.max_frames is not None and args.max_frames < 1):
-        raise InputError(f"--stride and --max-frames must be >= 1, got {args.stride} and {args.max_frames}")
-    if args.keyframe_every < 1:
-        raise InputError(f"--keyframe-every must be >= 1, got {args.keyframe_every}")
+
+    # every number's range was checked by the parser (detseg.pipeline.options); what the engine can do, here
+    if args.engine == "ray":
+        from detseg.pipeline.distributed import check_ray_options
+
+        check_ray_options(args)
     source = resolve_source(args.source)  # a bad source or --out fails before any model loads
     from detseg.pipeline.predict import claim_output_folder
 

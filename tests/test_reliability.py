@@ -530,3 +530,243 @@ def test_links_in_a_folder_are_followed_once_and_dangling_ones_reported(tmp_path
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert code == 0 and summary["processed"] == 2  # a.jpg and the linked folder's b.jpg
     assert any("dangling link" in note for note in summary["notes"])
+
+
+# ------------------------------------------------------------------ option values: checked up front (issue 30, 9)
+
+
+@pytest.fixture()
+def no_work(monkeypatch):
+    """Records any model load, dataset read or generator run: a bad option must stop before all of them."""
+    calls = []
+
+    def record(name):
+        return lambda *a, **k: calls.append(name)
+
+    monkeypatch.setattr("detseg.detectors.yolo.YoloDetector.load", record("YoloDetector.load"))
+    monkeypatch.setattr("detseg.data.synth.generate_dataset", record("generate_dataset"))
+    monkeypatch.setattr("detseg.data.synth_video.generate_video", record("generate_video"))
+    monkeypatch.setattr("detseg.data.io.load_dataset", record("load_dataset"))
+    monkeypatch.setattr("detseg.detectors.train.train", record("train"))
+    monkeypatch.setattr("detseg.pipeline.distributed.import_ray", record("import_ray"))
+    return calls
+
+
+def _one_line(code, err, message):
+    assert code == 2 and message in err, err
+    assert err.startswith("detseg: error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    # data synth
+    (["data", "synth", "--imgsz", "16"], "--imgsz must be in [32, 8192], got 16"),
+    (["data", "synth", "--imgsz", "60000"], "--imgsz must be in [32, 8192], got 60000"),
+    (["data", "synth", "--seed", "-1"], "--seed must be in [0, 4294967295], got -1"),
+    (["data", "synth", "--train", "two"], "--train must be an integer >= 0, got 'two'"),
+    (["data", "synth", "--photo-fraction", "nan"], "--photo-fraction must be a number in [0, 1]"),
+    (["data", "synth", "--negatives=-inf"], "--negatives must be a number >= 0"),
+    (["data", "synth", "--workers", "100000"], "--workers must be in [1, 256]"),
+    # data synth-video
+    (["data", "synth-video", "--fps", "0"], "--fps must be in (0, 1000], got 0"),
+    (["data", "synth-video", "--fps", "nan"], "--fps must be a number in (0, 1000], got 'nan'"),
+    (["data", "synth-video", "--width", "64"], "--width must be in [128, 8192], got 64"),
+    (["data", "synth-video", "--height", "32"], "--height must be in [128, 8192], got 32"),
+    (["data", "synth-video", "--frames", "0"], "synth-video: --frames must be >= 1"),
+    (["data", "synth-video", "--frames", "100000"], "more than the 268,435,456"),
+    # train, val, export
+    (["train", "--data", "d.yaml", "--epochs", "0"], "train: --epochs must be >= 1, got 0"),
+    (["train", "--data", "d.yaml", "--imgsz", "8"], "--imgsz must be in [32, 8192]"),
+    (["train", "--data", "d.yaml", "--batch", "0"], "--batch must be an integer >= 1, -1 (AutoBatch)"),
+    (["train", "--data", "d.yaml", "--time", "nan"], "--time must be a number > 0"),
+    (["train", "--data", "d.yaml", "--workers", "-1"], "--workers must be >= 0"),
+    (["val", "--weights", "w.pt", "--data", "d.yaml", "--batch", "0"], "val: --batch must be >= 1"),
+    (["export", "--weights", "w.pt", "--imgsz", "1e9"], "--imgsz must be an image side"),
+    # evaluate
+    (["evaluate", "--data", "d.yaml", "--out", "e", "--conf", "7"], "evaluate: --conf must be in [0, 1], got 7"),
+    (["evaluate", "--data", "d.yaml", "--out", "e", "--conf", "inf"], "--conf must be a number in [0, 1]"),
+    # predict, both engines
+    (["predict", "in", "--out", "o", "--batch", "0"], "--batch must be 'auto' or an integer >= 1, got '0'"),
+    (["predict", "in", "--out", "o", "--min-mask-score", "nan"], "--min-mask-score must be a number >= 0"),
+    (["predict", "in", "--out", "o", "--min-mask-score=-1"], "--min-mask-score must be >= 0, got -1"),
+    (["predict", "in", "--out", "o", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1], got 1.5"),
+    (["predict", "in", "--out", "o", "--iou", "nan"], "--iou must be a number in [0, 1]"),
+    (["predict", "in", "--out", "o", "--keyframe-every", "0"], "--keyframe-every must be >= 1"),
+    (["predict", "in", "--out", "o", "--engine", "ray", "--workers", "0"], "--workers must be >= 1"),
+    (["predict", "in", "--out", "o", "--engine", "ray", "--gpus-per-worker", "-1"],
+     "--gpus-per-worker must be >= 0"),
+    (["predict", "in", "--out", "o", "--engine", "ray", "--threads-per-worker", "nan"],
+     "--threads-per-worker must be an integer >= 1"),
+])
+def test_bad_numbers_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, no_work, argv, message):
+    monkeypatch.chdir(tmp_path)
+    if argv[:2] in (["data", "synth"], ["data", "synth-video"]):
+        argv = [*argv, "--out", "o"]
+    code, err = _run(capsys, *argv)
+    _one_line(code, err, message)
+    assert not no_work and not list(tmp_path.iterdir())  # nothing loaded, read, generated or created
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lr0=abc", "lr0=abc: lr0 must be a number in [0, 1] (ultralytics' default: 0.01), got 'abc'"),
+    ("lr0=.nan", "lr0 must be a number in [0, 1]"),
+    ("box=inf", "box must be a finite number"),
+    ("momentum=2", "momentum must be a number in [0, 1]"),
+    ("close_mosaic=1.5", "close_mosaic must be an integer"),
+    ("close_mosaic=true", "close_mosaic must be an integer"),
+    ("cos_lr=1", "cos_lr must be true or false"),
+    ("amp=ram", "amp must be true or false"),
+    ("mosaic=", "mosaic must be a number"),
+])
+def test_training_overrides_of_the_wrong_type_are_one_line(tmp_path, capsys, no_work, item, message):
+    code, err = _run(capsys, "train", "--data", tmp_path / "d.yaml", "--epochs", "1", item)
+    _one_line(code, err, message)
+    assert not no_work
+
+
+def test_training_overrides_of_the_right_type_pass_as_ultralytics_wants_them():
+    from detseg.pipeline.cli import parse_overrides
+
+    assert parse_overrides(["lr0=1e-3", "warmup_epochs=1", "cache=ram", "pretrained=det.pt", "freeze=10",
+                            "close_mosaic=2.0", "optimizer=SGD", "cos_lr=false"]) == {
+        "lr0": 0.001, "warmup_epochs": 1, "cache": "ram", "pretrained": "det.pt", "freeze": 10,
+        "close_mosaic": 2, "optimizer": "SGD", "cos_lr": False}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "synth"], "data synth: the following arguments are required: --out"),
+    (["predict", "in", "--out", "o", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["data", "convert", "x", "--to", "voc", "--out", "o"], "argument --to: invalid choice: 'voc'"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+])
+def test_command_line_mistakes_are_one_line_not_a_usage_block(tmp_path, capsys, monkeypatch, no_work, argv,
+                                                              message):
+    monkeypatch.chdir(tmp_path)
+    code, err = _run(capsys, *argv)
+    _one_line(code, err, message)
+    assert "--help" in err and "usage:" not in err and not no_work
+
+
+def test_the_parser_types_are_exact_at_the_bounds():
+    import argparse
+
+    from detseg.pipeline.options import auto_or_positive_int, finite_float, fraction, imgsz, train_batch
+
+    assert fraction("0") == 0 and fraction("1") == 1 and imgsz("32") == 32 and imgsz("8192") == 8192
+    assert auto_or_positive_int("AUTO") == "auto" and auto_or_positive_int("3") == 3
+    assert train_batch("-1") == -1 and train_batch("0.7") == 0.7 and train_batch("16") == 16
+    open_low = finite_float(0, lo_open=True)
+    for parse, text in ((fraction, "1.0001"), (fraction, "-0"), (open_low, "0"), (imgsz, "31"), (imgsz, "64.0"),
+                        (train_batch, "1.5"), (train_batch, "-2"), (fraction, "1e999")):
+        if parse is fraction and text == "-0":
+            assert parse(text) == 0  # -0 is 0
+            continue
+        with pytest.raises(argparse.ArgumentTypeError, match="must be"):
+            parse(text)
+
+
+def test_a_video_frame_narrower_than_an_item_renders(tmp_path):
+    from detseg.data.synth_video import render_video_frames
+
+    clip = render_video_frames(frames=2, width=64, height=64, seed=0)  # the API's minimum is 32; it crashed
+    assert clip.frames[0].image.shape == (64, 64, 3)
+
+
+# ------------------------------------------------------------------ the Ray engine refuses what it ignores (14)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--save-dataset", "{tmp}/ds"], "--save-dataset is not supported with --engine ray"),
+    (["--min-mask-score", "0.5"], "--min-mask-score is not supported with --engine ray"),
+    (["--min-mask-score", "0", "--save-dataset", "{tmp}/ds"],
+     "--save-dataset and --min-mask-score are not supported with --engine ray"),
+    (["--strict"], "--strict is not supported with --engine ray"),
+])
+def test_the_ray_engine_refuses_options_it_would_ignore(tmp_path, capsys, no_work, argv, message):
+    folder = _images(tmp_path / "in", ["a.jpg"])
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--engine", "ray", "--segmenter", "box",
+                     *argv)
+    _one_line(code, err, message)
+    assert not no_work  # Ray never started, no model loaded
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ds").exists()
+
+
+# ------------------------------------------------------------------ convert writes what check accepts (12)
+
+
+def _edit_coco(ds, edit):
+    path = ds / "annotations" / "val.json"
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def _past_the_image(coco):
+    im = coco["images"][0]
+    w, h = im["width"], im["height"]
+    anns = [a for a in coco["annotations"] if a["image_id"] == im["id"]]
+    anns[0]["bbox"] = [w - 10, h - 12, 30, 40]  # a box reaching past the right and bottom edges
+    anns[0]["segmentation"] = []
+    anns[1]["segmentation"] = [[-8, -5, 20, -5, 20, 20, -8, 20]]  # a polygon over the top-left corner
+    anns[1]["bbox"] = [-8, -5, 28, 25]
+    extra = dict(anns[0], id=10_000, bbox=[w + 5, 2, 10, 10], segmentation=[])  # wholly outside
+    extra_poly = dict(anns[0], id=10_001, bbox=[2, h + 5, 10, 10],
+                      segmentation=[[2, h + 5, 12, h + 5, 12, h + 15]])
+    coco["annotations"] += [extra, extra_poly]
+
+
+@pytest.mark.parametrize("to", ["yolo", "coco"])
+def test_convert_clips_boxes_and_polygons_past_the_image_and_check_accepts_the_result(small_ds, tmp_path, capsys,
+                                                                                        to):
+    ds = _copy(small_ds, tmp_path / "ds")
+    source = _edit_coco(ds, _past_the_image)
+    code, err = _run(capsys, "data", "convert", source, "--to", to, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert "clipped 2 box(es)/polygon(s)" in err and "dropped 2" in err and err.count("\n") == 1
+    code, err = _run(capsys, "data", "check", tmp_path / "out" / ("annotations/val.json" if to == "coco" else ""))
+    assert code == 0, err
+    from detseg.data.io import load_dataset
+
+    out = load_dataset(tmp_path / "out" / ("annotations/val.json" if to == "coco" else "data.yaml"))
+    for r in out.splits["val"]:
+        for a in r.annotations:
+            assert a.xyxy.min() >= 0 and a.xyxy[2] <= r.width + 1e-3 and a.xyxy[3] <= r.height + 1e-3
+            assert all(p.min() >= 0 and (p <= [r.width, r.height]).all() for p in a.polygons)
+
+
+def test_convert_of_a_dataset_inside_its_images_says_nothing(small_ds, tmp_path, capsys):
+    code, err = _run(capsys, "data", "convert", small_ds / "annotations" / "val.json", "--to", "yolo", "--out",
+                     tmp_path / "y")
+    assert code == 0 and "clipped" not in err, err
+
+
+@pytest.mark.parametrize("size", [{"width": 0}, {"height": 0}, {"width": -4}])
+def test_convert_refuses_an_image_of_width_or_height_zero_in_one_line(small_ds, tmp_path, capsys, size):
+    ds = _copy(small_ds, tmp_path / "ds")
+    name = json.loads((ds / "annotations" / "val.json").read_text())["images"][0]["file_name"]
+    source = _edit_coco(ds, lambda coco: coco["images"][0].update(size))
+    for argv in (("data", "convert", source, "--to", "yolo", "--out", tmp_path / "y"), ("data", "check", source)):
+        code, err = _run(capsys, *argv)
+        _one_line(code, err, "width and height must be positive")
+        assert name in err
+    assert not (tmp_path / "y").exists()
+
+
+def test_api_clip_polygon():
+    from detseg.data.polygons import clip_polygon
+
+    square = np.array([[-5, -5], [5, -5], [5, 5], [-5, 5]], np.float32)
+    clipped = clip_polygon(square, 10, 10)
+    assert sorted(map(tuple, clipped.tolist())) == [(0, 0), (0, 5), (5, 0), (5, 5)]
+    inside = np.array([[1, 1], [8, 1], [4, 7]], np.float32)
+    np.testing.assert_array_equal(clip_polygon(inside, 10, 10), inside)
+    assert len(clip_polygon(inside + 20, 10, 10)) < 3
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), "0.5"])
+def test_api_min_mask_score_refuses_what_is_not_a_finite_number(threshold):
+    from detseg.pipeline.autolabel import MinMaskScore
+
+    with pytest.raises(InputError, match="min_mask_score must be a finite number"):
+        MinMaskScore(threshold)

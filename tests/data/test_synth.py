@@ -151,7 +151,7 @@ def test_cli_synth_writes_the_layout(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [(["--train", "-1"], "--train must be >= 0"),
-                                           (["--workers", "0"], "--workers must be >= 1")])
+                                           (["--workers", "0"], "--workers must be in [1, 256]")])
 def test_cli_synth_bad_numbers_are_clear_errors(tmp_path, capsys, args, message):
     from detseg.pipeline.cli import main
 

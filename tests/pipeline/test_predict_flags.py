@@ -29,7 +29,7 @@ def test_help_shows_defaults_and_the_ultralytics_names(capsys):
 @pytest.mark.parametrize("flags, message", [(["--conf", "1.5"], "--conf must be in"),
                                             (["--iou", "-0.1"], "--iou must be in"),
                                             (["--max-det", "0"], "--max-det must be"),
-                                            (["--imgsz", "8"], "--imgsz >= 32")])
+                                            (["--imgsz", "8"], "--imgsz must be in [32, 8192]")])
 def test_bad_values_fail_once_before_any_input(one_image, tmp_path, capsys, flags, message):
     code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", "box", *flags])
     err = capsys.readouterr().err
