@@ -24,7 +24,7 @@ import numpy as np
 
 from detseg.data.distractors import COOKIE_VARIANTS, DISTRACTORS
 from detseg.data.food_items import DRAWERS
-from detseg.data.synth import Placed, Scene, place_items
+from detseg.data.scene import Placed, Scene, place_items
 from detseg.data.textures import per_pixel
 
 MAX_ITEMS = 12

@@ -39,7 +39,8 @@ from tqdm import tqdm
 from detseg.atomic import atomic_write_json, atomic_write_text, temp_name
 from detseg.data.food_items import CLASS_NAMES, DRAWERS
 from detseg.data.polygons import mask_to_rle
-from detseg.data.synth import _crop, _rotate, coco_categories
+from detseg.data.scene import _crop, _rotate
+from detseg.data.synth import coco_categories
 from detseg.data.textures import background, lighting, per_pixel
 from detseg.video_writer import VideoWriter
 

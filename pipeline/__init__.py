@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from detseg.pipeline.core import Frame, Pipeline
+from detseg.pipeline.core import Pipeline
+from detseg.pipeline.frame import Frame
 
 __all__ = ["Pipeline", "Frame"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from detseg.errors import ImageReadError, InputError
-from detseg.pipeline.core import Frame
+from detseg.pipeline.frame import Frame
 
 GPU_BATCH = 8  # images per encoder call on a GPU ("auto")
 

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detseg.errors import DetsegError, InputError
-from detseg.pipeline.options import auto_or_positive_int, non_negative_float, positive_int
 
 INSTALL_HINT = 'pip install "detseg[ray]"'
 
@@ -271,79 +269,3 @@ def _class_names_of(pipeline) -> dict[int, str]:
     else:
         detector = pipeline().detector
     return {int(k): str(v) for k, v in dict(getattr(detector, "class_names", None) or {}).items()}
-
-
-def add_engine_arguments(p) -> None:
-    """``--engine``, ``--workers``, ``--gpus-per-worker``, ``--ray-address`` and ``--batch`` of ``detseg predict``."""
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help=f"local: this process; ray: Ray Data actors, the same output files (images only; "
-                        f"{INSTALL_HINT})")
-    p.add_argument("--workers", type=positive_int, default=2,
-                   help="ray: actors, each with its own detector and segmenter")
-    p.add_argument("--gpus-per-worker", type=non_negative_float, default=0,
-                   help="ray: GPUs per actor (e.g. 1, or 0.5 to share)")
-    p.add_argument("--threads-per-worker", type=positive_int, default=1, help="ray: torch/OpenCV threads per actor")
-    p.add_argument("--ray-address", default=None,
-                   help="ray: join this cluster (auto, ray://host:10001); default: start a local instance. Inputs and "
-                        "--out must be on a file system every node sees")
-    p.add_argument("--batch", type=auto_or_positive_int, default="auto",
-                   help="images per SAM encoder call (and per Ray batch); auto: 1 on a CPU, 8 on a GPU")
-
-
-RAY_UNSUPPORTED = (("save_dataset", "--save-dataset"), ("min_mask_score", "--min-mask-score"),
-                   ("strict", "--strict"))
-
-
-def check_ray_options(args) -> None:
-    """Refuse, in one line and before Ray starts or a model loads, the ``predict`` options the Ray engine
-    does not implement (rather than run and silently ignore them)."""
-    given = [flag for name, flag in RAY_UNSUPPORTED if getattr(args, name, None) is not None
-             and getattr(args, name) is not False]  # --min-mask-score 0 is given too
-    if given:
-        raise InputError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} not supported with "
-                         f"--engine ray: use --engine local")
-
-
-def cmd_predict_ray(args, source, settings: dict) -> int:
-    """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
-    check_ray_options(args)
-    import_ray()  # fail in one line before any model loads
-    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
-    from detseg.pipeline.batching import GPU_BATCH, resolve_batch_size
-    from detseg.pipeline.predict_cli import load_categories, load_image_ids, report
-    from detseg.pipeline.student import OWN_MASKS, OWN_MASKS_NOTE, segmenter_note, uses_own_masks
-    from detseg.segmenter.factory import build_segmenter
-
-    if source.is_video:
-        raise InputError("--engine ray takes images (a file, a folder or a glob); run a video with --engine local")
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    if classes:
-        classes = [int(c) if c.isdigit() else c for c in classes]
-    options = dict(conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz, max_det=args.max_det,
-                   agnostic_nms=args.agnostic_nms)
-    # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
-    segmenter = None
-    detector = YoloDetector(args.detector or DEFAULT_WEIGHTS, device="cpu", **options)  # loaded only if asked
-    if uses_own_masks(args.segmenter, detector, args.multimask, args.precision):
-        resolved, note = OWN_MASKS, OWN_MASKS_NOTE  # a -seg detector's own masks
-    else:
-        segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
-                                          "fp32" if args.precision == "fp16" else args.precision)
-        resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
-        if resolved == "auto":
-            resolved = "grabcut"
-        note = segmenter_note(note, detector)  # loads the detector once here, as the local engine does
-    device = "cpu" if args.gpus_per_worker == 0 else args.device
-    spec = PipelineSpec(args.detector, str(resolved), device, args.multimask, args.precision, options)
-    on_gpu = args.gpus_per_worker > 0 and args.batch == "auto" and callable(getattr(segmenter, "embed_batch", None))
-    batch = GPU_BATCH if on_gpu else resolve_batch_size(args.batch, segmenter)
-    del segmenter
-    if not args.quiet:
-        print(note, file=sys.stderr)
-    summary = predict(spec, source, args.out, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                      threads_per_worker=args.threads_per_worker, batch_size=batch, ray_address=args.ray_address,
-                      save_masks=args.save_masks, resume=args.resume, exist_ok=args.exist_ok,
-                      image_ids=load_image_ids(args.image_ids),
-                      categories=load_categories(args.categories or args.image_ids), progress=not args.quiet,
-                      notes=[note], settings=settings)
-    return report(args, summary)

@@ -26,7 +26,7 @@ import numpy as np
 import supervision as sv
 
 from detseg.errors import ImageReadError, InputError
-from detseg.pipeline.core import Frame
+from detseg.pipeline.frame import Frame
 
 
 def match_to_objects(detections: np.ndarray, objects: np.ndarray, min_iou: float) -> list[tuple[int, int]]:

@@ -79,3 +79,49 @@ def test_the_cli_keeps_every_core_for_torch_when_ultralytics_is_imported_first(t
     assert res.returncode == 0, res.stderr
     threads, cores = map(int, res.stdout.split())
     assert threads == cores
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the detseg modules it imports anywhere in its code (top level or inside functions)."""
+    import ast
+
+    files = {}
+    for package, folder in PACKAGES.items():
+        for path in (ROOT / folder).glob("*.py"):
+            files[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+    graph = {name: set() for name in files}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("detseg"):
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in files and t != name}
+    return graph
+
+
+def test_no_import_circle_anywhere_in_the_package():
+    """Not even through imports inside functions: a circle there is still two modules that need each other."""
+    graph, circles = _import_graph(), []
+
+    def visit(node, path):
+        for nxt in sorted(graph[node]):
+            if nxt == path[0]:
+                circles.append(" -> ".join([*path, nxt]))
+            elif nxt not in path and nxt > path[0]:  # each circle once, from its smallest module
+                visit(nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert not circles, circles[:5]
+
+
+def test_lower_floors_never_import_the_pipeline():
+    """detseg/*.py, data/, detectors/ and segmenter/ sit below pipeline/; only the `python -m detseg` entry
+    point reaches up, to the command line."""
+    offenders = {name: sorted(t for t in targets if t.startswith("detseg.pipeline"))
+                 for name, targets in _import_graph().items()
+                 if not name.startswith("detseg.pipeline") and name != "detseg.__main__"}
+    assert not {k: v for k, v in offenders.items() if v}
