@@ -1,7 +1,11 @@
-"""The training data of round 2 (model card): real bakery boxes + composites, as one ultralytics data.yaml.
+"""The training data of rounds 2 and 3 (model card): real bakery boxes + composites, as one ultralytics data.yaml.
 
     python detectors/weights/make_round2_data.py --photos ../shared/datasets/real-bakery-photos \
         --synth runs/synth1 --out runs/round2-data [--repeat 3] [--synth-images 800]
+
+Round 3 adds look-alike negatives more than once an epoch (``--negative-repeat``), real UJ training
+photos as negatives (``--uj-images DIR --uj-negatives N --uj-exclude FILE ...``) and the boxed UJ
+cookie photos (``--uj-items JSON --uj-items-repeat N``).
 
 Writes OUT/real-train (train-split photos: every photo with items, every look-alike-only photo as an
 empty-label negative), OUT/real-train-repeat{2..N} (the photos with items again, so they count N times
@@ -29,6 +33,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--repeat", type=int, default=3, help="times each photo with items counts per epoch")
     p.add_argument("--synth-images", type=int, default=800, help="composites taken from the synth train split")
+    p.add_argument("--negative-repeat", type=int, default=1, help="times each look-alike-only photo counts per epoch")
+    p.add_argument("--uj-images", help="the UJ training photos folder (round 3)")
+    p.add_argument("--uj-negatives", type=int, default=0, help="cookie-free UJ photos added as empty-label negatives")
+    p.add_argument("--uj-exclude", nargs="*", default=[],
+                   help="name lists (one per line, # comments) and COCO files whose photos are never used")
+    p.add_argument("--uj-items", help="a COCO file of boxed UJ cookie photos to train on")
+    p.add_argument("--uj-items-repeat", type=int, default=1)
+    p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)
 
     out = Path(args.out).resolve()
@@ -44,12 +56,20 @@ def main(argv=None) -> int:
             (dst / sub).mkdir(parents=True, exist_ok=True)
         for label in sorted((out / "real-train" / "labels").glob("*.txt")):
             if not label.read_text().strip():
-                continue  # negatives count once
+                continue  # negatives: --negative-repeat below
             for src, sub in ((out / "real-train" / "images" / (label.stem + ".jpg"), "images"), (label, "labels")):
                 link = dst / sub / src.name
                 if not link.exists():
                     os.symlink(src.resolve(), link)
         train.append(str(dst / "images"))
+    for r in range(2, args.negative_repeat + 1):
+        dst = out / f"real-train-negatives{r}"
+        for label in sorted((out / "real-train" / "labels").glob("*.txt")):
+            if not label.read_text().strip():
+                _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
+        train.append(str(dst / "images"))
+    if args.uj_images:
+        train += _uj_folders(args, out)
     synth_imgs = sorted((Path(args.synth) / "images" / "train").iterdir())[: args.synth_images]
     for sub in ("images", "labels"):
         (out / "synth" / sub).mkdir(parents=True, exist_ok=True)
@@ -65,6 +85,66 @@ def main(argv=None) -> int:
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     print(f"{out / 'data.yaml'}: train {len(train)} folders ({len(synth_imgs)} composites)")
     return 0
+
+
+def _link_pair(image: Path, label: Path, dst: Path) -> None:
+    """Link ``image`` and ``label`` into ``dst/images`` and ``dst/labels`` (never copied)."""
+    for src, sub in ((image, "images"), (label, "labels")):
+        (dst / sub).mkdir(parents=True, exist_ok=True)
+        link = dst / sub / src.name
+        if not link.is_symlink():
+            os.symlink(src.resolve(), link)
+
+
+def _uj_folders(args, out: Path) -> list[str]:
+    """UJ negatives (empty labels) and boxed UJ cookie photos as YOLO folders; returns their image folders."""
+    import json
+    import random
+
+    uj = Path(args.uj_images)
+    never: set[str] = set()
+    for f in args.uj_exclude:
+        if f.endswith(".json"):
+            never |= {im["file_name"] for im in json.loads(Path(f).read_text())["images"]}
+        else:
+            never |= {ln.strip() for ln in Path(f).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    items = json.loads(Path(args.uj_items).read_text()) if args.uj_items else {"images": [], "annotations": []}
+    never |= {im["file_name"] for im in items["images"]}
+    pool = sorted(p.name for p in uj.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.name not in never)
+    chosen = sorted(random.Random(args.seed).sample(pool, min(args.uj_negatives, len(pool))))
+    folders = []
+    if chosen:
+        dst, labels = out / "uj-negatives", out / "uj-negatives-labels"
+        labels.mkdir(parents=True, exist_ok=True)
+        for name in chosen:
+            label = labels / (Path(name).stem + ".txt")
+            label.write_text("")
+            _link_pair(uj / name, label, dst)
+        folders.append(str(dst / "images"))
+        print(f"uj-negatives: {len(chosen)} of {len(pool)} eligible photos")
+    if items["images"]:
+        by_image: dict[int, list] = {}
+        for a in items["annotations"]:
+            by_image.setdefault(a["image_id"], []).append(a)
+        cat = {c["id"]: c["name"] for c in items["categories"]}
+        from detseg.data.bakery import DETECTOR_CLASSES
+
+        base = out / "uj-items-labels"  # the label files; uj-items{,2,...} link to them
+        (base / "labels").mkdir(parents=True, exist_ok=True)
+        for im in items["images"]:
+            W, H = im["width"], im["height"]
+            lines = [f"{DETECTOR_CLASSES.index(cat[a['category_id']])} {(a['bbox'][0] + a['bbox'][2] / 2) / W:.6f} "
+                     f"{(a['bbox'][1] + a['bbox'][3] / 2) / H:.6f} {a['bbox'][2] / W:.6f} {a['bbox'][3] / H:.6f}"
+                     for a in by_image.get(im["id"], [])]
+            label = base / "labels" / (Path(im["file_name"]).stem + ".txt")
+            label.write_text("\n".join(lines) + "\n")
+        for r in range(1, args.uj_items_repeat + 1):
+            dst = out / f"uj-items{r}"
+            for im in items["images"]:
+                _link_pair(uj / im["file_name"], base / "labels" / (Path(im["file_name"]).stem + ".txt"), dst)
+            folders.append(str(dst / "images"))
+        print(f"uj-items: {len(items['images'])} photos, {len(items['annotations'])} boxes, x{args.uj_items_repeat}")
+    return folders
 
 
 if __name__ == "__main__":
