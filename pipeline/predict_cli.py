@@ -7,38 +7,76 @@ The work itself is :func:`detseg.pipeline.predict.run_predict` (or, with ``--eng
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
+from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key, leaves, read_json
 from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.errors import DetsegError, InputError
 from detseg.pipeline.options import auto_or_positive_int, fraction, imgsz, non_negative_float, positive_int
 from detseg.pipeline.predict import run_predict
 from detseg.pipeline.sources import resolve_source
 
+_COCO_OBJECT = 'a COCO JSON object {"images": [{"id", "file_name", ...}, ...], "categories": [...]}'
+
 
 def load_categories(coco_json: str | Path | None) -> list[dict] | None:
-    """The ``categories`` of a COCO JSON (``--categories``, or the ``--image-ids`` file), or None."""
+    """The ``categories`` of a COCO JSON (``--categories``, or the ``--image-ids`` file), or None (none given).
+
+    Raises:
+        DatasetError: the file is unreadable, not JSON, or its categories are not objects with an integer
+            ``id`` (each once) and a string ``name`` (one line: ``file: categories[2].id: what``).
+    """
     if coco_json is None:
         return None
-    try:
-        cats = json.loads(Path(coco_json).read_text()).get("categories")
-        return [{"id": int(c["id"]), "name": str(c["name"])} for c in cats] if cats else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InputError(f"{coco_json}: not a readable COCO JSON with categories ({e})") from None
+    path = Path(coco_json)
+    data = as_dict(read_json(path), path, "", _COCO_OBJECT)
+    cats = data.get("categories")
+    if not cats:
+        return None
+    as_list(cats, path, "categories")
+    out, seen = [], {}
+    for i, c in enumerate(cats):
+        where = at("categories", i)
+        as_dict(c, path, where)
+        cid = as_int(key(c, "id", path, where), path, at(where, "id"))
+        name = as_str(key(c, "name", path, where), path, at(where, "name"))
+        if cid in seen:
+            fail(path, at(where, "id"), f"duplicate category id {cid} (also categories[{seen[cid]}])")
+        seen[cid] = i
+        out.append({"id": cid, "name": name})
+    return out
 
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
-    """file name -> image id of a COCO dataset, so predictions.json matches its ids."""
+    """file name -> image id of a COCO dataset (``--image-ids``), so predictions.json matches its ids.
+
+    The file is a COCO JSON object whose ``images`` are objects with an integer ``id`` (each once) and a
+    ``file_name`` that stays inside the image folder (no absolute path, no ``..`` out of it, as
+    :func:`~detseg.data.coco_format.load_coco` requires); inputs are matched by base name.
+
+    Raises:
+        DatasetError: the first problem, in one line: ``file: images[3].id: expected an integer, got list``.
+    """
     if coco_json is None:
         return {}
-    try:
-        data = json.loads(Path(coco_json).read_text())
-        return {Path(im["file_name"]).name: int(im["id"]) for im in data["images"]}
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"--image-ids {coco_json}: not a readable COCO JSON with images ({e})") from None
+    path = Path(coco_json)
+    data = as_dict(read_json(path), path, "", _COCO_OBJECT)
+    images = as_list(key(data, "images", path, ""), path, "images")
+    ids, seen = {}, {}
+    for i, im in enumerate(images):
+        where = at("images", i)
+        as_dict(im, path, where)
+        image_id = as_int(key(im, "id", path, where), path, at(where, "id"))
+        file_name = as_str(key(im, "file_name", path, where), path, at(where, "file_name"))
+        if leaves(".", file_name):
+            fail(path, at(where, "file_name"), f"{file_name!r} leaves the image folder (an absolute path or ../)")
+        if image_id in seen:
+            fail(path, at(where, "id"), f"duplicate image id {image_id} (also images[{seen[image_id]}])")
+        seen[image_id] = i
+        ids[Path(file_name).name] = image_id
+    return ids
 
 
 def add_predict_command(sub) -> None:
@@ -99,7 +137,8 @@ def add_predict_command(sub) -> None:
                    help="--save-dataset: share of images in val, by a stable hash of the path")
     p.add_argument("--min-mask-score", type=non_negative_float, default=None,
                    help="drop detections whose mask score is below this (from every output); the count is "
-                        "printed and in summary.json")
+                        "printed and in summary.json. Scores: SAM's predicted IoU; GrabCut's colour separation "
+                        "(0 = its ellipse fallback); 1 for --segmenter box/ellipse")
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print each failed input as it happens")
@@ -135,6 +174,8 @@ def _cmd_predict(args) -> int:
     if args.keyframe_every > 1 and (not source.is_video or args.track is False):
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     _check_writable(Path(args.out))
+    image_ids = load_image_ids(args.image_ids)  # a malformed ids file fails in one line before any model loads
+    categories = load_categories(args.categories or args.image_ids)
     weights = args.detector or DEFAULT_WEIGHTS
     if args.engine == "ray":  # the same outputs, written by Ray Data actors
 
@@ -160,9 +201,9 @@ def _cmd_predict(args) -> int:
 
     summary = run_predict(pipeline, source, args.out, settings=predict_settings(args, weights), stride=args.stride,
                           max_frames=args.max_frames, save_masks=args.save_masks, resume=args.resume,
-                          exist_ok=args.exist_ok, strict=args.strict, image_ids=load_image_ids(args.image_ids),
+                          exist_ok=args.exist_ok, strict=args.strict, image_ids=image_ids,
                           notes=[note],
-                          progress=not args.quiet, categories=load_categories(args.categories or args.image_ids),
+                          progress=not args.quiet, categories=categories,
                           track=track, verbose=args.verbose, save_dataset=args.save_dataset,
                           val_fraction=args.val_fraction, min_mask_score=args.min_mask_score,
                           batch_size=resolve_batch_size(args.batch, getattr(pipeline, "segmenter", None))
