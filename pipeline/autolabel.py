@@ -12,7 +12,8 @@ Layout of ``DIR`` (what ``detseg train`` and ultralytics read as it is)::
 
 Names come from the path relative to the source folder (``a/IMG_1.jpg`` -> ``a__IMG_1.jpg``), so
 nested folders with equal file names stay apart; if two files still share a stem (``x.jpg``, ``x.png``)
-the later one gets its suffix added (``x_png.png``). The split is decided by a stable hash
+(compared case-insensitively, as macOS and Windows compare names) the later one gets its suffix added
+(``x_png.png``), and a name over 200 bytes is shortened as predict's are. The split is decided by a stable hash
 (SHA-1) of the relative path, not by any random state: the same file lands in the same split in
 every run and on every machine. If no image hashes into val, the one with the smallest hash
 goes there, so a tiny set still trains.
@@ -34,6 +35,7 @@ import yaml
 
 from detseg.atomic import atomic_write_bytes, atomic_write_text, place_file
 from detseg.errors import InputError
+from detseg.pipeline.sources import fit_name, name_key
 
 #: what ultralytics' loader reads (ultralytics.data.utils.IMG_FORMATS, the ones detseg reads too)
 TRAINABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -123,6 +125,7 @@ class DatasetWriter:
         self.root = _source_root(source)
         self.entries: dict[str, dict] = {}  # stem -> {"split", "image", "relative", "hash"}
         self.by_relative: dict[str, str] = {}
+        self._keys: set[str] = set()  # name_key() of every stem in entries
         self.skipped: list[str] = []
         self.video_frames = 0
 
@@ -136,12 +139,15 @@ class DatasetWriter:
         return p.name
 
     def _stem(self, relative: str, suffix: str) -> str:
-        stem = "__".join(Path(relative).with_suffix("").parts)
-        if stem in self.entries:
-            stem = f"{stem}_{suffix.lstrip('.').lower()}"
-        base, k = stem, 2
-        while stem in self.entries:
-            stem, k = f"{base}_{k}", k + 1
+        """A stem no earlier entry has, compared case-insensitively, shortened as predict's names are."""
+        base = "__".join(Path(relative).with_suffix("").parts) or "_"
+        stem = fit_name(base)
+        if name_key(stem) in self._keys:
+            base = f"{base}_{suffix.lstrip('.').lower()}"
+            stem = fit_name(base)
+        k = 2
+        while name_key(stem) in self._keys:
+            stem, k = fit_name(f"{base}_{k}"), k + 1
         return stem
 
     def add(self, path: str, labels: Path, image: np.ndarray | None = None, frame: int | None = None) -> str | None:
@@ -186,6 +192,7 @@ class DatasetWriter:
         self.entries[stem] = {"split": split, "image": name, "relative": relative, "hash": _hash01(relative),
                               "instances": _count_lines(labels)}
         self.by_relative[relative] = stem
+        self._keys.add(name_key(stem))
         return stem
 
     def _ensure_val(self) -> None:

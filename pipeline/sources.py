@@ -16,8 +16,11 @@ Example:
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import time
+import unicodedata
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,14 @@ from detseg.images import read_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 _NOT_INPUTS = (".txt", ".json", ".yaml", ".yml", ".md", ".csv")  # files a folder of photos often holds
+
+#: The longest output name, in UTF-8 bytes. Every file detseg writes for an input is ``NAME`` plus an
+#: extension of at most 5 bytes (``.json``), written through a temporary ``.NAME.EXT.detseg-XXXX.part``
+#: (XXXX: a pid or 8 random characters): 1 + 200 + 5 + 8 + 10 + 9 (``.part.mp4``) = 233 bytes at most,
+#: within the 255-byte file name limit of common file systems, with room to spare.
+MAX_NAME_BYTES = 200
+_HASH_CHARS = 8  # hex digits of the SHA-1 that ends a shortened name
+_FRAME_DIGITS = 12  # room kept after a video's name for "_" and its frame number
 
 
 @dataclass
@@ -60,7 +71,8 @@ class Source:
         kind: ``"image"``, ``"folder"``, ``"glob"``, ``"video"`` or ``"arrays"``.
         files: the input files in order (the video file for a video; empty for arrays).
         root: the folder output names are relative to (None for arrays and videos).
-        names: ``str(file) -> output name``: a flat stem, unique within the run.
+        names: ``str(file) -> output name``: a flat stem, unique within the run (case-insensitively)
+            and at most :data:`MAX_NAME_BYTES` long (see :func:`unique_names`).
         video: fps, size and announced frame count of a video.
         arrays: the images of an ``"arrays"`` source (paths of a list go to ``files``).
         warnings: things the user should know (skipped links, ...).
@@ -81,7 +93,7 @@ class Source:
     def name_of(self, item: SourceItem) -> str:
         """The output name of an item: unique per input file, per video frame, per array."""
         if self.is_video:
-            return f"{Path(item.path).stem}_{item.frame:06d}"
+            return f"{fit_name(Path(item.path).stem, MAX_NAME_BYTES - _FRAME_DIGITS)}_{item.frame:06d}"
         if not item.path:
             return f"array_{item.index:06d}"
         return self.names[item.path]
@@ -115,24 +127,86 @@ def is_video(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def unique_names(files: list[Path], root: Path | None) -> dict[str, str]:
-    """``str(file) -> flat output stem``: the path relative to ``root`` (or to the files' common
-    folder), ``/`` joined as ``__``, without the suffix; where two files would get the same stem
-    (``dup.jpg`` and ``dup.png``), both keep their suffix (``dup_jpg``, ``dup_png``)."""
+def name_key(name: str) -> str:
+    """What two output names are compared by: case-insensitively and Unicode-normalised, as a case-
+    insensitive file system (macOS, Windows) compares them, so ``x`` and ``X`` count as one name."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
+def _encode(text: str) -> bytes:
+    """``text`` as its file name's bytes (undecodable bytes of a POSIX name come back as they were)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate not from a file name: still counted, never raised
+        return text.encode("utf-8", "surrogatepass")
+
+
+def fit_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
+    """``name`` if it is at most ``limit`` UTF-8 bytes; else its longest prefix (whole characters) that
+    leaves room for ``_`` and the first 8 hex digits of the SHA-1 of the whole name, with them added:
+    stable, and different for names that differ only past the cut."""
+    data = _encode(name)
+    if len(data) <= limit:
+        return name
+    digest = hashlib.sha1(data).hexdigest()[:_HASH_CHARS]
+    budget, used, kept = limit - 1 - _HASH_CHARS, 0, []
+    for ch in name:
+        size = len(_encode(ch))
+        if used + size > budget:
+            break
+        kept.append(ch)
+        used += size
+    return f"{''.join(kept)}_{digest}"
+
+
+def unique_names(files: list[Path], root: Path | None, reserved=()) -> dict[str, str]:
+    """``str(file) -> flat output name``, unique by construction (compared by :func:`name_key`, so
+    case-insensitively) and at most :data:`MAX_NAME_BYTES` UTF-8 bytes (:func:`fit_name`).
+
+    A file's name is its path relative to ``root`` (or to the files' common folder), ``/`` joined as
+    ``__``, without the suffix (``kitchen/IMG_1.jpg`` -> ``kitchen__IMG_1``), wherever no other file
+    (nor a name in ``reserved``) would get the same name. Files that would share one keep their
+    lower-cased extension (``dup.jpg``, ``dup.png`` -> ``dup_jpg``, ``dup_png``), where that is
+    unique and free; the rest (``x.jpg`` and ``x.JPG``; ``dup.jpg`` when ``dup_jpg.png`` exists) are
+    numbered ``_1``, ``_2``, ... in the order of their relative paths, skipping names already given.
+    The result depends on the set of files only, not on their order.
+    """
     if root is None and files:
         root = Path(os.path.commonpath([str(f.parent.resolve()) for f in files]))
-    stems, full = {}, {}
+    entries = {}  # str(file) -> (sort key, stem, extension)
     for f in files:
+        if str(f) in entries:
+            continue
         try:
             rel = f.resolve().relative_to(root.resolve()) if root is not None else Path(f.name)
         except ValueError:
             rel = Path(f.name)
-        stems[str(f)] = "__".join(rel.with_suffix("").parts)
-        full[str(f)] = "__".join(rel.with_suffix("").parts) + "_" + rel.suffix.lstrip(".").lower()
-    counts: dict[str, int] = {}
-    for stem in stems.values():
-        counts[stem] = counts.get(stem, 0) + 1
-    return {k: (stem if counts[stem] == 1 else full[k]) for k, stem in stems.items()}
+        stem = "__".join(rel.with_suffix("").parts) or "_"
+        entries[str(f)] = ((rel.as_posix(), str(f)), stem, rel.suffix.lstrip(".").lower())
+    taken = {name_key(r) for r in reserved}
+    names: dict[str, str] = {}
+
+    def settle(keys: list[str], candidate) -> list[str]:
+        """Give each file its candidate where no other file here has it and it is free; return the rest."""
+        wanted = {k: fit_name(candidate(*entries[k][1:])) for k in keys}
+        counts = Counter(name_key(n) for n in wanted.values())
+        rest = [k for k in keys if counts[name_key(wanted[k])] > 1 or name_key(wanted[k]) in taken]
+        settled = set(keys).difference(rest)
+        for k in settled:
+            names[k] = wanted[k]
+        taken.update(name_key(wanted[k]) for k in settled)
+        return rest
+
+    rest = settle(list(entries), lambda stem, ext: stem)
+    rest = settle(rest, lambda stem, ext: f"{stem}_{ext}" if ext else stem)
+    for k in sorted(rest, key=lambda k: entries[k][0]):
+        _, stem, ext = entries[k]
+        base, n = (f"{stem}_{ext}" if ext else stem), 1
+        while name_key(name := fit_name(f"{base}_{n}")) in taken:
+            n += 1
+        names[k] = name
+        taken.add(name_key(name))
+    return {str(f): names[str(f)] for f in files}
 
 
 def _walk_files(folder: Path, warnings: list[str]) -> list[Path]:
@@ -168,7 +242,8 @@ def resolve_source(source) -> Source:
         source = [source]
     if isinstance(source, (list, tuple)):
         paths = [Path(p) for p in source if isinstance(p, (str, os.PathLike))]
-        return Source("arrays", arrays=list(source), names=unique_names(paths, None))
+        arrays = [f"array_{i:06d}" for i, p in enumerate(source) if not isinstance(p, (str, os.PathLike))]
+        return Source("arrays", arrays=list(source), names=unique_names(paths, None, reserved=arrays))
     text = str(source)
     if not text.strip():
         raise InputError("empty source: pass an image, a folder, a glob or a video file")
@@ -187,7 +262,7 @@ def resolve_source(source) -> Source:
             raise InputError(f"no images found in folder {text}")
         return Source("folder", files=inputs, root=path, names=unique_names(inputs, path), warnings=warnings)
     if path.is_file():
-        return Source("image", files=[path], names={str(path): path.stem})
+        return Source("image", files=[path], names=unique_names([path], path.parent))
     if any(ch in text for ch in "*?["):
         matches = sorted(set(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()),
                          key=lambda p: str(p))
