@@ -6,8 +6,6 @@ ids 1..3 and a YOLO file with ids 0..2 of the same names describe the same class
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,36 +13,64 @@ from pycocotools import mask as mask_utils
 
 from detseg.atomic import atomic_write_json, place_file
 from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
+from detseg.data.validate import (
+    as_dict,
+    as_int,
+    as_list,
+    as_number,
+    as_str,
+    at,
+    fail,
+    got,
+    key,
+    leaves,
+    read_json,
+    type_name,
+)
 from detseg.errors import DatasetError
 
 
-def _polygons_from_segmentation(seg, where: str, path: Path) -> list[np.ndarray]:
+def _polygons_from_segmentation(seg, where: str, path: Path, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """``seg``'s polygons (pixels); ``size`` (height, width): refuse points far outside the image."""
     if any(not isinstance(p, list) for p in seg):
         raise DatasetError(f"{where}: segmentation must be a list of polygons [[x1, y1, x2, y2, ...], ...], "
-                           f"got a list of {type(next(p for p in seg if not isinstance(p, list))).__name__}", path)
+                           f"got a list of {type_name(next(p for p in seg if not isinstance(p, list)))}", path)
     polys = []
-    for p in seg:
+    for k, p in enumerate(seg):
         if len(p) < 6 or len(p) % 2:
-            raise DatasetError(f"{where}: polygon with {len(p) // 2} point(s); a polygon needs at least 3", path)
-        try:
-            poly = np.asarray(p, np.float64).reshape(-1, 2)
-        except (TypeError, ValueError):
-            raise DatasetError(f"{where}: polygon coordinates must be numbers, got {p[:4]!r}...", path) from None
+            raise DatasetError(f"{where}[{k}]: polygon with {len(p) // 2} point(s); a polygon needs at least 3", path)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p):
+            raise DatasetError(f"{where}[{k}]: polygon coordinates must be numbers, got {p[:4]!r}...", path)
+        poly = np.asarray(p, np.float64).reshape(-1, 2)
         if not np.isfinite(poly).all():
-            raise DatasetError(f"{where}: polygon with a NaN or infinite coordinate", path)
+            raise DatasetError(f"{where}[{k}]: polygon with a NaN or infinite coordinate", path)
+        if size is not None:
+            _check_extent(poly, size, f"{where}[{k}]", path)
         x, y = poly[:, 0], poly[:, 1]
         if abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) == 0:
-            raise DatasetError(f"{where}: polygon of zero area", path)
+            raise DatasetError(f"{where}[{k}]: polygon of zero area", path)
         polys.append(poly.astype(np.float32))
     return polys
 
 
-def _check_rle(seg: dict, rec: ImageRecord, where: str, path: Path) -> dict:
+def _check_extent(points: np.ndarray, size: tuple[int, int], where: str, path: Path) -> None:
+    """Refuse points more than one image width or height outside their image: absurd for a label, and
+    pycocotools would rasterise such a polygon point by point (a coordinate of 1e9 takes gigabytes)."""
+    h, w = size
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if (pts[:, 0] < -w).any() or (pts[:, 0] > 2 * w).any() or (pts[:, 1] < -h).any() or (pts[:, 1] > 2 * h).any():
+        raise DatasetError(f"{where}: coordinates lie more than an image width or height outside the "
+                           f"{w}x{h} image (x {pts[:, 0].min():g}..{pts[:, 0].max():g}, "
+                           f"y {pts[:, 1].min():g}..{pts[:, 1].max():g})", path)
+
+
+def _check_rle(seg: dict, height: int, width: int, where: str, path: Path) -> dict:
     size, counts = seg.get("size"), seg.get("counts")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in size)):
         raise DatasetError(f"{where}: RLE needs size [height, width], got {size!r}", path)
-    if list(size) != [rec.height, rec.width]:
-        raise DatasetError(f"{where}: RLE size {size} differs from its image's {[rec.height, rec.width]}", path)
+    if list(size) != [height, width]:
+        raise DatasetError(f"{where}: RLE size {size} differs from its image's {[height, width]}", path)
     if isinstance(counts, list):
         if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != size[0] * size[1]:
             raise DatasetError(f"{where}: RLE counts must be non-negative integers summing to height x width", path)
@@ -60,28 +86,154 @@ def _check_rle(seg: dict, rec: ImageRecord, where: str, path: Path) -> dict:
     raise DatasetError(f"{where}: RLE counts must be a list of integers or a compressed string", path)
 
 
+def _check_bbox(bbox, where: str, path: Path, size: tuple[int, int]) -> list[float]:
+    """``[x, y, w, h]``: four finite numbers, width and height >= 0, within an image size of the image."""
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               for v in bbox):
+        shown = repr(bbox) if len(repr(bbox)) <= 60 else repr(bbox)[:57] + "..."
+        raise DatasetError(f"{where}: expected four numbers [x, y, w, h], got {shown}", path)
+    x, y, bw, bh = (as_number(v, path, at(where, k), minimum=0 if k >= 2 else None, name=name)
+                    for k, (v, name) in enumerate(zip(bbox, ("x", "y", "width", "height"))))
+    _check_extent(np.array([[x, y], [x + bw, y + bh]]), size, where, path)
+    return [x, y, bw, bh]
 
-def _inside(images: Path, file_name: str, image_id, json_path) -> Path:
+
+def validate_coco(coco, path: Path, *, unique_file_names: bool = True, evaluation: bool = False) -> dict:
+    """Check a COCO instances file's content (:func:`load_coco` and ``evaluate-video`` read one).
+
+    The first problem is one DatasetError ``file: where: what`` (``annotations[12].image_id: expected an
+    integer, got list``). Checked: the top level is an object whose ``images``, ``annotations`` and
+    ``categories`` are lists of objects; ids are unique integers; ``file_name`` a non-empty string; width
+    and height positive integers; a category's ``name`` a string; every annotation names an image and a
+    category that exist; ``bbox`` is four finite numbers with non-negative width and height; a segmentation
+    is polygons (3+ points of finite numbers, non-zero area) or an RLE of its image's size; no box or
+    polygon point lies more than an image width or height outside its image.
+
+    Args:
+        unique_file_names: refuse two images of one ``file_name`` (a video's frames share one).
+        evaluation: also require what pycocotools' evaluation reads: an annotation's ``id`` and ``area``,
+            and ``iscrowd`` 0 or 1 (0 when absent).
+
+    Returns:
+        The file's dict with its images, annotations and categories copied, every id and size an ``int``
+        and every bbox four floats.
+    """
+    as_dict(coco, path, "", 'a COCO object {"images": [...], "annotations": [...], "categories": [...]}')
+    missing = [k for k in ("images", "annotations", "categories") if k not in coco]
+    if missing:
+        fail(path, "", f"missing key(s) {', '.join(missing)} (COCO needs images, annotations, categories)")
+    for k in ("images", "annotations", "categories"):
+        as_list(coco[k], path, k)
+    categories, category_at = [], {}
+    for i, c in enumerate(coco["categories"]):
+        where = at("categories", i)
+        as_dict(c, path, where)
+        cid = as_int(key(c, "id", path, where), path, at(where, "id"))
+        name = as_str(key(c, "name", path, where), path, at(where, "name"))
+        if cid in category_at:
+            fail(path, at(where, "id"), f"duplicate category id {cid} (also categories[{category_at[cid]}])")
+        category_at[cid] = i
+        categories.append({**c, "id": cid, "name": name})
+    images, image_at, name_at = [], {}, {}
+    for i, im in enumerate(coco["images"]):
+        where = at("images", i)
+        as_dict(im, path, where)
+        iid = as_int(key(im, "id", path, where), path, at(where, "id"))
+        file_name = as_str(key(im, "file_name", path, where), path, at(where, "file_name"))
+        w = as_int(key(im, "width", path, where), path, at(where, "width"))
+        h = as_int(key(im, "height", path, where), path, at(where, "height"))
+        if w <= 0 or h <= 0:  # labels are normalised by the size: one of 0 makes every label invalid
+            fail(path, where, f"width and height must be positive, got {w}x{h} (file_name {file_name!r})")
+        if iid in image_at:
+            fail(path, at(where, "id"), f"duplicate image id {iid} (also images[{image_at[iid]}])")
+        if unique_file_names and file_name in name_at:
+            j = name_at[file_name]
+            fail(path, at(where, "file_name"), f"duplicate file name {file_name!r} (image ids {images[j]['id']} and "
+                                               f"{iid})")
+        image_at[iid], name_at[file_name] = i, i
+        images.append({**im, "id": iid, "file_name": file_name, "width": w, "height": h})
+    annotations, annotation_at = [], {}
+    for i, ann in enumerate(coco["annotations"]):
+        where = at("annotations", i)
+        as_dict(ann, path, where)
+        entry = dict(ann)
+        if "id" in ann or evaluation:
+            aid = entry["id"] = as_int(key(ann, "id", path, where), path, at(where, "id"))
+            if aid in annotation_at:
+                fail(path, at(where, "id"), f"duplicate annotation id {aid} (also annotations[{annotation_at[aid]}])")
+            annotation_at[aid] = i
+        iid = entry["image_id"] = as_int(key(ann, "image_id", path, where), path, at(where, "image_id"))
+        if iid not in image_at:
+            fail(path, at(where, "image_id"), f"image_id {iid} is not in images")
+        cid = entry["category_id"] = as_int(key(ann, "category_id", path, where), path, at(where, "category_id"))
+        if cid not in category_at:
+            fail(path, at(where, "category_id"), f"category_id {cid} is not in categories")
+        image = images[image_at[iid]]
+        size = (image["height"], image["width"])
+        entry["bbox"] = _check_bbox(key(ann, "bbox", path, where), at(where, "bbox"), path, size)
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg:
+            _polygons_from_segmentation(seg, at(where, "segmentation"), path, size)
+        elif isinstance(seg, dict):
+            _check_rle(seg, *size, at(where, "segmentation"), path)
+        elif seg is not None and seg != []:
+            fail(path, at(where, "segmentation"), f"expected polygons or an RLE object, {got(seg)}")
+        if evaluation:
+            entry["area"] = as_number(key(ann, "area", path, where), path, at(where, "area"), minimum=0, name="area")
+            crowd = ann.get("iscrowd", 0)  # absent: not a crowd
+            if crowd not in (0, 1) or isinstance(crowd, bool):
+                fail(path, at(where, "iscrowd"), f"expected 0 or 1, {got(crowd)}")
+            entry["iscrowd"] = int(crowd)
+        annotations.append(entry)
+    return {**coco, "images": images, "annotations": annotations, "categories": categories}
+
+
+def validate_coco_results(results, path: Path, images: list[dict]) -> list[dict]:
+    """Check COCO results (a ``predictions.json``) against the ground truth's (validated) ``images``.
+
+    The first problem is one DatasetError ``file: where: what``. Each result is an object with an integer
+    ``image_id`` of an image in ``images``, an integer ``category_id``, a finite ``score``, a ``bbox`` as
+    in :func:`validate_coco` and, optionally, a ``segmentation`` (an RLE of its image's size, or polygons).
+    Returns the results with every id an ``int``.
+    """
+    as_list(results, path, "", 'a list of COCO results [{"image_id", "category_id", "score", "bbox", ...}, ...]')
+    sizes = {im["id"]: (im["height"], im["width"]) for im in images}
+    checked = []
+    for i, r in enumerate(results):
+        where = at("", i)
+        as_dict(r, path, where)
+        entry = dict(r)
+        iid = entry["image_id"] = as_int(key(r, "image_id", path, where), path, at(where, "image_id"))
+        if iid not in sizes:
+            fail(path, at(where, "image_id"), f"image_id {iid} is not in the ground truth's images")
+        entry["category_id"] = as_int(key(r, "category_id", path, where), path, at(where, "category_id"))
+        entry["score"] = as_number(key(r, "score", path, where), path, at(where, "score"), name="score")
+        entry["bbox"] = _check_bbox(key(r, "bbox", path, where), at(where, "bbox"), path, sizes[iid])
+        seg = r.get("segmentation")
+        if isinstance(seg, dict):
+            _check_rle(seg, *sizes[iid], at(where, "segmentation"), path)
+        elif isinstance(seg, list) and seg:
+            _polygons_from_segmentation(seg, at(where, "segmentation"), path, sizes[iid])
+        elif "segmentation" in r:
+            fail(path, at(where, "segmentation"), f"expected an RLE object or polygons, {got(seg)}")
+        checked.append(entry)
+    return checked
+
+
+def _inside(images: Path, file_name: str, where: str, json_path) -> Path:
     """``images / file_name``, refusing a name that leaves the image folder (``../x.jpg``, ``/etc/x.jpg``).
 
     The check is on the path as written (symlinked images inside the folder stay fine)."""
-    path = images / file_name
-    if Path(file_name).is_absolute() or not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(images)):
-        raise DatasetError(f"image {image_id}: file_name {file_name!r} leaves the image folder {images}", json_path)
-    return path
+    if leaves(images, file_name):
+        raise DatasetError(f"{where}: file_name {file_name!r} leaves the image folder {images}", json_path)
+    return images / file_name
+
 
 def load_coco(json_path: Path, images: str | Path | None = None, split: str | None = None) -> Dataset:
-    """Load and validate one COCO JSON; images are looked up in ``images`` (default: beside the JSON,
-    or ``../images/{split}`` for detseg's own layout)."""
+    """Load and validate one COCO JSON (:func:`validate_coco`); images are looked up in ``images``
+    (default: beside the JSON, or ``../images/{split}`` for detseg's own layout)."""
     json_path = Path(json_path)
-    try:
-        coco = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"not valid JSON ({e})", json_path) from None
-    missing = [k for k in ("images", "annotations", "categories") if k not in coco]
-    if missing:
-        raise DatasetError(f"missing key(s) {', '.join(missing)} (COCO needs images, annotations, categories)",
-                           json_path)
+    coco = validate_coco(read_json(json_path), json_path)
     stem = json_path.name.replace("_annotations.coco.json", json_path.parent.name).removesuffix(".json")
     split = split or split_name(stem)
     if split not in ("train", "val", "test"):  # e.g. CVAT's instances_default.json: one split, for training
@@ -95,56 +247,24 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
 
     cats = sorted(coco["categories"], key=lambda c: c["id"])
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    names = [str(c["name"]) for c in cats]
+    names = [c["name"] for c in cats]
     records: dict[int, ImageRecord] = {}
-    seen_names: dict[str, int] = {}
-    if len(cat_index) != len(cats):
-        raise DatasetError("duplicate category ids", json_path)
-    for im in coco["images"]:
-        try:
-            image_id, file_name, w, h = im["id"], im["file_name"], int(im["width"]), int(im["height"])
-        except KeyError as e:
-            raise DatasetError(f"image entry {im.get('id', '?')} lacks {e}", json_path) from None
-        except (TypeError, ValueError):
-            raise DatasetError(f"image {im.get('id')}: width and height must be integers", json_path) from None
-        if w <= 0 or h <= 0:  # labels are normalised by the size: one of 0 makes every label invalid
-            raise DatasetError(f"image {image_id} ({file_name!r}): width and height must be positive, got "
-                               f"{w}x{h}", json_path)
-        if not isinstance(file_name, str) or not file_name.strip():
-            raise DatasetError(f"image {image_id}: file_name must be a non-empty string, got {file_name!r}", json_path)
-        if image_id in records:
-            raise DatasetError(f"duplicate image id {image_id}", json_path)
-        if file_name in seen_names:
-            raise DatasetError(f"duplicate file name {file_name!r} (image ids {seen_names[file_name]} and {image_id})",
-                               json_path)
-        seen_names[file_name] = image_id
-        path = _inside(images, file_name, image_id, json_path)
+    for i, im in enumerate(coco["images"]):
+        image_id, file_name = im["id"], im["file_name"]
+        path = _inside(images, file_name, f"images[{i}].file_name", json_path)
         if not path.is_file():
-            raise DatasetError(f"image {file_name!r} (id {image_id}) not found in {images}", json_path)
-        records[image_id] = ImageRecord(path.resolve(), w, h, [], image_id=image_id)
-    for ann in coco["annotations"]:
-        where = f"annotation {ann.get('id', '?')}"
-        rec = records.get(ann.get("image_id"))
-        if rec is None:
-            raise DatasetError(f"{where}: image_id {ann.get('image_id')} is not in images", json_path)
-        if ann.get("category_id") not in cat_index:
-            raise DatasetError(f"{where}: category_id {ann.get('category_id')} is not in categories", json_path)
-        bbox = ann.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
-            raise DatasetError(f"{where}: bbox must be four numbers [x, y, w, h], got {bbox!r}", json_path)
-        x, y, bw, bh = (float(v) for v in bbox)
-        if not np.isfinite([x, y, bw, bh]).all() or bw < 0 or bh < 0:
-            raise DatasetError(f"{where}: bbox {bbox} has a negative or non-finite size", json_path)
+            raise DatasetError(f"images[{i}].file_name: image {file_name!r} (id {image_id}) not found in {images}",
+                               json_path)
+        records[image_id] = ImageRecord(path.resolve(), im["width"], im["height"], [], image_id=image_id)
+    for ann in coco["annotations"]:  # every value checked by validate_coco
+        x, y, bw, bh = ann["bbox"]
         a = Annotation(cat_index[ann["category_id"]], np.array([x, y, x + bw, y + bh], np.float32))
         seg = ann.get("segmentation")
         if isinstance(seg, list) and seg:
-            a.polygons = _polygons_from_segmentation(seg, where, json_path)
+            a.polygons = [np.asarray(p, np.float32).reshape(-1, 2) for p in seg]
         elif isinstance(seg, dict):
-            a.rle = _check_rle(seg, rec, where, json_path)
-        elif seg not in (None, []):
-            raise DatasetError(f"{where}: segmentation must be polygons or an RLE dict, got {type(seg).__name__}",
-                               json_path)
-        rec.annotations.append(a)
+            a.rle = seg
+        records[ann["image_id"]].annotations.append(a)
     return Dataset(names=names, splits={split: list(records.values())}, source=json_path, format="coco")
 
 

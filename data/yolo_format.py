@@ -7,6 +7,8 @@ last ``images`` folder replaced by ``labels`` and the suffix by ``.txt``.
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import yaml
 from detseg.atomic import atomic_write_text, place_file
 from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
 from detseg.data.polygons import mask_to_polygons, merge_polygons
+from detseg.data.validate import got, read_text
 from detseg.errors import DatasetError
 from detseg.images import IMAGE_SUFFIXES, open_pil
 
@@ -40,10 +43,20 @@ def _read_names(cfg: dict, src: Path) -> list[str]:
             raise DatasetError("names keys must be class ids 0..N-1", src) from None
         if keys != list(range(len(keys))):
             raise DatasetError(f"names keys must be 0..{len(keys) - 1} without gaps, got {keys}", src)
-        return [str(names[k]) if k in names else str(names[str(k)]) for k in keys]
-    if isinstance(names, list) and names:
-        return [str(n) for n in names]
-    raise DatasetError("names must be a non-empty list or a {id: name} mapping", src)
+        values = [(f"names.{k}", names[k] if k in names else names[str(k)]) for k in keys]
+    elif isinstance(names, list) and names:
+        values = [(f"names[{i}]", n) for i, n in enumerate(names)]
+    else:
+        raise DatasetError("names must be a non-empty list or a {id: name} mapping", src)
+    for where, name in values:
+        if isinstance(name, bool) or not isinstance(name, (str, int, float)) or not str(name).strip():
+            raise DatasetError(f"{where}: expected a class name, {got(name)}", src)
+    return [str(n) for _, n in values]
+
+
+def _is_split_source(path: Path) -> bool:
+    """A split's folder, or a ``.txt`` list of its image paths (ultralytics takes both)."""
+    return path.is_dir() or (path.is_file() and path.suffix.lower() == ".txt")
 
 
 def resolve_folder(root: Path, value: str) -> Path:
@@ -68,7 +81,7 @@ def dataset_root(cfg: dict, src: Path) -> Path:
         p = Path(str(cfg["path"]))
         candidates += [p] if p.is_absolute() else [src.parent / p, Path.cwd() / p, src.parent.parent / p]
     for root in candidates:
-        if values and all(resolve_folder(root, v).is_dir() for v in values):
+        if values and all(_is_split_source(resolve_folder(root, v)) for v in values):
             return root
     return src.parent
 
@@ -82,8 +95,8 @@ def split_folders(value) -> list[str]:
     return []
 
 
-def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
-    root = dataset_root(cfg, src)
+def _split_dirs(cfg: dict, src: Path, root: Path) -> dict[str, list[Path]]:
+    """Per split, its folders and ``.txt`` image lists (absolute), from the data.yaml's paths."""
     dirs = {}
     for key in ("train", "val", "test"):
         value = cfg.get(key)
@@ -95,8 +108,9 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
         dirs[key] = []
         for folder in folders:
             d = resolve_folder(root, folder)
-            if not d.is_dir():
-                raise DatasetError(f"{key} folder {folder!r} not found (looked in {d})", src)
+            if not _is_split_source(d):
+                what = "is a file, not a folder or a .txt list of images" if d.exists() else "not found"
+                raise DatasetError(f"{key} folder {folder!r} {what} (looked in {d})", src)
             if d in dirs[key]:
                 raise DatasetError(f"{key} lists the folder {folder!r} twice", src)
             dirs[key].append(d)
@@ -108,25 +122,42 @@ def _split_dirs(cfg: dict, src: Path) -> dict[str, list[Path]]:
     return dirs
 
 
+def _field_name(k: int, fields: int) -> str:
+    """What field ``k`` of a label line of ``fields`` fields is: class id, x/y/width/height of a box, a polygon's
+    point."""
+    if k == 0:
+        return "class id"
+    if fields == 5:
+        return ("x (box centre)", "y (box centre)", "width", "height")[k - 1]
+    return f"{'xy'[(k - 1) % 2]} of point {(k + 1) // 2}"
+
+
 def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> list[Annotation]:
-    """Parse and validate one label file. Raises DatasetError naming ``path:line``."""
+    """Parse and validate one label file (the YOLO label validator). Raises one DatasetError ``path:line: what``.
+
+    A line is ``class cx cy w h`` (a box) or ``class x1 y1 x2 y2 ...`` (a polygon of 3+ points; then every line
+    of the file is one); fields are finite numbers (``nan``, ``inf``, ``1e400`` refused, naming the field),
+    the class an integer id of a data.yaml class, coordinates in [0, 1], a box's width and height not
+    negative, a polygon's area not zero.
+    """
     rows = []
     if path.is_dir():
         raise DatasetError("a label file is a folder", path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"not UTF-8 text (byte {e.start})", path) from None
-    except OSError as e:
-        raise DatasetError(f"unreadable label file ({e.strerror or e})", path) from None
+    text = read_text(path)
     for lineno, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
         fields = raw.split()
-        try:
-            values = [float(v) for v in fields]
-        except ValueError:
-            raise DatasetError(f"malformed line {raw.strip()[:60]!r}: expected numbers", path, lineno) from None
+        if not fields:
+            continue
+        values = []
+        for k, field in enumerate(fields):
+            try:
+                value = float(field)
+            except ValueError:
+                raise DatasetError(f"malformed line: {_field_name(k, len(fields))} {field[:30]!r} is not a number",
+                                   path, lineno) from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{_field_name(k, len(fields))} is {field[:30]}: not a finite number", path, lineno)
+            values.append(value)
         cls = values[0]
         if cls != int(cls):
             raise DatasetError(f"class id {fields[0]} is not an integer", path, lineno)
@@ -137,9 +168,14 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
         if len(coords) < 2 or len(coords) % 2:
             raise DatasetError(f"malformed line: {len(coords)} coordinates, expected 4 (box) or an even "
                                f"number >= 6 (polygon)", path, lineno)
-        if np.any(~np.isfinite(coords)) or coords.min() < -_TOL or coords.max() > 1 + _TOL:
-            raise DatasetError("coordinates outside [0, 1]: YOLO labels are normalised by image width/height",
-                               path, lineno)
+        if len(coords) == 4:
+            for k in (3, 4):
+                if values[k] < -_TOL:
+                    raise DatasetError(f"{_field_name(k, 5)} is negative ({fields[k]})", path, lineno)
+        for k, value in enumerate(values[1:], 1):
+            if not -_TOL <= value <= 1 + _TOL:
+                raise DatasetError(f"coordinates outside [0, 1]: {_field_name(k, len(fields))} is {fields[k]}; "
+                                   "YOLO labels are normalised by image width/height", path, lineno)
         rows.append((lineno, int(cls), coords))
     has_polygons = any(len(c) >= 6 for _, _, c in rows)
     anns = []
@@ -197,10 +233,13 @@ def read_data_yaml(src: Path) -> dict:
     return cfg
 
 
-def load_yolo(data_yaml: Path) -> Dataset:
-    """Load and validate a YOLO(-seg) dataset. See :func:`data.dataset.load_dataset`."""
-    src = Path(data_yaml)
-    cfg = read_data_yaml(src)
+def validate_data_yaml(cfg, src: Path) -> list[str]:
+    """Check a data.yaml's keys (the mapping :func:`read_data_yaml` returns); returns the class names.
+
+    ``names``: a non-empty list or an ``{id: name}`` mapping of ids 0..N-1, each a name; ``nc`` (if given) their
+    number; ``path`` (if given) a string; at least one of ``train``/``val``/``test``. The split paths
+    themselves are checked as they are read (:func:`load_yolo`, :func:`read_image_list`).
+    """
     if not isinstance(cfg, dict):
         raise DatasetError("expected a mapping with keys names, train, val", src)
     if "names" not in cfg:
@@ -208,14 +247,58 @@ def load_yolo(data_yaml: Path) -> Dataset:
     if not any(cfg.get(k) for k in ("train", "val", "test")):
         raise DatasetError("missing key(s) train, val, test: name at least one split folder", src)
     names = _read_names(cfg, src)
-    if "nc" in cfg and (not isinstance(cfg["nc"], int) or cfg["nc"] != len(names)):
+    if "nc" in cfg and (isinstance(cfg["nc"], bool) or not isinstance(cfg["nc"], int) or cfg["nc"] != len(names)):
         raise DatasetError(f"nc is {cfg['nc']!r} but names lists {len(names)} classes", src)
+    if cfg.get("path") is not None and not isinstance(cfg["path"], str):
+        raise DatasetError(f"path: expected a folder path, {got(cfg['path'])}", src)
+    return names
+
+
+def read_image_list(path: Path, root: Path) -> list[Path]:
+    """The images a YOLO list file (``train: train.txt``) names, one a line, validated.
+
+    ``./x.jpg`` is relative to the list's folder, as ultralytics reads it; so is any other relative path;
+    an absolute path is taken as it is. Each must stay inside the dataset folder ``root`` (checked on the
+    path as written: no ``..`` out of it, no absolute path elsewhere), be an image file that exists, and be
+    listed once; the first that is not is one DatasetError ``list.txt:line: what``.
+    """
+    text = read_text(path)
+    base = Path(os.path.abspath(root))
+    images, seen = [], {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        image = Path(os.path.normpath(os.path.join(os.path.abspath(path.parent), entry)))  # absolute entries stay
+        if not image.is_relative_to(base):
+            raise DatasetError(f"image path {entry[:80]!r} leaves the dataset folder {root}", path, lineno)
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DatasetError(f"{entry[:80]!r} is not an image file name (expected one of "
+                               f"{', '.join(IMAGE_SUFFIXES)})", path, lineno)
+        if not image.is_file():
+            raise DatasetError(f"image {entry[:80]!r} not found (looked for {image})", path, lineno)
+        if image in seen:
+            raise DatasetError(f"image {entry[:80]!r} listed twice (also line {seen[image]})", path, lineno)
+        seen[image] = lineno
+        images.append(image)
+    return images
+
+
+def load_yolo(data_yaml: Path) -> Dataset:
+    """Load and validate a YOLO(-seg) dataset. See :func:`data.dataset.load_dataset`."""
+    src = Path(data_yaml)
+    cfg = read_data_yaml(src)
+    names = validate_data_yaml(cfg, src)
+    root = dataset_root(cfg, src)
     splits = {}
-    for key, img_dirs in _split_dirs(cfg, src).items():
+    for key, img_dirs in _split_dirs(cfg, src, root).items():
         images: list[Path] = []
         stems: dict[Path, Path] = {}
-        for img_dir in img_dirs:  # a list of folders: their images one after the other
-            folder_images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for img_dir in img_dirs:  # a list of folders (or image lists): their images one after the other
+            if img_dir.is_file():
+                folder_images = read_image_list(img_dir, root)
+            else:
+                folder_images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             for img in folder_images:
                 lbl = label_path_for(img)
                 if lbl in stems:
@@ -223,7 +306,7 @@ def load_yolo(data_yaml: Path) -> Dataset:
                                        f"{lbl.name}", img)
                 stems[lbl] = img
             label_dir = label_path_for(img_dir / "x.jpg").parent
-            if label_dir.is_dir():
+            if img_dir.is_dir() and label_dir.is_dir():  # a list may name some of a folder's images
                 for lbl in sorted(label_dir.rglob("*.txt")):
                     if lbl not in stems:
                         raise DatasetError("label without image: no image of that name in " + str(img_dir), lbl)

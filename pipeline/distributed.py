@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -196,8 +197,12 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
         parts, failures, seconds, todo = [], [], [], []
         for i, f in enumerate(src.files):
             name = src.names[str(f)]
-            if resume and writer.done(name):
-                parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
+            part, unusable = writer.finished(name) if resume else (None, "")
+            if unusable:  # an empty or truncated part file (a power loss): that input is done again
+                print(unusable, file=sys.stderr)
+                notes = [*notes, unusable]
+            if part is not None:
+                parts.append(part)
             else:
                 todo.append({"index": i, "path": str(f), "name": name, "image_id": ids[name]})
         skipped = len(parts)

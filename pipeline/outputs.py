@@ -23,7 +23,9 @@ import supervision as sv
 
 from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from detseg.data.polygons import instance_polygons, merge_polygons
+from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key, read_json
 from detseg.data.yolo_format import yolo_line
+from detseg.errors import DatasetError
 from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import result_entry
 
@@ -208,6 +210,30 @@ def coco_categories(class_names: dict[int, str], dataset_categories: list[dict] 
     return cats, mapping
 
 
+def read_part(path: str | Path) -> dict:
+    """One input's part file (``parts/<name>.json``), validated: what ``--resume`` and the summary read.
+
+    Raises:
+        DatasetError: the file is empty, truncated (atomic writes do not fsync, so a power loss can leave
+            one), not JSON, or not a part: an object whose ``image`` has an integer ``id``, a ``file_name``
+            and integer ``width`` and ``height``, whose ``results`` is a list of objects and ``classes`` a
+            list of class names. One line: ``file: where: what``.
+    """
+    path = Path(path)
+    part = as_dict(read_json(path), path, "", 'a part object {"image": {...}, "results": [...], "classes": [...]}')
+    image = as_dict(key(part, "image", path, ""), path, "image")
+    as_int(key(image, "id", path, "image"), path, "image.id")
+    as_str(key(image, "file_name", path, "image"), path, "image.file_name")
+    for side in ("width", "height"):
+        as_int(key(image, side, path, "image"), path, at("image", side), minimum=1)
+    for i, result in enumerate(as_list(key(part, "results", path, ""), path, "results")):
+        as_dict(result, path, at("results", i))
+    for i, name in enumerate(as_list(key(part, "classes", path, ""), path, "classes")):
+        if not isinstance(name, str):
+            fail(path, at("classes", i), "expected a class name (a string)")
+    return part
+
+
 class OutputWriter:
     """Writes per-input outputs as they come, and the assembled files at the end."""
 
@@ -227,6 +253,18 @@ class OutputWriter:
 
     def done(self, name: str) -> bool:
         return (self.out / "parts" / f"{name}.json").is_file()
+
+    def finished(self, name: str) -> tuple[dict | None, str]:
+        """``(part, "")`` when input ``name`` is done (its part file is complete), else ``(None, why)``:
+        ``why`` is empty when there is no part file, and one line saying so when the part file is unusable
+        (empty or truncated by a power loss, see :func:`read_part`): ``--resume`` redoes that input."""
+        path = self.out / "parts" / f"{name}.json"
+        if not path.is_file():
+            return None, ""
+        try:
+            return read_part(path), ""
+        except DatasetError as e:
+            return None, f"--resume: redoing {name}: its part file is unusable ({e})"
 
     def write(self, name: str, image_id: int, path: str, image: np.ndarray, dets: sv.Detections,
               annotated: np.ndarray | None = None, frame: int | None = None) -> dict:

@@ -8,7 +8,6 @@ at the first failure). ``resume`` skips inputs whose outputs are complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from detseg.atomic import atomic_write_json, is_detseg_temp, temp_name
-from detseg.errors import InputError
+from detseg.data.validate import got, read_json
+from detseg.errors import DatasetError, InputError
 from detseg.pipeline.autolabel import DatasetWriter, MinMaskScore
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter
@@ -51,7 +51,13 @@ def _assign_image_ids(src, image_ids: dict[str, int]) -> dict[str, int]:
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     path = out / RUN_SETTINGS
     if resume and path.is_file():
-        before = json.loads(path.read_text())
+        try:
+            before = read_json(path)
+        except DatasetError as e:  # empty or truncated: atomic writes do not fsync, a power loss can leave one
+            raise InputError(f"--resume: {e}; the earlier run's settings cannot be compared: delete that file to "
+                             "resume anyway, or rerun without --resume") from None
+        if not isinstance(before, dict):
+            raise InputError(f"--resume: {path}: expected the settings object detseg writes, {got(before)}")
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
@@ -207,8 +213,12 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
         only = set()
         for f in src.files:
             name = src.names[str(f)]
-            if writer.done(name):
-                parts.append(json.loads((out / "parts" / f"{name}.json").read_text()))
+            part, unusable = writer.finished(name)
+            if unusable:  # an empty or truncated part file (a power loss): that input is done again
+                tqdm.write(unusable, file=sys.stderr)
+                notes = [*notes, unusable]
+            if part is not None:
+                parts.append(part)
                 skipped += 1
                 bar.update(1)
                 if dataset is not None:

@@ -18,28 +18,50 @@ Example:
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from detseg.errors import InputError
+from detseg.data.coco_format import validate_coco, validate_coco_results
+from detseg.data.validate import read_json, read_text
+from detseg.errors import DatasetError, InputError
+
+_MOT_FIELDS = ("frame", "id", "x", "y", "width", "height", "score", "class")
 
 
 def load_mot(path: str | Path) -> np.ndarray:
-    """A MOTChallenge file as an ``(N, 8)`` float array: frame, id, x, y, w, h, score, class (empty: (0, 8))."""
+    """A MOTChallenge file as an ``(N, 8)`` float array: frame, id, x, y, w, h, score, class (empty: (0, 8)).
+
+    The MOT validator: a line has at least 6 comma-separated fields (a missing score or class reads as 0),
+    each a finite number; frame an integer >= 1, id and class integers, width and height not negative.
+    The first line that is not is one DatasetError ``file:line: what``.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"MOT file not found: {path}")
+        raise DatasetError("MOT file not found", path)
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
-        parts = line.split(",")
-        try:
-            rows.append([float(v) for v in parts[:8]] + [0.0] * (8 - len(parts[:8])))
-        except ValueError:
-            raise InputError(f"{path}:{n}: not a MOT line (frame,id,x,y,w,h,score,class,...): {line!r}") from None
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 6:
+            raise DatasetError(f"{len(parts)} field(s); a MOT line is frame,id,x,y,w,h[,score,class,...]", path, n)
+        row = []
+        for name, text in zip(_MOT_FIELDS, parts):
+            try:
+                value = float(text)
+            except ValueError:
+                raise DatasetError(f"{name} {text[:30]!r} is not a number (a MOT line is frame,id,x,y,w,h[,score,"
+                                   "class,...])", path, n) from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{name} is {text[:30]}: not a finite number", path, n)
+            if name in ("frame", "id", "class") and value != int(value):
+                raise DatasetError(f"{name} {text[:30]} is not an integer", path, n)
+            if (name == "frame" and value < 1) or (name in ("width", "height") and value < 0):
+                raise DatasetError(f"{name} is {'below 1' if name == 'frame' else 'negative'} ({text[:30]})", path, n)
+            row.append(value)
+        rows.append(row + [0.0] * (8 - len(row)))
     return np.array(rows, np.float64).reshape(-1, 8)
 
 
@@ -126,7 +148,9 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
         if not need.is_file():
             raise InputError(f"missing {need}: expected a synth-video folder and a `detseg predict --track` folder")
     gt, tracks = load_mot(gt_dir / "gt.txt"), load_mot(run_dir / "tracks.txt")
-    coco = json.loads((gt_dir / "annotations.json").read_text())
+    gt_json, predictions_json = gt_dir / "annotations.json", run_dir / "predictions.json"
+    coco = validate_coco(read_json(gt_json), gt_json, unique_file_names=False, evaluation=True)  # frames share a name
+    predictions = validate_coco_results(read_json(predictions_json), predictions_json, coco["images"])
     frames = len(coco["images"])
     if class_names is None:
         class_names = {c["id"] - 1: c["name"] for c in coco["categories"]}
@@ -143,9 +167,13 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
         "predicted": {n: pred_counts.get(c, 0) for c, n in sorted(class_names.items())},
         "relative_error": abs(total_pred - total_true) / max(total_true, 1),
     }
-    predictions = json.loads((run_dir / "predictions.json").read_text())
     gt_coco = {k: coco[k] for k in ("images", "annotations", "categories")}
     have_masks = any("segmentation" in p for p in predictions)
+    if have_masks:
+        bare = next((i for i, a in enumerate(coco["annotations"]) if not a.get("segmentation")), None)
+        if bare is not None:
+            raise DatasetError(f"annotations[{bare}]: no segmentation, which mask AP of the predictions' masks needs",
+                               gt_json)
     if predictions and have_masks:
         m = coco_ap(gt_coco, predictions, "segm")
         report["mask"] = {k: m[k] for k in ("AP", "AP50", "AP75", "mean_iou", "matched")}  # mean_iou: J of matches

@@ -770,3 +770,280 @@ def test_api_min_mask_score_refuses_what_is_not_a_finite_number(threshold):
 
     with pytest.raises(InputError, match="min_mask_score must be a finite number"):
         MinMaskScore(threshold)
+
+
+# ------------------------------------------------------------------ malformed dataset files: one line (30.8)
+
+
+def _where(code, err, *parts):
+    """One line, exit code 2, no traceback (``_run``), naming each of ``parts`` (the file, the place, the problem)."""
+    assert code == 2 and err.startswith("detseg: error: ") and err.count("\n") == 1, err
+    for part in parts:
+        assert part in err, (part, err)
+
+
+def _label(ds):
+    return sorted((ds / "labels" / "val").glob("*.txt"))[0]
+
+
+@pytest.mark.parametrize("lines, where, message", [
+    ("0 0.5 0.5 nan 0.1", 1, "width is nan"),
+    ("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 inf 0.1", 2, "width is inf"),
+    ("0 0.5 0.5 1e400 0.1", 1, "width is 1e400: not a finite number"),
+    ("0 0.5 0.5 -0.2 0.1", 1, "width is negative (-0.2)"),
+    ("0 0.5 0.5 0.2 -1e-3", 1, "height is negative"),
+    ("nan 0.5 0.5 0.1 0.1", 1, "class id is nan"),
+    ("-inf 0.5 0.5 0.1 0.1", 1, "class id is -inf"),
+    ("0 1e400 0.1 0.2 0.1 0.3 0.3", 1, "x of point 1 is 1e400"),
+    ("0 0.1 0.1 0.2 0.1 0.3 NaN", 1, "y of point 3 is NaN"),
+    ("0 0.5 0.5 1e9 0.1", 1, "coordinates outside [0, 1]: width is 1e9"),
+    ("7 0.5 0.5 0.1 0.1", 1, "class id 7 out of range"),
+    ("0 0.5 0.5 0.1", 1, "malformed line: 3 coordinates"),
+    ("0 0.5 zero 0.1 0.1", 1, "malformed line: y (box centre) 'zero' is not a number"),
+])
+@pytest.mark.parametrize("command", ["check", "evaluate"])
+def test_a_malformed_yolo_label_line_is_one_line_naming_file_and_line(small_ds, tmp_path, capsys, lines, where,
+                                                                      message, command):
+    ds = _copy(small_ds, tmp_path / "ds")
+    label = _label(ds)
+    label.write_text(lines + "\n")
+    argv = (("data", "check", ds) if command == "check" else
+            ("evaluate", "--data", ds, "--segmenter", "box", "--out", tmp_path / "e", "--no-plots"))
+    _where(*_run(capsys, *argv), f"{label.name}:{where}: {message}")
+    assert not (tmp_path / "e").exists()
+
+
+def _coco_file(ds, edit=None, raw=None):
+    path = ds / "annotations" / "val.json"
+    if raw is not None:
+        path.write_bytes(raw(path.read_bytes()) if callable(raw) else raw)
+    else:
+        coco = json.loads(path.read_text())
+        edit(coco)
+        path.write_text(json.dumps(coco))
+    return path
+
+
+def _first_image_annotation(coco):
+    return next(a for a in coco["annotations"] if a["image_id"] == coco["images"][0]["id"])
+
+
+@pytest.mark.parametrize("edit, raw, message", [
+    # the cases seen (issue 30, 8)
+    (lambda c: c["categories"][0].pop("id"), None, "categories[0]: missing key 'id'"),
+    (lambda c: c["images"][0].update(file_name=5), None, "images[0].file_name: expected a non-empty string, got "
+                                                          "integer 5"),
+    (lambda c: c["images"].__setitem__(0, "val_000000.jpg"), None, "images[0]: expected an object, got string"),
+    (lambda c: c["annotations"][3].update(image_id=[1]), None,
+     "annotations[3].image_id: expected an integer, got list"),
+    (None, b"5", "expected a COCO object"),
+    (None, b"[{\"images\": []}]", "got list"),
+    (None, b'{"images": [{"file_name": "caf\xe9.jpg"}]}', "not UTF-8 text (byte 30)"),
+    (None, lambda data: data[: len(data) // 2], "not valid JSON"),
+    (None, lambda data: data[:-1], "(the file ends early: truncated?)"),
+    (None, b"", "empty file (0 bytes)"),
+    # more of the same kind
+    (lambda c: c["annotations"][0].update(bbox=[1, 2, 3]), None, "annotations[0].bbox: expected four numbers"),
+    (lambda c: c["annotations"][0].update(bbox=[1, 2, float("nan"), 3]), None, "annotations[0].bbox[2]: width is nan"),
+    (lambda c: c["annotations"][0].update(bbox=[1, 2, 3, float("inf")]), None, "bbox[3]: height is inf"),
+    (lambda c: c["annotations"][0].update(bbox=[1, 2, -4, 3]), None, "bbox[2]: width is negative (-4)"),
+    (lambda c: c["images"][1].update(id=c["images"][0]["id"]), None, "images[1].id: duplicate image id"),
+    (lambda c: c["annotations"][0].update(image_id=999), None, "annotations[0].image_id: image_id 999 is not in "
+                                                               "images"),
+    (lambda c: c["annotations"][0].update(category_id="1"), None, "annotations[0].category_id: expected an integer, "
+                                                                  "got string '1'"),
+    (lambda c: c["categories"][1].update(id=c["categories"][0]["id"]), None, "categories[1].id: duplicate category"),
+    (lambda c: c["categories"][0].update(name=["croissant"]), None, "categories[0].name: expected a non-empty string"),
+    (lambda c: c["images"][0].update(width="64"), None, "images[0].width: expected an integer, got string '64'"),
+    (lambda c: c["images"][0].pop("height"), None, "images[0]: missing key 'height'"),
+    (lambda c: c.update(annotations={}), None, "annotations: expected a list, got object"),
+    (lambda c: _first_image_annotation(c).update(segmentation=[[1, 2, 1e9, 3, 4, 5]]), None,
+     "segmentation[0]: coordinates lie more than an image width or height outside the 64x64 image"),
+    (lambda c: _first_image_annotation(c).update(bbox=[1, 2, 1e300, 3]), None, "bbox: coordinates lie more than"),
+    (lambda c: c["annotations"][0].update(segmentation="polygon"), None, "annotations[0].segmentation: expected "
+                                                                         "polygons or an RLE object, got string"),
+    (None, b'{"images": [{"id": 1' + b"0" * 5000 + b"}]}", "an integer with too many digits"),
+    (None, b"[" * 100_000, "nested too deeply"),
+])
+@pytest.mark.parametrize("command", ["check", "evaluate"])
+def test_a_malformed_coco_file_is_one_line_naming_file_and_place(small_ds, tmp_path, capsys, edit, raw, message,
+                                                                 command):
+    ds = _copy(small_ds, tmp_path / "ds")
+    path = _coco_file(ds, edit, raw)
+    argv = (("data", "check", path) if command == "check" else
+            ("evaluate", "--data", path, "--segmenter", "box", "--out", tmp_path / "e", "--no-plots"))
+    _where(*_run(capsys, *argv), f"{path}: ", message)
+    assert not (tmp_path / "e").exists()
+
+
+def _list_dataset(ds, lines, extra=""):
+    (ds / "train.txt").write_text("".join(f"{line}\n" for line in lines))
+    (ds / "data.yaml").write_text(f"names: [croissant, cookie, cupcake]\ntrain: train.txt\nval: images/val\n{extra}")
+    return ds / "data.yaml"
+
+
+def test_a_yolo_image_list_inside_the_dataset_loads(small_ds, tmp_path, capsys):
+    from detseg.data.io import load_dataset
+
+    ds = _copy(small_ds, tmp_path / "ds")
+    first, second = sorted((ds / "images" / "train").glob("*.jpg"))
+    _list_dataset(ds, [f"./images/train/{first.name}", str(second.resolve()), ""])
+    code, err = _run(capsys, "data", "check", ds)
+    assert code == 0, err
+    records = load_dataset(ds).splits["train"]
+    assert [r.path.name for r in records] == [first.name, second.name] and all(r.annotations for r in records)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("../outside.jpg", "image path '../outside.jpg' leaves the dataset folder"),
+    ("./images/../../outside.jpg", "leaves the dataset folder"),
+    ("{outside}", "leaves the dataset folder"),  # an absolute path elsewhere
+    ("./images/train/missing.jpg", "not found"),
+    ("./images/train", "is not an image file name"),
+    ("{first}", "listed twice (also line 1)"),
+])
+def test_a_yolo_image_list_naming_a_path_outside_the_dataset_is_refused(small_ds, tmp_path, capsys, entry, message):
+    ds = _copy(small_ds, tmp_path / "ds")
+    first = sorted((ds / "images" / "train").glob("*.jpg"))[0]
+    shutil.copy(first, tmp_path / "outside.jpg")  # exists: refused for where it is, not for being missing
+    entry = entry.format(outside=tmp_path / "outside.jpg", first=f"./images/train/{first.name}")
+    _list_dataset(ds, [f"./images/train/{first.name}", entry])
+    _where(*_run(capsys, "data", "check", ds), "train.txt:2: ", message)
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("names: [[croissant], cookie]\ntrain: images/train\n", "data.yaml: names[0]: expected a class name, got list"),
+    ("names: {0: croissant, 1: null}\ntrain: images/train\n", "data.yaml: names.1: expected a class name, got null"),
+    ("names: [a, b, c]\nnc: true\ntrain: images/train\n", "data.yaml: nc is True"),
+    ("names: [a, b, c]\npath: 5\ntrain: images/train\n", "data.yaml: path: expected a folder path, got integer 5"),
+    ("names: [a, b, c]\ntrain: data.yaml\n", "train folder 'data.yaml' is a file, not a folder or a .txt list"),
+])
+def test_a_malformed_data_yaml_is_one_line(small_ds, tmp_path, capsys, yaml_text, message):
+    ds = _copy(small_ds, tmp_path / "ds")
+    (ds / "data.yaml").write_text(yaml_text)
+    _where(*_run(capsys, "data", "check", ds / "data.yaml"), message)
+
+
+@pytest.mark.parametrize("text, option, message", [
+    ('[{"id": 1, "file_name": "a.jpg"}]', "--image-ids", "expected a COCO JSON object"),  # a list of images
+    ('{"images": {"a.jpg": 1}}', "--image-ids", "images: expected a list, got object"),
+    ('{"images": [{"id": "1", "file_name": "a.jpg"}]}', "--image-ids", "images[0].id: expected an integer, got "
+                                                                       "string '1'"),
+    ('{"images": [{"id": 1}]}', "--image-ids", "images[0]: missing key 'file_name'"),
+    ('{"images": [{"id": 1, "file_name": "../../a.jpg"}]}', "--image-ids", "images[0].file_name: '../../a.jpg' "
+                                                                           "leaves the image folder"),
+    ('{"images": [{"id": 1, "file_name": "/etc/a.jpg"}]}', "--image-ids", "leaves the image folder"),
+    ('{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}]}', "--image-ids",
+     "images[1].id: duplicate image id 1"),
+    ('{"images": [{"id": 1, "file_name": "a.jpg"}', "--image-ids", "truncated?"),
+    ("", "--image-ids", "empty file (0 bytes)"),
+    ('{"categories": [{"id": 1}]}', "--categories", "categories[0]: missing key 'name'"),
+    ('{"categories": [{"id": [1], "name": "cookie"}]}', "--categories", "categories[0].id: expected an integer"),
+])
+def test_a_malformed_image_ids_file_is_one_line_before_any_model_loads(tmp_path, capsys, no_work, text, option,
+                                                                        message):
+    folder = _images(tmp_path / "in", ["a.jpg"])
+    (tmp_path / "ids.json").write_text(text)
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q", option,
+                     tmp_path / "ids.json")
+    _where(code, err, f"{tmp_path / 'ids.json'}: ", message)
+    assert not no_work  # refused before the detector loaded
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: "",  # zero bytes: the rename reached the disk, the data did not
+    lambda text: text[: len(text) // 2],  # truncated
+    lambda text: "[]",  # JSON, but not a part
+    lambda text: json.dumps({**json.loads(text), "image": {"id": "one"}}),
+])
+def test_resume_redoes_an_input_whose_part_file_is_damaged_and_says_so(tmp_path, capsys, damage):
+    folder = _images(tmp_path / "in", ["a.jpg", "b.jpg"])
+    out = tmp_path / "out"
+    assert _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q")[0] == 0
+    before = json.loads((out / "predictions.json").read_text())
+    part = out / "parts" / "a.json"
+    part.write_text(damage(part.read_text()))
+    code, err = _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q", "--resume")
+    assert code == 0, err
+    assert err.count("\n") == 1 and err.startswith("--resume: redoing a: its part file is unusable"), err
+    assert str(part) in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_skipped"] == 1 and summary["processed"] == 2 and summary["failed"] == []
+    assert json.loads((out / "predictions.json").read_text()) == before  # redone: the same results
+    assert json.loads(part.read_text())["image"]["file_name"] == "a.jpg"
+
+
+@pytest.mark.parametrize("text", ["", '{"detector": ', "[1, 2]"])
+def test_resume_with_a_damaged_run_json_is_one_line(tmp_path, capsys, text):
+    folder = _images(tmp_path / "in", ["a.jpg"])
+    out = tmp_path / "out"
+    assert _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q")[0] == 0
+    (out / "run.json").write_text(text)
+    _where(*_run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q", "--resume"),
+           f"--resume: {out / 'run.json'}: ")
+
+
+@pytest.fixture(scope="module")
+def video_gt_and_run(tmp_path_factory):
+    """A 4-frame synth-video ground truth and a perfect tracked run made from it (tracks.txt, predictions.json)."""
+    from detseg.data.synth_video import generate_video
+
+    root = tmp_path_factory.mktemp("video")
+    generate_video(root / "gt", frames=4, width=128, height=128, seed=0)
+    (root / "run").mkdir()
+    shutil.copy(root / "gt" / "gt.txt", root / "run" / "tracks.txt")
+    coco = json.loads((root / "gt" / "annotations.json").read_text())
+    predictions = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9, "bbox": a["bbox"],
+                    "segmentation": a["segmentation"]} for a in coco["annotations"]]
+    (root / "run" / "predictions.json").write_text(json.dumps(predictions))
+    return root
+
+
+def _mot(path, edit):
+    lines = path.read_text().splitlines()
+    lines[1] = edit(lines[1].split(","))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _first_prediction(path, **changes):
+    predictions = json.loads(path.read_text())
+    predictions[0].update(changes)
+    path.write_text(json.dumps(predictions))
+
+
+@pytest.mark.parametrize("file, edit, message", [
+    ("run/tracks.txt", lambda p: _mot(p, lambda f: ",".join([f[0], f[1], "nan", *f[3:]])), ":2: x is nan"),
+    ("gt/gt.txt", lambda p: _mot(p, lambda f: ",".join([*f[:4], "1e400", *f[5:]])), ":2: width is 1e400"),
+    ("gt/gt.txt", lambda p: _mot(p, lambda f: ",".join([*f[:4], "-3", *f[5:]])), ":2: width is negative (-3)"),
+    ("gt/gt.txt", lambda p: _mot(p, lambda f: ",".join(f[:3])), ":2: 3 field(s); a MOT line is frame,id,x,y,w,h"),
+    ("run/tracks.txt", lambda p: _mot(p, lambda f: ",".join(["0", *f[1:]])), ":2: frame is below 1 (0)"),
+    ("run/tracks.txt", lambda p: _mot(p, lambda f: ",".join([f[0], "1.5", *f[2:]])), ":2: id 1.5 is not an integer"),
+    ("gt/gt.txt", lambda p: _mot(p, lambda f: ",".join([f[0], "one", *f[2:]])), ":2: id 'one' is not a number"),
+    ("gt/gt.txt", lambda p: p.write_bytes(b"1,1,\xff"), ": not UTF-8 text"),
+    ("gt/annotations.json", lambda p: p.write_text("[]"), ": expected a COCO object"),
+    ("gt/annotations.json", lambda p: p.write_text(p.read_text()[:-10]), ": line 1 column "),
+    ("gt/annotations.json", lambda p: _coco_edit(p, lambda c: c["annotations"][0].pop("area")),
+     ": annotations[0]: missing key 'area'"),
+    ("gt/annotations.json", lambda p: _coco_edit(p, lambda c: c["annotations"][2].update(id=c["annotations"][0]["id"])),
+     ": annotations[2].id: duplicate annotation id"),
+    ("run/predictions.json", lambda p: p.write_text("{}"), ": expected a list of COCO results"),
+    ("run/predictions.json", lambda p: _first_prediction(p, image_id=999),
+     ": [0].image_id: image_id 999 is not in the ground truth's images"),
+    ("run/predictions.json", lambda p: _first_prediction(p, score=float("nan")), ": [0].score: score is nan"),
+    ("run/predictions.json", lambda p: _first_prediction(p, bbox="x"), ": [0].bbox: expected four numbers"),
+    ("run/predictions.json", lambda p: _first_prediction(p, segmentation={"size": [2, 2], "counts": "x"}),
+     ": [0].segmentation: RLE size [2, 2] differs"),
+])
+def test_evaluate_video_with_a_malformed_file_is_one_line(video_gt_and_run, tmp_path, capsys, file, edit, message):
+    root = _copy(video_gt_and_run, tmp_path / "v")
+    edit(root / file)
+    _where(*_run(capsys, "evaluate-video", root / "gt", root / "run", "--out", tmp_path / "m"),
+           f"{root / file}{message}")
+    assert _run(capsys, "evaluate-video", video_gt_and_run / "gt", video_gt_and_run / "run", "--out",
+                tmp_path / "ok")[0] == 0  # the sound files pass
+
+
+def _coco_edit(path, edit):
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))

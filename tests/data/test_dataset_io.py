@@ -179,7 +179,8 @@ def test_bad_yolo_input_names_file_and_line(tiny_dataset, tmp_path, capsys, how,
         (lambda c: c["images"].append(dict(c["images"][0], id=999)), "duplicate file name"),
         (lambda c: c["images"][0].update(file_name="../../../outside.jpg"), "leaves the image folder"),
         (lambda c: c["images"][0].update(file_name="/etc/hostname"), "leaves the image folder"),
-        (lambda c: c["images"][0].update(file_name=7), "file_name must be a non-empty string"),
+        (lambda c: c["images"][0].update(file_name=7),
+         "images[0].file_name: expected a non-empty string, got integer 7"),
     ],
 )
 def test_bad_coco_input(tiny_dataset, tmp_path, mutate, message):
