@@ -22,7 +22,9 @@ paths (a shared file system).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -121,16 +123,57 @@ class PredictWorker:
         return rows
 
 
+#: seconds to wait for a TCP answer at ``--ray-address`` before saying nothing listens there
+CONNECT_TIMEOUT = 10.0
+
+
 def _start_ray(ray, address: str | None, workers: int, cpus_per_worker: float):
-    """Join ``address``, or start a local instance sized for the workers. True when this call started Ray."""
+    """Join ``address``, or start a local instance sized for the workers. True when this call started Ray.
+
+    A local instance serves this machine only: its servers bind to the loopback address, not to the
+    machine's network address (Ray's single-machine mode, the one it uses on macOS and Windows). To
+    serve other machines, start a cluster with ``ray start --head --node-ip-address=IP`` and pass
+    ``--ray-address``. A ``host:port`` address is tried first, so a wrong one fails in seconds.
+    """
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
+        _check_reachable(address)
         ray.init(address=address, **options)
-    else:
+        return True
+    from ray._private import ray_constants
+
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False  # node address = loopback, for this start only
+    try:
         ray.init(num_cpus=max(int(workers * cpus_per_worker + 0.999), 1), **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
     return True
+
+
+def _check_reachable(address: str, timeout: float | None = None) -> None:
+    """Raise a one-line :class:`InputError` unless something answers TCP at ``address``'s host and port.
+
+    ``auto`` (Ray finds the cluster itself) is not checked; ``ray://host:port`` and ``host:port`` are.
+    """
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--ray-address {address!r}: expected auto, host:port or ray://host:port")
+    wait = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=wait).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise InputError(f"--ray-address {address}: no Ray cluster answers there ({why} within {wait:g} s); "
+                         f"start one with `ray start --head` or leave --ray-address out for a local "
+                         f"instance") from None
 
 
 def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float = 0, cpus_per_worker: float = 1,
@@ -251,8 +294,13 @@ def _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, w
                                  num_gpus=gpus_per_worker or None, max_restarts=max_retries,
                                  max_task_retries=max_retries)
     rows = []
+    # Ray Data's own INFO lines ("Starting execution of Dataset ...", "Execution plan ...") and its warning that
+    # its progress bars are off (ours counts the inputs) say nothing a user acts on; its errors still show
+    ray_data_log = logging.getLogger("ray.data")
+    level = ray_data_log.level
+    ray_data_log.setLevel(logging.ERROR)
     with tqdm(desc=f"predict (ray, {workers} workers)", unit="img", total=total, initial=done,
-              disable=not progress) as bar:
+              disable=not progress) as bar, _finally(lambda: ray_data_log.setLevel(level)):
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
             batch_rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
             rows += [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in batch_rows]
@@ -261,6 +309,14 @@ def _run_actors(ray, todo, pipeline, out, class_names, save_masks, categories, w
             if failed:
                 bar.set_postfix(failed=failed)
     return rows
+
+
+@contextlib.contextmanager
+def _finally(undo):
+    try:
+        yield
+    finally:
+        undo()
 
 
 def _class_names_of(pipeline) -> dict[int, str]:

@@ -258,8 +258,9 @@ def add_engine_arguments(p) -> None:
                    help="ray: GPUs per actor (e.g. 1, or 0.5 to share)")
     p.add_argument("--threads-per-worker", type=positive_int, default=1, help="ray: torch/OpenCV threads per actor")
     p.add_argument("--ray-address", default=None,
-                   help="ray: join this cluster (auto, ray://host:10001); default: start a local instance. Inputs and "
-                        "--out must be on a file system every node sees")
+                   help="ray: join this cluster (auto, host:6379, ray://host:10001); default: start a local "
+                        "instance listening on 127.0.0.1 only. Inputs and --out must be on a file system every "
+                        "node sees")
     p.add_argument("--batch", type=auto_or_positive_int, default="auto",
                    help="images per SAM encoder call (and per Ray batch); auto: 1 on a CPU, 8 on a GPU")
 

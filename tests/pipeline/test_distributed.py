@@ -180,3 +180,65 @@ def test_without_ray_the_cli_says_how_to_install_it(folder, tmp_path, monkeypatc
     assert code == 2 and len(err) == 1
     assert 'pip install "detseg[ray]"' in err[0]
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+LISTENERS = """
+import json, os, psutil, ray
+from detseg.pipeline.distributed import _start_ray
+assert _start_ray(ray, None, 1, 1)
+me = psutil.Process(os.getpid())
+ours = {me.pid} | {p.pid for p in me.children(recursive=True)}
+found = sorted({c.laddr.ip for c in psutil.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN and c.pid in ours})
+ray.shutdown()
+print(json.dumps(found))
+"""
+
+
+def test_a_local_instance_listens_on_the_loopback_address_only():
+    import subprocess
+
+    pytest.importorskip("ray")
+    pytest.importorskip("psutil")
+    res = subprocess.run([sys.executable, "-c", LISTENERS], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RAY_ADDRESS": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    addresses = json.loads(res.stdout.strip().splitlines()[-1])
+    assert addresses  # Ray's servers were found: GCS, raylet, workers
+    assert all(a in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for a in addresses), addresses
+
+
+def test_a_ray_address_where_nothing_listens_fails_in_one_line_within_the_timeout():
+    import socket
+    import time
+
+    from detseg.pipeline.distributed import _check_reachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        _check_reachable(f"127.0.0.1:{port}")  # something listens: no error
+        _check_reachable(f"ray://127.0.0.1:{port}")
+    start = time.perf_counter()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):  # closed now
+        with pytest.raises(InputError, match="no Ray cluster answers") as err:
+            _check_reachable(address, timeout=2)
+        assert "\n" not in str(err.value) and address in str(err.value)
+    assert time.perf_counter() - start < 10
+    with pytest.raises(InputError, match="expected auto, host:port"):
+        _check_reachable("not-an-address")
+    _check_reachable("auto")  # Ray finds the cluster itself
+
+
+def test_cli_ray_address_where_nothing_listens_is_one_line(folder, tmp_path, capsys):
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["predict", str(folder), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+                 "--segmenter", "box", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("detseg: error:") and "no Ray cluster answers" in err[-1]
