@@ -294,7 +294,7 @@ def generate_dataset(
         photo_fraction: share of the images composited on a real photo when ``backgrounds``
             are given; the rest are fully synthetic scenes.
         negatives: with ``backgrounds``, add ``round(negatives * count)`` background-only real
-            photos per split, copied as they are (hard-linked when possible), with empty
+            photos per split, copied as they are, with empty
             label files: ultralytics trains on them as negatives.
         real_items: ``(labels_json, images_dir)``: hand-labelled real photos (COCO boxes). Their
             items are cut out and pasted into the photo composites beside the drawn ones

@@ -61,10 +61,11 @@ def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = None) -
 
 
 def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Put ``src`` at ``dst``: a hard link on the same disk, else an atomic copy. Returns ``dst``.
+    """Put a copy of ``src`` at ``dst``, atomically. Returns ``dst``.
 
-    ``src`` is never touched: when ``dst`` already is ``src`` (the same file, e.g. converting
-    a dataset into its own folder) nothing happens.
+    A copy, never a hard link: ``src`` is a user's file (a photo, a dataset image), and editing a
+    hard-linked dataset image would edit the original too. ``src`` is never touched: when ``dst``
+    already is ``src`` (the same file, e.g. converting a dataset into its own folder) nothing happens.
     """
     src, dst = Path(src), Path(dst)
     if dst.exists() and os.path.samefile(src, dst):
@@ -73,10 +74,7 @@ def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     tmp = temp_name(dst)
     tmp.unlink(missing_ok=True)
     try:
-        try:
-            os.link(src, tmp)  # same disk: no copy
-        except OSError:
-            shutil.copy2(src, tmp)
+        shutil.copy2(src, tmp)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)

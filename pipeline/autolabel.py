@@ -4,8 +4,9 @@ Layout of ``DIR`` (what ``detseg train`` and ultralytics read as it is)::
 
     data.yaml                 names from the detector; train: images/train, val: images/val; no ``path:``
                               key, so the folder can be moved (split folders resolve beside the yaml)
-    images/{train,val}/<name> the original files, hard-linked (or copied) byte for byte, never re-encoded;
-                              video frames are the one exception: written as JPEG (quality 95)
+    images/{train,val}/<name> copies of the original files, byte for byte, never re-encoded and never hard
+                              links (editing one must not edit the user's photo); video frames are the
+                              one exception: written as JPEG (quality 95)
     labels/{train,val}/<stem>.txt  YOLO-seg lines ``class x1 y1 x2 y2 ...`` (normalised), the same lines as
                               ``--out``'s labels/; an image with no detections gets an empty file (a negative)
     autolabel.json            source, split sizes, negatives, images per split, how the split was made
@@ -155,7 +156,7 @@ class DatasetWriter:
 
         Args:
             path: the input's path as the pipeline reports it (the video file for a frame).
-            labels: the YOLO-seg label file predict just wrote for it (hard-linked, or copied).
+            labels: the YOLO-seg label file predict just wrote for it (copied).
             image: the decoded frame (BGR), needed only for video frames.
             frame: a video frame's number (from 0); None for an image file.
 

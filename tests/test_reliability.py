@@ -1047,3 +1047,17 @@ def _coco_edit(path, edit):
     coco = json.loads(path.read_text())
     edit(coco)
     path.write_text(json.dumps(coco))
+
+
+def test_save_dataset_images_are_copies_not_links_to_the_users_photos(tmp_path):
+    """#30.7: editing an image of a --save-dataset (or convert/synth) output never edits the user's photo."""
+    from detseg.atomic import place_file
+
+    photo = tmp_path / "photos" / "a.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"original bytes")
+    placed = place_file(photo, tmp_path / "dataset" / "images" / "train" / "a.jpg")
+    assert placed.read_bytes() == b"original bytes" and photo.stat().st_nlink == 1
+    placed.write_bytes(b"edited")
+    assert photo.read_bytes() == b"original bytes"
+    assert place_file(photo, photo) == photo and photo.read_bytes() == b"original bytes"  # onto itself: untouched
