@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -144,7 +146,7 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
         shutil.copyfile(src, copy)
         extra = {"simplify": importlib.util.find_spec("onnxslim") is not None} if fmt == "onnx" else {}
         try:
-            with keep_torch_threads():
+            with keep_torch_threads(), _without_lines_naming(tmp):
                 produced = Path(load_yolo(copy).export(format=fmt, imgsz=int(imgsz),
                                                        quantize=16 if half else None, device="cpu", dynamic=False,
                                                        **extra))
@@ -154,6 +156,24 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
             raise WeightsError(f"export of {src} to {fmt} failed ({type(e).__name__}: {str(e)[:300]})") from None
         _put_in_place(produced, dst)
     return dst
+
+
+@contextlib.contextmanager
+def _without_lines_naming(private: str | Path):
+    """Drop ultralytics' log lines that name the private copy's folder (its "saved as ..." and its closing
+    "Export complete ... Predict: yolo predict model=..." hint): the folder is deleted a moment later, and
+    the caller prints the exported file's real place."""
+    from ultralytics.utils import LOGGER
+
+    def keep(record: logging.LogRecord) -> bool:
+        message = str(record.getMessage())
+        return str(private) not in message and "Export complete" not in message
+
+    LOGGER.addFilter(keep)
+    try:
+        yield
+    finally:
+        LOGGER.removeFilter(keep)
 
 
 def _put_in_place(produced: Path, dst: Path) -> None:

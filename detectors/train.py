@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from dataclasses import dataclass
@@ -164,6 +165,8 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
         metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
                             device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
                             name="val", exist_ok=True)
+    with contextlib.suppress(OSError):  # ultralytics makes its save_dir even with plots off: leave no empty folder
+        (out_dir / "val").rmdir()
     return _box_metrics(metrics)
 
 
@@ -217,7 +220,7 @@ def train(
             raise WeightsError(f"nothing to resume: {last} does not exist")
         yolo = YOLO(str(last))
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
-            yolo.train(resume=True)
+            final = yolo.train(resume=True)
         data_yaml = out / "data.yaml"
     else:
         _check_task(model, task)
@@ -230,13 +233,16 @@ def train(
         if yolo.task != task:
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
-            yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=resolve_device(device),
-                       project=str(out.parent), name=out.name, exist_ok=True, workers=workers, seed=seed,
-                       plots=plots, **overrides)
+            final = yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch,
+                               device=resolve_device(device), project=str(out.parent), name=out.name, exist_ok=True,
+                               workers=workers, seed=seed, plots=plots, **overrides)
     best = out / "weights" / "best.pt"
     if not best.is_file():
         best = out / "weights" / "last.pt"
-    metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch, device=device, out=out)
+    if final is not None and hasattr(final, "box"):
+        metrics = _box_metrics(final)  # ultralytics' own final validation of best.pt: not run a second time
+    else:  # e.g. val=False: nothing was validated at the end of training
+        metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch, device=device, out=out)
     atomic_write_json(out / "metrics.json", {"split": "val", "task": task if not resume else _task_of(best),
                                              "weights": str(best), **metrics}, indent=2)
     atomic_write_text(out / "command.txt", shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")

@@ -298,7 +298,8 @@ def _cmd_export(args) -> int:
     from detseg.detectors.export import export
 
     path = export(args.weights, args.format, imgsz=args.imgsz, half=args.half, out=args.out)
-    print(f"exported: {path}  (use it as --detector {path}, or YoloDetector / YoloSegModel weights)")
+    print(f"exported: {path}\nPredict: detseg predict SOURCE --model {path}  (or YoloDetector / YoloSegModel "
+          f"weights in Python)")
     return 0
 
 

@@ -154,10 +154,24 @@ def test_missing_runtime_says_how_to_install(monkeypatch):
 
 
 def test_cli_export_and_its_errors(tiny_weights, tmp_path, capsys):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
     out = tmp_path / "det.onnx"
-    assert main(["export", "--weights", str(tiny_weights), "--format", "onnx", "--imgsz", "64",
-                 "--out", str(out)]) == 0
-    assert out.is_file() and f"exported: {out}" in capsys.readouterr().out
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    LOGGER.addHandler(handler)
+    try:
+        assert main(["export", "--weights", str(tiny_weights), "--format", "onnx", "--imgsz", "64",
+                     "--out", str(out)]) == 0
+    finally:
+        LOGGER.removeHandler(handler)
+    printed = capsys.readouterr().out
+    assert out.is_file() and f"exported: {out}" in printed and f"--model {out}" in printed
+    assert records  # ultralytics still speaks, but never names the deleted private copy
+    assert not [r for r in records if "detseg-export-" in r.getMessage() or "yolo predict" in r.getMessage()]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]  # the private copy is gone
     dets = YoloDetector(out, conf=0.001, device="cpu")(np.zeros((64, 64, 3), np.uint8))
     assert dets.mask is None and len(dets.xyxy) == len(dets.confidence)

@@ -17,6 +17,20 @@ def test_one_epoch_offline_writes_weights_metrics_and_command(trained_run):
     assert set(metrics["per_class"]) <= {"croissant", "cookie", "cupcake"}
     assert (run / "command.txt").read_text().strip()
     assert (run / "results.csv").is_file()
+    assert not (run / "val").exists()  # no empty folder from a second validation
+
+
+def test_training_validates_best_once_and_records_that(tiny_dataset, tmp_path, monkeypatch):
+    import detseg.detectors.train as train_module
+
+    def second_validation(*args, **kwargs):
+        raise AssertionError("best.pt validated again after ultralytics' own final validation")
+
+    monkeypatch.setattr(train_module, "evaluate_detector", second_validation)
+    result = train(tiny_dataset / "data.yaml", model="yolov8n.yaml", epochs=1, imgsz=64, batch=4, device="cpu",
+                   out=tmp_path / "run", workers=0, plots=False)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP50-95"] <= metrics["mAP50"] <= 1.0 and metrics["weights"].endswith("best.pt")
 
 
 def test_data_yaml_is_resolved_to_absolute_paths(tiny_dataset, tmp_path, monkeypatch):
@@ -110,6 +124,7 @@ def test_detseg_val_never_writes_beside_the_weights(tiny_dataset, tiny_weights, 
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in weights.parent.iterdir()) == ["best.pt"]
     assert (tmp_path / "runs" / "val" / "metrics_val.json").is_file()
+    assert not (tmp_path / "runs" / "val" / "val").exists()
 
 
 class _FakeYolo:
