@@ -218,7 +218,9 @@ class YoloDetector:
         if not batch:
             return []
         batch = [to_bgr8(im) for im in batch]
-        with keep_torch_threads():
+        # on_predict_start: the first call's select_device has just set torch to cores - 1 threads; the first batch
+        # runs at the caller's count like every later one (scores then match a resumed run to the last bit)
+        with keep_torch_threads(self._model, "on_predict_start"):
             results = self._model.predict(batch, conf=self.conf, iou=self.iou, classes=self._class_ids,
                                           imgsz=self._imgsz, device=self._device, max_det=self.max_det,
                                           agnostic_nms=self.agnostic_nms, verbose=False, **self._predict_options())

@@ -6,6 +6,7 @@ because the caller passed that name: never on import or in a constructor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,3 +191,6 @@ def keep_torch_threads(yolo=None, *events: str):
         yield
     finally:
         restore()
+        for event in events:  # this call's callbacks only: a detector called per image must not pile them up
+            with contextlib.suppress(ValueError, KeyError, AttributeError):
+                yolo.callbacks[event].remove(restore)

@@ -152,5 +152,6 @@ def test_keep_torch_threads_undoes_select_device_at_each_event_and_on_exit():
             assert torch.get_num_threads() == before
             torch.set_num_threads(before + 1)
         assert torch.get_num_threads() == before
+        assert yolo.callbacks == {"on_train_start": [], "on_val_start": []}  # none left behind to pile up
     finally:
         torch.set_num_threads(before)

@@ -126,3 +126,24 @@ def test_seg_model_gives_boxes_without_masks(tmp_path):
     dets = detector(_image())
     assert detector.load()._model.task == "segment"
     assert isinstance(dets, sv.Detections) and dets.mask is None
+
+
+def test_the_first_call_runs_at_the_callers_thread_count_like_every_later_one(tiny_weights):
+    """#30.16: ultralytics' first predict sets torch to cores - 1 threads before its first batch."""
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    before = torch.get_num_threads()
+    wanted = NUM_THREADS + 1  # anything but what select_device sets
+    seen = []
+    try:
+        torch.set_num_threads(wanted)
+        detector = YoloDetector(str(tiny_weights), conf=0.001, device="cpu").load()
+        detector._model.model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+        for _ in range(3):
+            detector(_image())
+        assert seen and set(seen) == {wanted}, seen
+        assert torch.get_num_threads() == wanted
+        assert not detector._model.callbacks.get("on_predict_start", [])[1:]  # no restore piled up per call
+    finally:
+        torch.set_num_threads(before)
