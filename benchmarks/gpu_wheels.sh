@@ -4,7 +4,7 @@
 # project's venv (.venv, or PYTHON=...) so the versions match the ones tested; .whl/ is git-ignored.
 set -euo pipefail
 packages=(ultralytics ultralytics-thop ultralytics-platform supervision pycocotools pydeprecate defusedxml
-          trackers trackeval)
+          trackers)
 python="${PYTHON:-.venv/bin/python}"
 pins=$("$python" -c "import sys; from importlib.metadata import version
 print(' '.join(f'{n}=={version(n)}' for n in sys.argv[1:]))" "${packages[@]}")

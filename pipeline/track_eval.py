@@ -1,6 +1,6 @@
 """Tracking quality of a tracked video run against ground truth: HOTA, IDF1, MOTA, ID switches
-(TrackEval's implementations, package ``trackeval``), per-frame mask AP (pycocotools) and distinct
-counts per class.
+(``trackers.eval``, roboflow's re-implementation of TrackEval's metrics), per-frame mask AP
+(pycocotools) and distinct counts per class.
 
 Inputs are the files ``detseg data synth-video`` and ``detseg predict VIDEO --track`` write:
 MOTChallenge ``gt.txt`` / ``tracks.txt`` (frames from 1; class column = COCO category id) and COCO
@@ -65,52 +65,43 @@ def load_mot(path: str | Path) -> np.ndarray:
     return np.array(rows, np.float64).reshape(-1, 8)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of xywh boxes, (len(a), len(b))."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+def _sequence_data(gt: np.ndarray, tr: np.ndarray, frames: int) -> tuple[list, list, list]:
+    """Per frame: ground-truth ids and track ids remapped to 0..n-1, and their box IoU ``(n_gt, n_tracks)``."""
+    from trackers.eval import box_iou
 
-
-def _sequence_data(gt: np.ndarray, tr: np.ndarray, frames: int) -> dict:
-    """TrackEval's per-sequence dict: ids remapped to 0..n-1, box IoU per frame."""
     gt_ids = {v: i for i, v in enumerate(np.unique(gt[:, 1]).tolist())}
     tr_ids = {v: i for i, v in enumerate(np.unique(tr[:, 1]).tolist())}
-    data = {"num_timesteps": frames, "num_gt_ids": len(gt_ids), "num_tracker_ids": len(tr_ids),
-            "num_gt_dets": len(gt), "num_tracker_dets": len(tr), "gt_ids": [], "tracker_ids": [],
-            "similarity_scores": []}
+    gt_per_frame, tr_per_frame, iou_per_frame = [], [], []
     for f in range(1, frames + 1):
         g, t = gt[gt[:, 0] == f], tr[tr[:, 0] == f]
-        data["gt_ids"].append(np.array([gt_ids[v] for v in g[:, 1]], int))
-        data["tracker_ids"].append(np.array([tr_ids[v] for v in t[:, 1]], int))
-        data["similarity_scores"].append(_box_iou(g[:, 2:6], t[:, 2:6]))
-    return data
+        gt_per_frame.append(np.array([gt_ids[v] for v in g[:, 1]], int))
+        tr_per_frame.append(np.array([tr_ids[v] for v in t[:, 1]], int))
+        iou_per_frame.append(box_iou(g[:, 2:6], t[:, 2:6], box_format="xywh") if len(g) and len(t)
+                             else np.zeros((len(g), len(t))))
+    return gt_per_frame, tr_per_frame, iou_per_frame
 
 
 def tracking_metrics(gt: np.ndarray, tracks: np.ndarray, frames: int | None = None) -> dict:
     """HOTA (mean over IoU 0.05..0.95), DetA, AssA, IDF1, MOTA, MOTP, IDSW, MT/ML of one sequence.
 
+    The metrics are ``trackers.eval``'s (roboflow's ``trackers``, written to match TrackEval), computed on
+    the frames as :func:`load_mot` read and checked them: every class together, nothing filtered out.
+
     Args:
         gt, tracks: arrays of :func:`load_mot`.
         frames: number of frames (default: the last frame in either file).
     """
-    from trackeval.metrics import CLEAR, HOTA, Identity
+    from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
     frames = int(frames or max(gt[:, 0].max(initial=0), tracks[:, 0].max(initial=0)))
     data = _sequence_data(gt, tracks, frames)
-    hota = HOTA().eval_sequence(data)
-    clear = CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
-    ident = Identity({"PRINT_CONFIG": False}).eval_sequence(data)
-    return {"HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
-            "AssA": float(np.mean(hota["AssA"])), "IDF1": float(ident["IDF1"]), "MOTA": float(clear["MOTA"]),
-            "MOTP": float(clear["MOTP"]), "IDSW": int(clear["IDSW"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
-            "gt_objects": data["num_gt_ids"], "tracks": data["num_tracker_ids"], "frames": frames}
+    hota = compute_hota_metrics(*data)
+    clear = compute_clear_metrics(*data)
+    ident = compute_identity_metrics(*data)
+    return {"HOTA": float(hota["HOTA"]), "DetA": float(hota["DetA"]), "AssA": float(hota["AssA"]),
+            "IDF1": float(ident["IDF1"]), "MOTA": float(clear["MOTA"]), "MOTP": float(clear["MOTP"]),
+            "IDSW": int(clear["IDSW"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
+            "gt_objects": len(np.unique(gt[:, 1])), "tracks": len(np.unique(tracks[:, 1])), "frames": frames}
 
 
 def count_objects(rows: np.ndarray, min_frames: int = 1) -> dict[int, int]:

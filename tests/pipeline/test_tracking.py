@@ -157,7 +157,7 @@ def test_mot_file_loads_in_metric_libraries(clip_dir, tmp_path):
                 progress=False, track=True)
     loaded = load_mot_file(tmp_path / "tracks.txt")  # roboflow trackers' own MOT reader
     assert min(loaded) == 1 and sum(len(f.ids) for f in loaded.values()) > 0  # ids from the first frame
-    report = evaluate_video(clip_dir, tmp_path)  # TrackEval's HOTA / CLEAR / Identity
+    report = evaluate_video(clip_dir, tmp_path)  # trackers.eval: HOTA / CLEAR / Identity
     assert report["IDSW"] == 0 and report["IDF1"] > 0.9 and report["HOTA"] > 0.8 and report["MOTA"] > 0.85
     assert report["counts"]["relative_error"] <= 0.25 and report["box"]["AP50"] > 0.8
 
@@ -208,3 +208,20 @@ def test_a_tracked_video_keeps_its_first_frames_and_writes_no_tracker_negatives(
     frames_without_objects = CLIP["frames"] - len(truth)
     assert sum(autolabel["negatives"].values()) == frames_without_objects
     assert summary["frame_instances"] == len(gt)
+
+
+def test_tracking_metrics_on_a_sequence_counted_by_hand():
+    """Two objects over 3 frames (6 boxes): the tracker misses object 2 in frame 3, adds a false box in frame 1
+    and gives object 1 a new id from frame 3: MOTA = 1 - (FN 1 + FP 1 + IDSW 1) / 6 = 0.5."""
+    from detseg.pipeline.track_eval import tracking_metrics
+
+    box1, box2, far = [0, 0, 10, 10], [50, 50, 10, 10], [200, 200, 10, 10]
+    gt = np.array([[f, 1, *box1, 1, 1] for f in (1, 2, 3)] + [[f, 2, *box2, 1, 1] for f in (1, 2, 3)], float)
+    tracks = np.array([[1, 7, *box1, 1, 1], [2, 7, *box1, 1, 1], [3, 8, *box1, 1, 1],
+                       [1, 9, *box2, 1, 1], [2, 9, *box2, 1, 1], [1, 5, *far, 1, 1]], float)
+    m = tracking_metrics(gt, tracks)
+    assert (m["IDSW"], m["frames"], m["gt_objects"], m["tracks"]) == (1, 3, 2, 4)
+    assert m["MOTA"] == pytest.approx(0.5) and m["MOTP"] == pytest.approx(1.0)
+    # IDF1 = 2 IDTP / (gt boxes + track boxes): best one-to-one ids 1<->7 (2 frames), 2<->9 (2 frames): 8 / 12
+    assert m["IDF1"] == pytest.approx(8 / 12)
+    assert m["MT"] == 1 and m["ML"] == 0  # object 2 tracked in 2 of 3 frames: mostly tracked needs 80%
