@@ -224,7 +224,7 @@ def predict(pipeline, source, out, *, workers: int = 2, gpus_per_worker: float =
     if src.is_video or src.arrays and any(not isinstance(a, (str, os.PathLike)) for a in src.arrays):
         raise InputError("--engine ray takes image files (an image, a folder, a glob or a list of paths); "
                          "run a video or in-memory arrays with --engine local")
-    given, source_setting = src, "arrays" if src.kind == "arrays" else str(source)  # as the local engine says
+    given, source_setting = src, src.record()  # as the local engine says
     if src.kind == "arrays":  # a list of paths
         src = Source("glob", files=[Path(p) for p in src.arrays], names=src.names)
     out = Path(out)

@@ -48,6 +48,14 @@ def _assign_image_ids(src, image_ids: dict[str, int]) -> dict[str, int]:
     return ids
 
 
+def _compared(value):
+    """What ``--resume`` compares of a setting: all of it, but of the source only its kind and path (a file
+    added to the folder since is a new input, not another run)."""
+    if isinstance(value, dict) and {"kind", "path"} <= set(value):
+        return {"kind": value["kind"], "path": value["path"]}
+    return value
+
+
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     path = out / RUN_SETTINGS
     if resume and path.is_file():
@@ -58,7 +66,7 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
                              "resume anyway, or rerun without --resume") from None
         if not isinstance(before, dict):
             raise InputError(f"--resume: {path}: expected the settings object detseg writes, {got(before)}")
-        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        changed = {k: (before.get(k), v) for k, v in settings.items() if _compared(before.get(k)) != _compared(v)}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise InputError(f"--resume: {out} was made with other settings ({detail}); "
@@ -185,8 +193,7 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
     with _run_lock(out):
         _remove_leftovers(out)
-        _check_settings(out, {"source": str(source) if not src.kind == "arrays" else "arrays", "stride": stride,
-                              **(settings or {})}, resume)
+        _check_settings(out, {"source": src.record(), "stride": stride, **(settings or {})}, resume)
         return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
                     resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
                     verbose=verbose, categories=categories, track=track, batch_size=batch_size,

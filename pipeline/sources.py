@@ -90,6 +90,21 @@ class Source:
     def is_video(self) -> bool:
         return self.kind == "video"
 
+    def record(self) -> dict:
+        """What ``run.json`` says of the source: ``{"kind", "path", "files"}`` (JSON, absolute path).
+
+        ``path`` is the folder (a folder or a glob's common folder), the file (an image or a video) or None
+        (arrays). ``--resume`` compares ``kind`` and ``path`` only: files added since are simply new inputs.
+        """
+        if self.kind in ("folder", "glob") and self.root is not None:
+            path = str(Path(self.root).resolve())
+        elif self.files and self.kind in ("image", "video"):
+            path = str(Path(self.files[0]).resolve())
+        else:
+            path = None
+        return {"kind": self.kind, "path": path, "files": len(self.files) if self.kind != "arrays" else
+                len(self.arrays)}
+
     def name_of(self, item: SourceItem) -> str:
         """The output name of an item: unique per input file, per video frame, per array."""
         if self.is_video:

@@ -413,6 +413,26 @@ def test_resume_refuses_outputs_made_with_other_settings(tmp_path, capsys):
     assert code == 2 and "other settings" in err and "segmenter" in err
 
 
+def test_resume_after_a_photo_is_added_processes_only_the_new_one(tmp_path, capsys, monkeypatch):
+    """#30.15: --resume compares settings, not the file list; the same folder given relative or absolute."""
+    folder = _images(tmp_path / "in", ["a.jpg", "b.jpg"])
+    assert _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")[0] == 0
+    record = json.loads((tmp_path / "out" / "run.json").read_text())["source"]
+    assert record == {"kind": "folder", "path": str(folder.resolve()), "files": 2}  # structured, not a repr
+    _images(folder, ["c.jpg"])
+    monkeypatch.chdir(tmp_path)  # now relative
+    code, err = _run(capsys, "predict", "in", "--out", "out", "--segmenter", "box", "-q", "--resume")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["processed"], summary["resumed_skipped"]) == (3, 2)  # processed counts every done input
+    names = {im["file_name"] for im in json.loads((tmp_path / "out" / "images.json").read_text())["images"]}
+    assert names == {"a.jpg", "b.jpg", "c.jpg"}
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["source"]["files"] == 3
+    _images(tmp_path / "other", ["a.jpg"])
+    code, err = _run(capsys, "predict", "other", "--out", "out", "--segmenter", "box", "-q", "--resume")
+    assert code == 2 and "other settings (source:" in err and len(err.strip().splitlines()) == 1
+
+
 def test_two_runs_into_one_out_are_refused(tmp_path, capsys):
     folder = _images(tmp_path / "in", ["a.jpg"])
     (tmp_path / "out").mkdir()
