@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ from detseg.data.polygons import instance_polygons, mask_to_rle, merge_polygons
 from detseg.data.scene import Scene, place_items
 from detseg.data.textures import background, lighting, per_channel, per_pixel
 from detseg.data.yolo_format import yolo_line
+from detseg.errors import InputError
 from detseg.video_writer import VideoWriter
 
 SPLITS = ("train", "val", "test")
@@ -319,6 +321,7 @@ def generate_dataset(
     if negatives and not backgrounds:
         raise ValueError("negatives need backgrounds (real photos without any of the classes)")
     out = Path(out)
+    _check_out(out)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
     summary = {}
     n_neg = {s: round(counts[s] * negatives) if backgrounds else 0 for s in splits}
@@ -370,4 +373,58 @@ def generate_dataset(
             pool.terminate()
         bar.close()
     write_data_yaml(out / "data.yaml", splits)
+    _remove_stale(out, splits)
     return {"out": str(out), "seed": seed, "imgsz": imgsz, "splits": summary}
+
+
+_OWN_DESCRIPTION = "detseg synthetic food, split "
+
+
+def _is_synth_dataset(out: Path) -> bool:
+    """True when ``out`` holds a dataset this generator wrote (its COCO files say so)."""
+    import json
+
+    for path in sorted((out / "annotations").glob("*.json")) if (out / "annotations").is_dir() else ():
+        try:
+            info = json.loads(path.read_text(encoding="utf-8")).get("info", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        if str(info.get("description", "")).startswith(_OWN_DESCRIPTION):
+            return True
+    return False
+
+
+def _check_out(out: Path) -> None:
+    """Refuse a non-empty ``out`` that is not an earlier synthetic dataset: its files are not ours to replace."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_synth_dataset(out):
+        raise InputError(f"--out {out} is not empty and holds no dataset written by detseg data synth: choose a new "
+                         f"or empty folder (detseg replaces only a synthetic dataset of its own)")
+
+
+def _remove_stale(out: Path, splits: list[str]) -> None:
+    """After writing into an earlier synthetic dataset: remove what the earlier run wrote and this one did not.
+
+    Only names this generator gives (``{split}_*`` in ``images/{split}`` and ``labels/{split}``, and
+    ``annotations/{split}.json``) are candidates, so the YOLO view always matches the COCO view.
+    """
+    import json
+
+    for split in SPLITS:
+        coco_path = out / "annotations" / f"{split}.json"
+        keep: set[str] = set()
+        if split in splits:
+            keep = {im["file_name"] for im in json.loads(coco_path.read_text(encoding="utf-8"))["images"]}
+        elif coco_path.is_file():
+            coco_path.unlink()
+        stems = {Path(name).stem for name in keep}
+        for folder, wanted in ((out / "images" / split, lambda p: p.name in keep),
+                               (out / "labels" / split, lambda p: p.stem in stems)):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if path.is_file() and path.name.startswith(f"{split}_") and not wanted(path):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # gone when empty

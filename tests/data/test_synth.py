@@ -1,5 +1,6 @@
 import filecmp
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,31 @@ def test_cli_synth_real_photo_flags_fail_in_one_line(tmp_path, capsys, photo_fol
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_synth_into_an_earlier_synth_dataset_leaves_no_stale_files(tmp_path):
+    """#30.13: a smaller run into the same folder: the YOLO view matches the new COCO view; other files stay."""
+    import json
+
+    out = tmp_path / "ds"
+    generate_dataset(out, {"train": 4, "val": 2, "test": 1}, seed=1, imgsz=64, progress=False)
+    (out / "README.md").write_text("mine")  # not the generator's: kept
+    (out / "images" / "train" / "photo_of_mine.jpg").write_bytes(b"x")  # not a name it gives: kept
+    generate_dataset(out, {"train": 2, "val": 1}, seed=2, imgsz=64, progress=False)
+    for split, n in (("train", 2), ("val", 1)):
+        coco = json.loads((out / "annotations" / f"{split}.json").read_text())
+        ours = sorted(p.name for p in (out / "images" / split).iterdir() if p.name.startswith(f"{split}_"))
+        assert ours == sorted(im["file_name"] for im in coco["images"]) and len(ours) == n
+        assert sorted(p.stem for p in (out / "labels" / split).glob("*.txt")) == [Path(x).stem for x in ours]
+    assert not (out / "annotations" / "test.json").exists() and not (out / "images" / "test").exists()
+    assert (out / "README.md").read_text() == "mine" and (out / "images" / "train" / "photo_of_mine.jpg").exists()
+
+
+def test_synth_refuses_a_folder_that_is_not_a_synth_dataset(tmp_path):
+    from detseg.errors import InputError
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="not empty"):
+        generate_dataset(tmp_path / "photos", {"train": 1}, seed=1, imgsz=64, progress=False)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["holiday.jpg"]
