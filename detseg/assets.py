@@ -27,7 +27,7 @@ _offline_set_here = False
 
 
 def silence_ultralytics_network() -> None:
-    """Set ``YOLO_OFFLINE=1`` for this process unless the user set it: no online check, no usage events.
+    """Set ``YOLO_OFFLINE=true`` for this process unless the user set it: no online check, no usage events.
 
     ultralytics resolves two public DNS names when it is imported and, when it believes it is online
     and its ``sync`` setting is on, sends usage events. The ``detseg`` command calls this before
@@ -36,7 +36,7 @@ def silence_ultralytics_network() -> None:
     """
     global _offline_set_here
     if _OFFLINE_ENV not in os.environ:
-        os.environ[_OFFLINE_ENV] = "1"
+        os.environ[_OFFLINE_ENV] = "true"  # ultralytics 8.4.0 reads only "true"; later ones "1" too
         _offline_set_here = True
 
 

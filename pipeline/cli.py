@@ -347,7 +347,7 @@ def prepare_environment() -> None:
       would, e.g. a HEIF plugin for a file Pillow cannot identify).
     - ``OMP_NUM_THREADS`` = the cores this process may use: ultralytics sets it to 1 when it is
       imported before torch, and torch then runs every op (training, detection, SAM) on one core.
-    - ``YOLO_OFFLINE=1``: ultralytics then skips its online check (two DNS lookups per import) and,
+    - ``YOLO_OFFLINE=true``: ultralytics then skips its online check (two DNS lookups per import) and,
       since it believes it is offline, sends no usage events, whatever its ``sync`` setting says.
       The user's settings file is not touched. Downloading a weights name the user asked for
       (``yolov8n.pt``) still works: :func:`detseg.assets.resolve_weights` lifts it for that download.

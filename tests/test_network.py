@@ -80,7 +80,7 @@ def test_a_download_the_user_asked_for_is_allowed_online(monkeypatch):
     monkeypatch.setattr(assets, "_offline_set_here", False)
     monkeypatch.delenv("YOLO_OFFLINE", raising=False)
     assets.silence_ultralytics_network()
-    assert assets.os.environ["YOLO_OFFLINE"] == "1"
+    assert assets.os.environ["YOLO_OFFLINE"] == "true"
     with assets._online_for_this_download():
         assert "YOLO_OFFLINE" not in assets.os.environ
-    assert assets.os.environ["YOLO_OFFLINE"] == "1"
+    assert assets.os.environ["YOLO_OFFLINE"] == "true"

@@ -28,7 +28,7 @@ def ray_instance():
     pytest.importorskip("ray.data")
     # the workers import the test helpers (the pickled fake detector) as the driver does
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "1"}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "YOLO_OFFLINE": "true"}})
     yield ray
     ray.shutdown()
 
