@@ -122,7 +122,6 @@ def resolve_weights(weights: str | Path, hint: str = "", unreadable: str = UNREA
             f"Download it where you have internet and put it there, or pass a local path{hint}"
         )
     check_weights_file(local, unreadable)
-    check_weights_file(local)
     return local
 
 

@@ -81,6 +81,10 @@ def unsafe_globals(path: str | Path, unreadable: str = UNREADABLE) -> list[str]:
     return [n for n in names if not _is_allowed(n)]
 
 
+#: files that passed the scan, by (resolved path, size, mtime, inode): a file changed since is scanned again
+_PASSED: set[tuple] = set()
+
+
 def check_weights_file(path: str | Path, unreadable: str = UNREADABLE) -> None:
     """Raise one clear WeightsError if ``path`` would import anything outside the allow-list while loading.
 
@@ -90,7 +94,13 @@ def check_weights_file(path: str | Path, unreadable: str = UNREADABLE) -> None:
     path = Path(path)
     if trusted() or path.suffix.lower() not in {".pt", ".pth"} or not path.is_file():
         return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _PASSED:  # scanned already, unchanged since: resolving and then loading a file scans it once
+        return
     bad = unsafe_globals(path, unreadable)
+    if not bad:
+        _PASSED.add(key)
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise WeightsError(f"refusing to load {path}: its pickle imports {shown}, which no ultralytics checkpoint "

@@ -121,3 +121,24 @@ def test_the_trust_weights_flag_is_accepted_before_or_after_the_command(where, m
     rc = main(["--trust-weights", *args] if where == "before" else [*args, "--trust-weights"])
     assert rc == 2 and "unrecognized" not in capsys.readouterr().err
     assert trusted()
+
+
+def test_a_file_is_scanned_once_until_it_changes(tiny_weights, tmp_path, monkeypatch):
+    """Resolving and then loading weights (train, val, export) reads the pickle once, not per step."""
+    import shutil
+
+    from detseg import pickle_scan
+
+    weights = tmp_path / "w.pt"
+    shutil.copy(tiny_weights, weights)
+    calls = []
+    real = pickle_scan.unsafe_globals
+    monkeypatch.setattr(pickle_scan, "unsafe_globals", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    from detseg.assets import resolve_weights
+    from detseg.detectors.train import load_yolo
+
+    load_yolo(resolve_weights(weights))
+    assert len(calls) == 1
+    weights.write_bytes(weights.read_bytes() + b"\0")  # changed: scanned again
+    pickle_scan.check_weights_file(weights)
+    assert len(calls) == 2
