@@ -83,8 +83,10 @@ def as_bgr8(image) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 BGR, applying its EXIF orientation.
 
-    Grayscale, RGBA and 16-bit files are converted. Raises ``ImageReadError`` naming the file
-    when it is missing, empty, truncated, corrupt or not an image.
+    Grayscale, RGBA, 16-bit and float files holding values in [0, 1] are converted. Raises
+    ``ImageReadError`` naming the file when it is missing, empty, truncated, corrupt, not an image,
+    larger than :data:`MAX_PIXELS` (from its header), or of pixels with no 8-bit reading (float
+    outside [0, 1], as HDR images hold; signed or 32-bit integers): convert those to 8-bit first.
     """
     path = Path(path)
     if not path.is_file():
@@ -100,7 +102,10 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
-    image = to_bgr8(image)
+    try:
+        image = to_bgr8(image)
+    except InputError:  # to_bgr8 speaks to a caller holding an array; this is a file: say which, and what to do
+        raise ImageReadError(_not_8bit(path, image)) from None
     return _apply_exif_orientation(path, image)
 
 
@@ -117,8 +122,34 @@ def open_pil(path):
     return getattr(patches, "_image_open", Image.open)(path)
 
 
+def _not_8bit(path: Path, image: np.ndarray) -> str:
+    """Why a decoded file has no 8-bit reading, naming it and saying what to do (one line)."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    advice = "convert it to an ordinary 8-bit image (e.g. an 8-bit PNG or JPEG{}) and pass that file"
+    if channels not in (1, 3, 4):
+        return f"{path}: {channels} channels, which detseg does not read (1, 3 or 4): " + advice.format("")
+    if image.dtype.kind == "f":
+        finite = image[np.isfinite(image)]
+        values = f" with values {finite.min():g} to {finite.max():g}" if finite.size else ""
+        return (f"{path}: {image.dtype.itemsize * 8}-bit float pixels{values}, where detseg reads floats in [0, 1] "
+                "only (an HDR image?): " + advice.format("; tone-map an HDR image first"))
+    kind = "signed integer" if image.dtype.kind == "i" else "integer"
+    return f"{path}: {image.dtype.itemsize * 8}-bit {kind} pixels, which detseg does not read: " + advice.format("")
+
+
 def _check_size(path: Path) -> None:
     """Refuse images whose decoded pixels would not fit in memory (read from the header only)."""
+    size = _declared_size(path)
+    if size is None:  # not something Pillow reads: OpenCV decides
+        return
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageReadError(f"{path}: its header declares {w}x{h} pixels ({w * h / 1e6:,.0f} MP), more than this "
+                             f"reader takes ({MAX_PIXELS / 1e6:.0f} MP = {MAX_PIXELS:,} pixels); resize it first")
+
+
+def _declared_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` as the file's header declares it, or None when Pillow cannot identify the file."""
     import warnings
 
     from PIL import Image
@@ -127,14 +158,35 @@ def _check_size(path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with open_pil(path) as im:
-                w, h = im.size
-    except Image.DecompressionBombError:
-        w, h = MAX_PIXELS + 1, 1  # Pillow's own bomb limit is above ours
-    except Exception:  # not something Pillow reads: OpenCV decides below
-        return
-    if w * h > MAX_PIXELS:
-        raise ImageReadError(f"{path}: {w}x{h} pixels is more than this reader takes ({MAX_PIXELS / 1e6:.0f} MP); "
-                             "resize it first")
+                return im.size
+    except Image.DecompressionBombError as e:  # past Pillow's own limit (which may be set below ours)
+        size = _header_size(path)
+        if size is None:
+            raise ImageReadError(f"{path}: {e}") from None
+        return size
+    except Exception:
+        return None
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """The declared size of a file Pillow's ``open`` refuses as a decompression bomb: what ``Image.open`` does
+    (each format plugin that accepts the file's first bytes parses its header; nothing is decoded), without
+    the bomb check that refused it. None when no plugin reads the header."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in list(Image.ID):
+            factory, accept = Image.OPEN[fmt]
+            try:
+                accepted = not accept or accept(prefix)
+                if accepted and not isinstance(accepted, str):
+                    fp.seek(0)
+                    return tuple(factory(fp, str(path)).size)
+            except Exception:  # not this format
+                continue
+    return None
 
 
 def _apply_exif_orientation(path: Path, image: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ Layout of ``--out``::
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,7 @@ from detseg.atomic import atomic_write_bytes, atomic_write_json, atomic_write_te
 from detseg.data.polygons import instance_polygons, merge_polygons
 from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key, read_json
 from detseg.data.yolo_format import yolo_line
-from detseg.errors import DatasetError
+from detseg.errors import DatasetError, InputError
 from detseg.keys import CLASS_NAME
 from detseg.pipeline.metrics import result_entry
 
@@ -237,6 +238,8 @@ def read_part(path: str | Path) -> dict:
 class OutputWriter:
     """Writes per-input outputs as they come, and the assembled files at the end."""
 
+    _out_stat = _out_fd = None  # see _pin_out
+
     def __init__(self, out: str | Path, class_names: dict[int, str], save_masks: bool = False,
                  categories: list[dict] | None = None, root: str | Path | None = None):
         """``categories``: a dataset's COCO categories; results then use its ids, matched by name
@@ -250,6 +253,58 @@ class OutputWriter:
         self.save_masks = save_masks
         self.categories, self.category_ids = coco_categories(class_names, categories)
         self.annotate = Annotator(class_names)
+        self._out_stat, self._out_fd = None, None
+        self._pin_out()
+
+    def _pin_out(self) -> None:
+        """Remember which folder ``out`` is, to notice it removed (or removed and made again) during the run.
+
+        An open descriptor of the folder keeps its inode number from going to a folder made in its place.
+        """
+        try:
+            self._out_stat = os.stat(self.out)
+        except OSError:  # not made yet: its first write makes it
+            return
+        if hasattr(os, "O_DIRECTORY"):
+            try:
+                self._out_fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._out_fd is not None:
+            os.close(self._out_fd)
+            self._out_fd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter exit
+            pass
+
+    def check_out(self) -> None:
+        """Raise InputError when ``out`` is no longer the folder this writer began in: removed (``rm -rf``)
+        during the run, perhaps made again since, so the outputs of the inputs done before it are gone."""
+        if self._out_stat is None:
+            return
+        try:
+            now = os.stat(self.out)
+        except OSError:
+            now = None
+        if now is None or not os.path.samestat(now, self._out_stat):
+            raise InputError(f"--out {self.out} was removed during the run, and with it the outputs of the inputs "
+                             "done before; nothing more is written (no summary.json): run again")
+
+    def check_written(self, parts: list[dict]) -> None:
+        """Raise InputError unless ``out`` is still this run's folder and holds the part file of every input in
+        ``parts`` (what summary.json counts): a summary never counts files that are gone."""
+        self.check_out()
+        names = [p["image"].get("output_name") for p in parts]
+        missing = [n for n in names if n is not None and not (self.out / "parts" / f"{n}.json").is_file()]
+        if missing:
+            raise InputError(f"{len(missing)} of the {len(parts)} part files in {self.out / 'parts'} were removed "
+                             f"during the run ({missing[0]}.json{', ...' if len(missing) > 1 else ''}); no "
+                             "summary.json is written: run again with --resume to redo those inputs")
 
     def done(self, name: str) -> bool:
         return (self.out / "parts" / f"{name}.json").is_file()
@@ -268,7 +323,12 @@ class OutputWriter:
 
     def write(self, name: str, image_id: int, path: str, image: np.ndarray, dets: sv.Detections,
               annotated: np.ndarray | None = None, frame: int | None = None) -> dict:
-        """Write one input's outputs; the part file goes last, so it marks the input complete."""
+        """Write one input's outputs; the part file goes last, so it marks the input complete.
+
+        Raises:
+            InputError: ``out`` was removed during the run (:meth:`check_out`).
+        """
+        self.check_out()
         h, w = image.shape[:2]
         results, lines = detection_records(dets, image_id, (h, w), self.category_ids)
         if getattr(dets, "tracker_id", None) is not None:  # tracked video: one result per row, in row order
@@ -302,7 +362,13 @@ class OutputWriter:
         return Path(path).name
 
     def finalize(self, parts: list[dict], summary: dict) -> None:
-        """predictions.json, images.json and summary.json from the parts (in input order)."""
+        """predictions.json, images.json and summary.json from the parts (in input order).
+
+        Raises:
+            InputError: ``out`` was removed, or part files of ``parts`` deleted, during the run
+                (:meth:`check_written`): nothing is written.
+        """
+        self.check_written(parts)
         parts = sorted(parts, key=lambda p: p["image"]["id"])
         results = [r for p in parts for r in p["results"]]
         images = [{k: p["image"][k] for k in ("id", "file_name", "output_name", "frame", "width", "height")
@@ -311,3 +377,4 @@ class OutputWriter:
         atomic_write_json(self.out / "images.json", {"images": images, "annotations": [],
                                                       "categories": self.categories})
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        self.close()

@@ -8,6 +8,7 @@ at the first failure). ``resume`` skips inputs whose outputs are complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -74,25 +75,153 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     atomic_write_json(path, settings, indent=2)
 
 
+LOCK_NAME = ".detseg.lock"  # in --out while a run writes there: "PID START_TIME" of the run holding it
+_YOUNG_LOCK_SECONDS = 5.0  # fallback locks only: an empty lock this young is being written, not stale
+
+try:
+    import fcntl
+except ImportError:  # Windows: the pid lock below
+    fcntl = None
+
+
 @contextlib.contextmanager
 def _run_lock(out: Path):
-    """One run at a time per output folder: a second one would overwrite the first's summary."""
-    lock = out / ".detseg.lock"
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        pid = lock.read_text().strip() if lock.is_file() else "?"
-        alive = pid.isdigit() and Path(f"/proc/{pid}").exists()
-        if alive:
-            raise InputError(f"another detseg run (pid {pid}) is writing to {out}; use another --out") from None
-        lock.unlink(missing_ok=True)  # left by a run that was killed
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+    """One run at a time per output folder: a second one would overwrite the first's summary.
+
+    The lock is ``out/.detseg.lock`` held with ``flock``: the kernel releases it when its process
+    ends, however it ends, so a killed run's lock is never mistaken for a live one (even after its
+    pid is reused), and taking it is atomic (two runs starting together: exactly one gets it). The
+    file holds the holder's pid and start time, for the message. Where ``flock`` is unavailable,
+    the file itself is the lock: created exclusively, the pid written at once, and taken over only
+    when the process it names is gone or is another process under a reused pid (:func:`_holder_alive`).
+    """
+    lock = out / LOCK_NAME
+    fd = _take_lock(lock, out)
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        try:  # remove the file only if it is still ours (a user may have deleted it and another run taken it)
+            ours = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except OSError:
+            ours = False
+        if ours and fcntl is not None:  # removed while still held: a run waiting on it sees it is gone
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        os.close(fd)  # releases the flock
+        if ours and fcntl is None:  # Windows removes no open file
+            with contextlib.suppress(OSError):
+                lock.unlink()
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch); None when there is no such process, or
+    NaN when it exists but its start time cannot be read (psutil missing, access denied)."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan") if Path(f"/proc/{pid}").exists() else None
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except (psutil.AccessDenied, OSError):
+        return float("nan")
+
+
+def _lock_text() -> bytes:
+    started = _process_started(os.getpid())
+    return f"{os.getpid()} {started!r}\n".encode()
+
+
+def _read_lock(lock: Path) -> tuple[int | None, float | None]:
+    """``(pid, start time)`` a lock file records (None where it does not say; an older detseg wrote the pid only)."""
+    try:
+        fields = lock.read_text(errors="replace").split()
+    except OSError:
+        return None, None
+    pid = int(fields[0]) if fields and fields[0].isdigit() else None
+    try:
+        started = float(fields[1]) if len(fields) > 1 else None
+    except ValueError:
+        started = None
+    return pid, started
+
+
+def _busy(lock: Path, out: Path, pid: int | None, started: float | None) -> InputError:
+    who = f"pid {pid}" if pid is not None else "pid not yet written"
+    if started is not None and started == started:  # not NaN
+        who += time.strftime(", started %Y-%m-%d %H:%M:%S", time.localtime(started))
+    return InputError(f"another detseg run ({who}) is writing to {out} (its lock file {lock}); use another --out, "
+                      f"or, if no detseg run is alive, delete {lock} and run again")
+
+
+def _take_lock(lock: Path, out: Path) -> int:
+    """Hold ``lock`` (see :func:`_run_lock`); returns its open descriptor. Raises InputError when a live run has it."""
+    for _ in range(100):  # each retry follows another run's move (it removed or took the file): a few at most
+        try:
+            fd, created = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(lock, os.O_RDWR), False
+            except FileNotFoundError:  # removed in between by the run that held it
+                continue
+        try:
+            if fcntl is None:
+                raise OSError(errno.ENOSYS, "no flock")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # EWOULDBLOCK: a live run holds it
+            os.close(fd)
+            raise _busy(lock, out, *_read_lock(lock)) from None
+        except OSError as e:
+            if e.errno not in _NO_FLOCK:
+                os.close(fd)
+                raise
+            # no flock here (Windows, a file system without locks): the file is the lock, created exclusively
+            if created:
+                os.write(fd, _lock_text())
+                return fd
+            os.close(fd)
+            if _holder_alive(lock):
+                raise _busy(lock, out, *_read_lock(lock)) from None
+            lock.unlink(missing_ok=True)  # left by a run that was killed
+            continue
+        try:  # the file locked must still be the lock file: a run that just finished removes it
+            current = os.stat(lock)
+        except FileNotFoundError:
+            current = None
+        if current is None or not os.path.samestat(os.fstat(fd), current):
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, _lock_text())
+        return fd
+    raise _busy(lock, out, *_read_lock(lock))
+
+
+_NO_FLOCK = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
+
+
+def _holder_alive(lock: Path) -> bool:
+    """Without flock: whether the run a lock file names is alive: its pid runs and is the same process, i.e.
+    started when the file says (or, in a file without a start time, no later than the file was written).
+    An empty file younger than a few seconds is a lock being written: alive."""
+    pid, started = _read_lock(lock)
+    if pid is None:
+        try:
+            return time.time() - lock.stat().st_mtime < _YOUNG_LOCK_SECONDS
+        except OSError:
+            return False
+    running = _process_started(pid)
+    if running is None:
+        return False
+    if running != running:  # NaN: it runs, its start time is unknown
+        return True
+    if started is not None and started == started:
+        return abs(running - started) < 1.0  # else the pid was reused by another process
+    try:
+        return running <= lock.stat().st_mtime + 1.0
+    except OSError:
+        return False
 
 
 OUTPUT_FOLDERS = ("annotated", "labels", "masks", "parts")  # the sub-folders a run writes
@@ -131,7 +260,7 @@ def claim_output_folder(out: Path, *, resume: bool = False, exist_ok: bool = Fal
         return
     if not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
-    entries = sorted(p.name for p in out.iterdir() if p.name != ".detseg.lock")
+    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
     if not entries or exist_ok:
         return
     if (out / RUN_SETTINGS).is_file():
@@ -290,11 +419,13 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
         bar.close()
         if video_state["sink"] is not None:
             video_state["sink"].close()
-            if completed:  # publish only a complete video under the final name
+            if completed:  # publish only a complete video under the final name, in this run's --out
+                writer.check_out()
                 os.replace(video_state["tmp"], out / "annotated.mp4")
             else:
                 Path(video_state["tmp"]).unlink(missing_ok=True)
     elapsed = time.perf_counter() - start
+    writer.check_written(parts)  # before anything more is written: no summary counts files that are gone
     summary = build_summary(src, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
     if tracking is not None:
         tracking.finalize(out, summary)

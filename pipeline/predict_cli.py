@@ -174,12 +174,15 @@ def _cmd_predict(args) -> int:
     if args.keyframe_every > 1 and (not source.is_video or args.track is False):
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     _check_writable(Path(args.out))
+    ignored = ignored_video_options(args, source)
+    for line in ignored:  # said before the run starts, and kept in summary.json's notes
+        print(f"note: {line}", file=sys.stderr)
     image_ids = load_image_ids(args.image_ids)  # a malformed ids file fails in one line before any model loads
     categories = load_categories(args.categories or args.image_ids)
     weights = args.detector or DEFAULT_WEIGHTS
     if args.engine == "ray":  # the same outputs, written by Ray Data actors
 
-        return cmd_predict_ray(args, source, predict_settings(args, weights))
+        return cmd_predict_ray(args, source, predict_settings(args, weights), notes=ignored)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
@@ -196,13 +199,15 @@ def _cmd_predict(args) -> int:
         pipeline, note = build_pipeline(detector, args.segmenter, args.device, args.multimask, args.precision)
     if not args.quiet:
         print(note, file=sys.stderr)
-    track = args.track if args.track is not None else source.is_video  # on by default for videos
+    video = source.is_video  # the video-only options are not passed for images (run.json records stride 1)
+    track = (args.track if args.track is not None else True) if video else False  # on by default for videos
     from detseg.pipeline.batching import resolve_batch_size
 
-    summary = run_predict(pipeline, source, args.out, settings=predict_settings(args, weights), stride=args.stride,
-                          max_frames=args.max_frames, save_masks=args.save_masks, resume=args.resume,
+    summary = run_predict(pipeline, source, args.out, settings=predict_settings(args, weights),
+                          stride=args.stride if video else 1, max_frames=args.max_frames if video else None,
+                          save_masks=args.save_masks, resume=args.resume,
                           exist_ok=args.exist_ok, strict=args.strict, image_ids=image_ids,
-                          notes=[note],
+                          notes=[note, *ignored],
                           progress=not args.quiet, categories=categories,
                           track=track, verbose=args.verbose, save_dataset=args.save_dataset,
                           val_fraction=args.val_fraction, min_mask_score=args.min_mask_score,
@@ -211,6 +216,20 @@ def _cmd_predict(args) -> int:
     for warning in source.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return report(args, summary)
+
+
+def ignored_video_options(args, source) -> list[str]:
+    """One note naming the video-only options (``--track``, ``--stride``, ``--max-frames``) given with an
+    image, a folder or a glob, which has no frames to track or skip; empty for a video or when none is given."""
+    if source.is_video:
+        return []
+    given = [flag for flag, on in (("--track", args.track is True), (f"--stride {args.stride}", args.stride != 1),
+                                   (f"--max-frames {args.max_frames}", args.max_frames is not None)) if on]
+    if not given:
+        return []
+    what = {"image": "an image", "folder": "a folder of images", "glob": "a glob of images"}.get(source.kind, "images")
+    named = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+    return [f"{named} {'applies' if len(given) == 1 else 'apply'} to videos only: ignored for {what}"]
 
 
 def predict_settings(args, weights) -> dict:
@@ -279,7 +298,7 @@ def check_ray_options(args) -> None:
                          f"--engine ray: use --engine local")
 
 
-def cmd_predict_ray(args, source, settings: dict) -> int:
+def cmd_predict_ray(args, source, settings: dict, notes: list[str] = ()) -> int:
     """The CLI's ``--engine ray`` branch (arguments already checked by ``_cmd_predict``)."""
     check_ray_options(args)
     from detseg.pipeline.distributed import PipelineSpec, import_ray, predict
@@ -321,5 +340,5 @@ def cmd_predict_ray(args, source, settings: dict) -> int:
                       save_masks=args.save_masks, resume=args.resume, exist_ok=args.exist_ok,
                       image_ids=load_image_ids(args.image_ids),
                       categories=load_categories(args.categories or args.image_ids), progress=not args.quiet,
-                      notes=[note], settings=settings)
+                      notes=[note, *notes], settings=settings)
     return report(args, summary)

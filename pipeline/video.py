@@ -10,7 +10,9 @@ On top of the per-frame outputs (:mod:`detseg.pipeline.outputs`), a tracked run 
                       the per-frame sum, "tracks": number of track ids, "tracking": settings
 
 Tracks seen in fewer than ``min_track_frames`` frames (default 3) are left out of the counts
-(short flickers of false detections), not out of ``tracks.txt``.
+(short flickers of false detections), not out of ``tracks.txt``; a run of fewer frames than that
+(a one-frame video, ``--max-frames 2``) asks for a track in every frame it processed instead, so its
+objects still count.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class VideoTracking:
         self.annotate = Annotator(class_names, by_track=True)
         self.min_track_frames = min_track_frames
         self.settings = settings or {}
+        self.frames = 0  # frames tracked so far
 
     def update(self, frame) -> None:
         """Give ``frame.detections`` track ids (unless they have them) and log them; in frame order."""
@@ -41,19 +44,26 @@ class VideoTracking:
             frame.detections = self.tracker.update(frame.detections, frame.frame)
             frame.seconds["track"] = time.perf_counter() - t
         self.log.add(frame.detections, frame.frame + 1)
+        self.frames += 1
+
+    def counted_min_frames(self) -> int:
+        """Frames a track needs to count as an object: ``min_track_frames``, or all the frames of a run that
+        processed fewer (else a one- or two-frame run would count none of what it tracked)."""
+        return max(1, min(self.min_track_frames, self.frames))
 
     def finalize(self, out: Path, summary: dict) -> None:
         """Write ``tracks.txt`` and turn the summary's counts into distinct objects."""
         atomic_write_text(Path(out) / "tracks.txt", self.log.text())
         per_frame = summary.pop("instances_per_class")
         summary.pop("instances")
-        counts = self.log.objects_per_class(self.min_track_frames)
+        min_frames = self.counted_min_frames()
+        counts = self.log.objects_per_class(min_frames)
         summary["instances_per_class"] = counts
         summary["instances"] = sum(counts.values())
         summary["frame_instances_per_class"] = per_frame
         summary["frame_instances"] = sum(per_frame.values())
         summary["tracks"] = len(self.log.votes)
-        summary["tracking"] = {**self.settings, "min_track_frames": self.min_track_frames}
+        summary["tracking"] = {**self.settings, "min_track_frames": min_frames}
 
 
 def tracking_for(pipeline, source, track, fps: float | None = None) -> VideoTracking | None:

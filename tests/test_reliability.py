@@ -13,6 +13,9 @@ import json
 import os
 import shutil
 import stat
+import struct
+import time
+import zlib
 
 import cv2
 import numpy as np
@@ -434,13 +437,18 @@ def test_resume_after_a_photo_is_added_processes_only_the_new_one(tmp_path, caps
 
 
 def test_two_runs_into_one_out_are_refused(tmp_path, capsys):
+    from detseg.pipeline.predict import _run_lock
+
     folder = _images(tmp_path / "in", ["a.jpg"])
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / ".detseg.lock").write_text(str(os.getpid()))  # a live run holds it
-    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")
-    assert code == 2 and "another detseg run" in err
-    (tmp_path / "out" / ".detseg.lock").write_text("999999999")  # a dead one's lock is taken over
+    lock = tmp_path / "out" / ".detseg.lock"
+    with _run_lock(tmp_path / "out"):  # a live run holds it
+        code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")
+    assert code == 2 and "another detseg run" in err and len(err.strip().splitlines()) == 1
+    assert f"pid {os.getpid()}" in err and f"delete {lock}" in err  # names the lock file and how to clear it
+    lock.write_text("999999999")  # a dead one's lock is taken over
     assert _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")[0] == 0
+    assert not lock.exists()
 
 
 def test_evaluate_every_zero_is_one_line(small_ds, tmp_path, capsys):
@@ -1081,3 +1089,230 @@ def test_save_dataset_images_are_copies_not_links_to_the_users_photos(tmp_path):
     placed.write_bytes(b"edited")
     assert photo.read_bytes() == b"original bytes"
     assert place_file(photo, photo) == photo and photo.read_bytes() == b"original bytes"  # onto itself: untouched
+
+
+# ------------------------------------------------------------------ weak spots (issue 30, 17)
+
+
+@pytest.mark.parametrize("frames, max_frames", [(1, None), (6, 2)])
+def test_a_tracked_video_of_fewer_frames_than_min_track_frames_counts_its_objects(tmp_path, frames, max_frames):
+    """#30.17.1: a one-frame video (or --max-frames 2) keeps its detections and counts the objects it tracked."""
+    from detseg.data.synth_video import generate_video
+    from detseg.pipeline import Pipeline
+    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.track_eval import evaluate_video
+    from detseg.segmenter import BoxSegmenter
+    from tests.helpers import FakeDetector
+
+    generate_video(tmp_path / "gt", frames=frames, width=96, height=64, progress=False)
+    summary = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), tmp_path / "gt" / "video.mp4", tmp_path / "out",
+                          progress=False, track=True, max_frames=max_frames)
+    processed = min(frames, max_frames or frames)
+    assert summary["processed"] == processed and summary["frame_instances"] == 2 * processed
+    assert summary["instances_per_class"] == {"croissant": 1, "cookie": 1, "cupcake": 0}
+    assert summary["tracks"] == 2 and summary["tracking"]["min_track_frames"] == processed
+    assert len((tmp_path / "out" / "tracks.txt").read_text().splitlines()) == 2 * processed
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert len(predictions) == 2 * processed and all(p["track_id"] for p in predictions)
+    if max_frames is None:  # evaluate-video counts the run's objects as its summary does
+        counts = evaluate_video(tmp_path / "gt", tmp_path / "out")["counts"]["predicted"]
+        assert sum(counts.values()) == summary["instances"] == 2
+
+
+def test_video_options_given_with_images_are_noted_not_silently_ignored(tmp_path, capsys):
+    """#30.17.2: --track, --stride and --max-frames with a folder: one note on stderr and in summary.json."""
+    folder = _images(tmp_path / "in", ["a.jpg", "b.jpg"])
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q", "--track",
+                     "--stride", "2", "--max-frames", "1")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == 0 and summary["processed"] == 2  # every image: not every 2nd, not only the first
+    note = "--track, --stride 2 and --max-frames 1 apply to videos only: ignored for a folder of images"
+    assert f"note: {note}" in err.splitlines() and note in summary["notes"]
+    assert not (tmp_path / "out" / "tracks.txt").exists()
+
+
+def test_a_stride_given_with_an_image_is_noted_and_does_not_block_its_resume(tmp_path, capsys):
+    image = _images(tmp_path / "in", ["a.jpg"]) / "a.jpg"
+    code, err = _run(capsys, "predict", image, "--out", tmp_path / "out", "--segmenter", "box", "-q", "--stride", "3")
+    assert code == 0 and "note: --stride 3 applies to videos only: ignored for an image" in err
+    code, err = _run(capsys, "predict", image, "--out", tmp_path / "out", "--segmenter", "box", "-q", "--resume",
+                     "--no-track")  # run.json recorded no stride for an image; --no-track does what it says
+    assert code == 0 and "note:" not in err, err
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["resumed_skipped"] == 1
+
+
+def test_the_run_lock_goes_to_exactly_one_of_runs_starting_together(tmp_path):
+    """#30.17.3: taking the lock is atomic: of runs racing for one --out, exactly one gets it."""
+    import threading
+
+    from detseg.pipeline.predict import _run_lock
+
+    for attempt in range(8):
+        out = tmp_path / f"out{attempt}"
+        out.mkdir()
+        n, got, refused = 6, [], []
+        start, tried = threading.Barrier(n, timeout=30), threading.Barrier(n, timeout=30)
+
+        def take():
+            start.wait()
+            try:
+                with _run_lock(out):
+                    got.append(1)
+                    tried.wait()  # held until every other run has tried
+                    return
+            except InputError as e:
+                refused.append(str(e))
+            tried.wait()
+
+        threads = [threading.Thread(target=take) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(got) == 1 and len(refused) == n - 1, refused
+        assert all(str(out / ".detseg.lock") in message for message in refused)
+        assert not (out / ".detseg.lock").exists()
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_a_stale_lock_is_taken_over_even_when_its_pid_was_reused(tmp_path, monkeypatch, flock):
+    """#30.17.3: a lock whose pid now belongs to another process is stale; a lock being written is live.
+    With flock the kernel says whether its holder lives (the file's text never blocks); without, the pid
+    and start time the file records do."""
+    import psutil
+
+    from detseg.pipeline import predict
+
+    if not flock:
+        monkeypatch.setattr(predict, "fcntl", None)
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / ".detseg.lock"
+    started = psutil.Process().create_time()
+
+    def taken(text, age=0.0) -> bool:
+        lock.write_text(text)
+        if age:
+            os.utime(lock, (time.time() - age,) * 2)
+        try:
+            with predict._run_lock(out):
+                assert lock.read_text().split() == [str(os.getpid()), repr(started)]
+        except InputError as e:
+            assert f"delete {lock}" in str(e)
+            return False
+        return True
+
+    assert taken(f"{os.getpid()} {started - 3600!r}")  # this pid, another process's start time: reused
+    assert taken("999999999 1.0") and taken("", age=60)  # gone; empty and old (killed before writing its pid)
+    assert taken(str(os.getpid()), age=time.time() - started + 3600)  # an older detseg's lock, older than the pid
+    live = [f"{os.getpid()} {started!r}", "", str(os.getpid())]  # the holder itself; being written; older format
+    assert [taken(text) for text in live] == [flock] * 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ("rm -rf", "was removed during the run"),
+    ("rm -rf, mkdir", "was removed during the run"),
+    ("rm a part file", "1 of the 3 part files"),
+])
+def test_out_changed_during_a_run_fails_instead_of_writing_a_summary_that_lies(tmp_path, capsys, monkeypatch,
+                                                                                change, message):
+    """#30.17.4: --out (or an earlier input's part file) removed mid-run: one line, no summary.json."""
+    from detseg.pipeline import sources
+
+    folder = _images(tmp_path / "in", ["a.jpg", "b.jpg", "c.jpg"])
+    out, real = tmp_path / "out", sources.read_image
+
+    def reading(path):
+        if str(path).endswith("c.jpg"):  # once a and b are written
+            deadline = time.monotonic() + 60
+            while not all((out / "parts" / f"{n}.json").is_file() for n in "ab"):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            if change == "rm a part file":
+                (out / "parts" / "a.json").unlink()
+            else:
+                shutil.rmtree(out)
+                if "mkdir" in change:
+                    out.mkdir()
+        return real(path)
+
+    monkeypatch.setattr(sources, "read_image", reading)
+    code, err = _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "summary.json").exists()
+
+
+def _unusual_images(folder):
+    """Files OpenCV decodes to pixels with no 8-bit reading: float outside [0, 1], signed and 32-bit integers."""
+    rng = np.random.default_rng(0)
+    arrays = {"float.tif": (rng.random((20, 30, 3)) * 1000).astype(np.float32),
+              "signed.tif": rng.integers(-3000, 3000, (20, 30)).astype(np.int16),
+              "sky.hdr": (rng.random((20, 30, 3)) * 5).astype(np.float32),
+              "wide.tif": rng.integers(0, 9, (20, 30)).astype(np.int32)}
+    for name, array in arrays.items():
+        assert cv2.imwrite(str(folder / name), array)
+    return folder
+
+
+def test_float_int16_and_hdr_files_fail_as_inputs_naming_the_file_and_what_to_do(tmp_path, capsys):
+    """#30.17.5: the message names the file and says to convert it to 8-bit; the folder run goes on."""
+    folder = _unusual_images(_images(tmp_path / "in", ["a.jpg"]))
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == 0 and summary["processed"] == 1 and len(summary["failed"]) == 4
+    for failure in summary["failed"]:
+        assert failure["error"].startswith(f"{failure['path']}: ") and "to an ordinary 8-bit image" in failure["error"]
+        assert "astype" not in failure["error"]  # no advice meant for the Python API
+    assert "tone-map" in next(f["error"] for f in summary["failed"] if f["path"].endswith("sky.hdr"))
+    code, err = _run(capsys, "predict", folder / "signed.tif", "--out", tmp_path / "one", "--segmenter", "box", "-q")
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("detseg: error:") and str(folder / "signed.tif") in last and "8-bit" in last
+
+
+def test_float_files_in_0_1_and_16_bit_files_still_read(tmp_path):
+    from detseg.images import read_image
+
+    pixels = textured_image(20, 30)
+    cv2.imwrite(str(tmp_path / "unit.tif"), pixels.astype(np.float32) / 255)
+    cv2.imwrite(str(tmp_path / "deep.png"), pixels.astype(np.uint16) * 257)
+    for name in ("unit.tif", "deep.png"):
+        assert np.abs(read_image(tmp_path / name).astype(int) - pixels).max() <= 1
+
+
+def _bomb(path, width, height):
+    """A tiny file whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    if path.suffix == ".jpg":
+        data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+        at = data.index(b"\xff\xc0") + 5  # SOF0: length, precision, then height and width
+        data[at:at + 4] = struct.pack(">HH", height, width)
+    else:  # PNG: IHDR's width and height, then its CRC
+        data = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+        at = data.index(b"IHDR")
+        data[at + 4:at + 12] = struct.pack(">II", width, height)
+        data[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 17])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("name, width, height", [("bomb.jpg", 50000, 60000), ("bomb.png", 100000, 90000)])
+def test_a_decompression_bomb_is_refused_with_its_declared_size_and_the_limit(tmp_path, name, width, height):
+    """#30.17.6: the message states the header's width x height (not a made-up size) and the limit."""
+    from detseg.images import read_image
+
+    path = _bomb(tmp_path / name, width, height)
+    assert path.stat().st_size < 1000
+    with pytest.raises(DetsegError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and f"declares {width}x{height} pixels ({width * height / 1e6:,.0f} MP)" \
+        in message and "(150 MP = 150,000,000 pixels)" in message
+
+
+def test_a_lower_pillow_pixel_limit_does_not_refuse_an_image_within_detsegs(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from detseg.images import read_image
+
+    path = _images(tmp_path, ["small.jpg"]) / "small.jpg"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # another library's setting: 64x80 is past twice that
+    assert read_image(path).shape == (64, 80, 3)
