@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     import numpy as np
     from ultralytics import YOLO
 
-    from detseg.data.synth import render_scene
+    from detseg.data.synth.generate import render_scene
     from detseg.detectors import YoloDetector
 
     weights = shipped = Path(args.weights)
@@ -124,7 +124,7 @@ def size_cost(scales, images, imgsz: int, repeats: int, shipped: Path | None = N
     from ultralytics.utils import LOGGER
     from ultralytics.utils.torch_utils import get_flops
 
-    from detseg.data.food_items import CLASS_NAMES
+    from detseg.data.synth.food_items import CLASS_NAMES
 
     names = dict(enumerate(CLASS_NAMES))
     models, rows = {}, []

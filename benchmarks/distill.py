@@ -45,8 +45,8 @@ def build_runner(kind: str, weights: str, conf: float, imgsz: int | None = None,
     """One timed model, built from picklable arguments (so a worker process can build its own):
     ``"teacher"``: detector ``weights`` + GrabCut; ``"student"``: the -seg ``weights`` with its own masks."""
     from detseg.detectors import YoloDetector
+    from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.student import YoloSegModel
     from detseg.segmenter import GrabCutSegmenter
 
     if kind == "teacher":
@@ -149,10 +149,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from detseg.data.synth import generate_dataset
+    from detseg.data.synth.generate import generate_dataset
     from detseg.detectors.train import train
-    from detseg.pipeline.evaluate import evaluate
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.evaluation.evaluate import evaluate
+    from detseg.pipeline.predict import RunOptions, run_predict
 
     work = Path(args.work).resolve()
     report = {"args": vars(args), "command": " ".join(["python", *sys.argv]), "torch_threads": torch.get_num_threads()}
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         labelled = work / "teacher-dataset"
         t = time.perf_counter()
         summary = run_predict(teacher(0.25), pool / "images" / "train", work / "teacher-predict",
-                              save_dataset=labelled, val_fraction=0.1, resume=labelled.is_dir())
+                              RunOptions(save_dataset=labelled, val_fraction=0.1, resume=labelled.is_dir()))
         report["labelling"] = {"seconds": round(time.perf_counter() - t, 1), "dataset": summary["dataset"]}
         extra = {"time": args.time} if args.time else {}
         if args.init == "teacher":

@@ -40,7 +40,7 @@ def make_folder(folder: Path, n: int, min_items: int = 10) -> None:
     import cv2
     import numpy as np
 
-    from detseg.data.synth import render_scene
+    from detseg.data.synth.generate import render_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     seed, made = 0, 0
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from detseg.detectors import YoloDetector
     from detseg.images import read_image
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import SamSegmenter
     from detseg.segmenter.sam_loading import save_random_checkpoint
 
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     if cuda:  # warm-ups, not timed
         (tmp / "warm").mkdir()
         os.link(files[0], tmp / "warm" / files[0].name)
-        run_predict(pipe, tmp / "warm", tmp / "warm-ours", progress=False)
+        run_predict(pipe, tmp / "warm", tmp / "warm-ours", RunOptions(progress=False))
         segmenter.clear_cache()
         with contextlib.redirect_stdout(io.StringIO()):
             auto_annotate(str(tmp / "warm"), det_model=weights, sam_model=str(ckpt), device=device, imgsz=640,
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
         segmenter.clear_cache()
         t = time.perf_counter()
-        summary = run_predict(pipe, folder, tmp / f"ours-{r}", progress=False)
+        summary = run_predict(pipe, folder, tmp / f"ours-{r}", RunOptions(progress=False))
         ours = time.perf_counter() - t
         t = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(same)
         segmenter.clear_cache()
         t = time.perf_counter()
-        run_predict(pipe, folder, tmp / "ours-same-threads", progress=False)
+        run_predict(pipe, folder, tmp / "ours-same-threads", RunOptions(progress=False))
         ours_same = time.perf_counter() - t
         torch.set_num_threads(threads)
         print(f"same torch threads as ultralytics sets ({same}): ours {n / ours_same:.3f} images/s -> "

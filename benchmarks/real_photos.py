@@ -45,7 +45,7 @@ def main(argv=None) -> int:
         print(f"skipped: {folder}/annotations.json not found (the UJ dataset is not on this machine)")
         return 0
     from detseg.data.io import load_dataset
-    from detseg.pipeline.segmenter_eval import evaluate_on_gt_boxes
+    from detseg.pipeline.evaluation.segmenter_eval import evaluate_on_gt_boxes
 
     ds = load_dataset(folder / "annotations.json")
     rows = []

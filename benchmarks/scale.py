@@ -37,7 +37,7 @@ def make_images(folder: Path, n: int, size: int) -> None:
     import cv2
     import numpy as np
 
-    from detseg.data.synth import render_scene
+    from detseg.data.synth.generate import render_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -94,8 +94,8 @@ def main(argv=None) -> int:
 
     from detseg.detectors import YoloDetector
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.distributed import PipelineSpec, predict
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
+    from detseg.pipeline.scale.ray_engine import PipelineSpec, RayOptions, predict
     from detseg.segmenter import GrabCutSegmenter
 
     tmp = Path(tempfile.mkdtemp())
@@ -108,12 +108,12 @@ def main(argv=None) -> int:
     # 1. local engine (the CLI's code path), at torch's default threads and at the actors' one thread
     pipe = Pipeline(YoloDetector(WEIGHTS, device="cpu").load(), GrabCutSegmenter())
     t = time.perf_counter()
-    local = run_predict(pipe, folder, tmp / "local-default", progress=False)
+    local = run_predict(pipe, folder, tmp / "local-default", RunOptions(progress=False))
     t_local = time.perf_counter() - t
     torch.set_num_threads(1)
     pipe = Pipeline(YoloDetector(WEIGHTS, device="cpu").load(), GrabCutSegmenter())
     t = time.perf_counter()
-    run_predict(pipe, folder, tmp / "local", progress=False)
+    run_predict(pipe, folder, tmp / "local", RunOptions(progress=False))
     t_local1 = time.perf_counter() - t
     torch.set_num_threads(threads)
     del pipe
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     t_init = time.perf_counter() - t
     t = time.perf_counter()
-    summary = predict(PipelineSpec(str(WEIGHTS), "grabcut", "cpu"), folder, tmp / "ray", workers=args.workers,
-                      threads_per_worker=1, progress=False)
+    summary = predict(PipelineSpec(str(WEIGHTS), "grabcut", "cpu"), folder, tmp / "ray", RunOptions(progress=False),
+                      RayOptions(workers=args.workers, threads_per_worker=1))
     t_ray = time.perf_counter() - t
     ray.shutdown()
 

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from detseg.data.synth import generate_dataset
+    from detseg.data.synth.generate import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -17,7 +17,7 @@ try:
 except ImportError:
     sys.exit("this comparison needs TrackEval: pip install trackeval")
 
-from detseg.pipeline import track_eval
+from detseg.pipeline.evaluation import track_eval
 
 KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "MOTP", "IDSW", "MT", "ML")
 

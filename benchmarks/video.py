@@ -42,13 +42,13 @@ def main() -> None:
 
     import torch
 
-    from detseg.data.synth_video import generate_video
+    from detseg.data.synth.synth_video import generate_video
     from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.keyframes import KeyframePipeline
-    from detseg.pipeline.predict import run_predict
-    from detseg.pipeline.track_eval import evaluate_video, report_table
-    from detseg.pipeline.tracking import Tracker
+    from detseg.pipeline.evaluation.track_eval import evaluate_video, report_table
+    from detseg.pipeline.predict import RunOptions, run_predict
+    from detseg.pipeline.video.keyframes import KeyframePipeline
+    from detseg.pipeline.video.tracking import Tracker
     from detseg.segmenter import GrabCutSegmenter, SamSegmenter
     from detseg.segmenter.sam2_video import Sam2VideoMemory
     from detseg.segmenter.sam_loading import save_random_checkpoint
@@ -65,8 +65,8 @@ def main() -> None:
 
     # --- per-frame detection + ByteTrack + GrabCut
     run = tmp / "bytetrack"
-    summary = run_predict(Pipeline(detector, GrabCutSegmenter()), video, run, progress=False,
-                          track=Tracker(fps=truth["fps"]))
+    summary = run_predict(Pipeline(detector, GrabCutSegmenter()), video, run,
+                          RunOptions(progress=False, track=Tracker(fps=truth["fps"])))
     report = evaluate_video(gt, run)
     stages = summary["seconds_per_stage"]
     work = sum(v for k, v in stages.items() if k not in ("track", "write", "read"))
@@ -86,11 +86,11 @@ def main() -> None:
     n = args.sam2_frames
     image_pipe = Pipeline(detector, SamSegmenter(str(ckpt), device=device))
     if warmup:  # then its embedding cache is emptied: the timed run encodes every frame, as keyframe mode does
-        run_predict(image_pipe, video, tmp / "warmup_frames", max_frames=warmup, progress=False)
+        run_predict(image_pipe, video, tmp / "warmup_frames", RunOptions(max_frames=warmup, progress=False))
         image_pipe.segmenter.clear_cache()
     t = time.perf_counter()
-    per_frame = run_predict(image_pipe, video, tmp / "sam2_frames", max_frames=n, progress=False,
-                            track=Tracker(fps=truth["fps"]))
+    per_frame = run_predict(image_pipe, video, tmp / "sam2_frames",
+                            RunOptions(max_frames=n, progress=False, track=Tracker(fps=truth["fps"])))
     t_image = time.perf_counter() - t
     class PeakMemory(Sam2VideoMemory):  # records the objects' memory after each frame, and SAM 2 calls' batches
         peak, most_objects = 0, 0
@@ -113,11 +113,11 @@ def main() -> None:
     memory = PeakMemory(SamSegmenter(str(ckpt), device=device, output="dense"), batch=args.sam2_batch)
     pipe = KeyframePipeline(detector, memory, every=args.keyframe_every, fps=truth["fps"])
     if warmup:  # the run resets the pipeline's objects and ids; the peak is taken from the timed run
-        run_predict(pipe, video, tmp / "warmup_keyframes", max_frames=warmup, progress=False)
+        run_predict(pipe, video, tmp / "warmup_keyframes", RunOptions(max_frames=warmup, progress=False))
         memory.peak, memory.most_objects, memory.batches = 0, 0, []
     t = time.perf_counter()
     # both modes through run_predict, so both write the same outputs (annotated video, COCO, tracks)
-    keyframes = run_predict(pipe, video, tmp / "sam2_keyframes", max_frames=n, progress=False)
+    keyframes = run_predict(pipe, video, tmp / "sam2_keyframes", RunOptions(max_frames=n, progress=False))
     t_key = time.perf_counter() - t
     peak, objects = memory.peak, memory.most_objects
     where = f"{args.threads} CPU threads" if device == "cpu" else f"{torch.cuda.get_device_name(device)}"

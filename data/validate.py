@@ -10,9 +10,9 @@ exit code 2, never a traceback. The validators live beside their readers:
   (``train: train.txt``): :func:`detseg.data.yolo_format.read_image_list`
 - COCO annotation files: :func:`detseg.data.coco_format.validate_coco`; COCO results (``predictions.json``):
   :func:`detseg.data.coco_format.validate_coco_results`
-- MOTChallenge files (``gt.txt``, ``tracks.txt``): :func:`detseg.pipeline.track_eval.load_mot`
-- ``predict --image-ids`` / ``--categories`` files: :func:`detseg.pipeline.predict_cli.load_image_ids`,
-  :func:`detseg.pipeline.predict_cli.load_categories`
+- MOTChallenge files (``gt.txt``, ``tracks.txt``): :func:`detseg.pipeline.evaluation.track_eval.load_mot`
+- ``predict --image-ids`` / ``--categories`` files: :func:`detseg.pipeline.cli.predict.load_image_ids`,
+  :func:`detseg.pipeline.cli.predict.load_categories`
 - ``predict``'s part files (``--resume``): :func:`detseg.pipeline.outputs.read_part`
 """
 

@@ -1,4 +1,6 @@
-"""The detector -> segmenter pipeline, its steps, the ``detseg`` CLI and evaluation."""
+"""The detector -> segmenter pipeline (:class:`Pipeline`), its steps, and one run over a source
+(:func:`detseg.pipeline.predict.run_predict`); its wings: ``cli`` (the ``detseg`` command), ``evaluation``,
+``video`` (tracking, keyframe mode) and ``scale`` (the Ray engine)."""
 
 from __future__ import annotations
 

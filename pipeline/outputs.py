@@ -28,7 +28,7 @@ from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key
 from detseg.data.yolo_format import yolo_line
 from detseg.errors import DatasetError, InputError
 from detseg.keys import CLASS_NAME
-from detseg.pipeline.metrics import result_entry
+from detseg.pipeline.evaluation.metrics import result_entry
 
 # Distinct colours (Sasha Trubetskoy's list), one per class id, told apart on food photos
 PALETTE = sv.ColorPalette.from_hex(["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",

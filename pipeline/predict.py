@@ -13,8 +13,11 @@ import os
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -25,10 +28,79 @@ from detseg.pipeline.autolabel import DatasetWriter, MinMaskScore
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter
 from detseg.pipeline.sources import Source, resolve_source
-from detseg.pipeline.video import tracking_for
+from detseg.pipeline.video.tracked import tracking_for
 from detseg.video_writer import VideoWriter
 
+if TYPE_CHECKING:
+    from detseg.pipeline.video.tracking import Tracker
+
 RUN_SETTINGS = "run.json"  # what made the outputs in --out: --resume refuses other settings
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The settings of one run of a pipeline over a source: :func:`run_predict` takes one, and so does the Ray
+    engine (:func:`detseg.pipeline.scale.ray_engine.predict`, beside its own engine settings).
+
+    ``out/run.json`` records what made the outputs: the source (``resume`` compares only its kind and path),
+    the fields marked ``run_json`` below (``stride``) and ``settings``; ``resume`` refuses to finish a run
+    whose record differs, naming each field that does (:meth:`run_json`). The other fields are not recorded,
+    as run.json never held them: marking one would refuse to resume every run folder written before.
+
+    Example:
+        >>> from detseg.pipeline.predict import RunOptions, run_predict                         # doctest: +SKIP
+        >>> run_predict(pipe, "clip.mp4", "runs/clip", RunOptions(stride=2, track=True))        # doctest: +SKIP
+
+    Attributes:
+        stride: videos: process every n-th frame.
+        max_frames: videos: stop after this many processed frames.
+        save_masks: also write PNG instance masks.
+        resume: finish an earlier run in ``out``: skip inputs whose outputs are complete.
+        exist_ok: write into a non-empty ``out`` that :func:`claim_output_folder` would refuse.
+        strict: stop at the first input that fails.
+        image_ids: file name -> image id of a COCO dataset: predictions.json uses those ids.
+        categories: a dataset's COCO categories: predictions.json uses their ids (matched by name).
+        track: videos only: True for ByteTrack ids with default settings, or a
+            :class:`~detseg.pipeline.video.tracking.Tracker`; a pipeline that assigns ``tracker_id`` itself
+            (``assigns_track_ids``, e.g. the keyframe pipeline) is tracked whatever ``track`` says.
+            Tracked runs also write ``tracks.txt`` and count distinct objects (:mod:`detseg.pipeline.video.tracked`).
+        batch_size: images of a folder run through SAM's encoder together (:mod:`detseg.pipeline.batching`);
+            the Ray engine's images per batch.
+        save_dataset: also write a YOLO-seg dataset there (:mod:`detseg.pipeline.autolabel`), split
+            ``val_fraction`` into val.
+        val_fraction: the share of ``save_dataset``'s images in val.
+        min_mask_score: drop detections whose mask score is below it, from every output; how many
+            is ``summary["dropped_low_mask_score"]``.
+        progress: a progress bar.
+        verbose: also print each failed input as it happens.
+        notes: lines for summary.json's ``notes``.
+        settings: what else produced the outputs (detector, segmenter, thresholds: ``detseg predict`` records
+            its options); written to run.json, key by key beside the fields above.
+    """
+
+    stride: int = field(default=1, metadata={"run_json": True})
+    max_frames: int | None = None
+    save_masks: bool = False
+    resume: bool = False
+    exist_ok: bool = False
+    strict: bool = False
+    image_ids: dict[str, int] | None = None
+    categories: list[dict] | None = None
+    track: bool | Tracker = False
+    batch_size: int = 1
+    save_dataset: str | Path | None = None
+    val_fraction: float = 0.2
+    min_mask_score: float | None = None
+    progress: bool = True
+    verbose: bool = False
+    notes: Sequence[str] = ()
+    settings: dict | None = None
+
+    def run_json(self, source: dict) -> dict:
+        """What run.json records: ``source`` (the source's record), the fields that describe the outputs, then
+        ``settings``; ``resume`` compares each key (of the source only its kind and path)."""
+        described = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("run_json")}
+        return {"source": source, **described, **(self.settings or {})}
 
 
 def _assign_image_ids(src, image_ids: dict[str, int]) -> dict[str, int]:
@@ -58,6 +130,8 @@ def _compared(value):
 
 
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
+    """Write ``settings`` (:meth:`RunOptions.run_json`) to run.json; with ``resume``, first compare them key by
+    key with the earlier run's and refuse, naming every key that differs."""
     path = out / RUN_SETTINGS
     if resume and path.is_file():
         try:
@@ -279,42 +353,27 @@ def writer_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1, max_frames: int | None = None,
-                save_masks: bool = False, resume: bool = False, strict: bool = False,
-                image_ids: dict[str, int] | None = None, progress: bool = True, notes: list[str] = (),
-                verbose: bool = False, settings: dict | None = None, categories: list[dict] | None = None,
-                track=False, batch_size: int = 1, save_dataset: str | Path | None = None,
-                val_fraction: float = 0.2, min_mask_score: float | None = None, exist_ok: bool = False) -> dict:
+def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions | None = None) -> dict:
     """Run ``pipeline`` on ``source`` and write everything under ``out``. Returns the summary dict.
 
     Args:
         source: anything :func:`~detseg.pipeline.sources.resolve_source` takes (resolved once here).
-        categories: a dataset's COCO categories: predictions.json uses their ids (matched by name).
-        track: videos only: True for ByteTrack ids with default settings, or a
-            :class:`~detseg.pipeline.tracking.Tracker`; a pipeline that assigns ``tracker_id`` itself
-            (``assigns_track_ids``, e.g. the keyframe pipeline) is tracked whatever ``track`` says.
-            Tracked runs also write ``tracks.txt`` and count distinct objects (:mod:`detseg.pipeline.video`).
-        settings: what produced the outputs (detector, segmenter, thresholds); recorded in
-            ``out/run.json``, and ``resume`` refuses to mix outputs of other settings.
-        batch_size: images of a folder run through SAM's encoder together (:mod:`detseg.pipeline.batching`).
-        save_dataset: also write a YOLO-seg dataset there (:mod:`detseg.pipeline.autolabel`), split
-            ``val_fraction`` into val.
-        min_mask_score: drop detections whose mask score is below it, from every output; how many
-            is ``summary["dropped_low_mask_score"]``.
-        exist_ok: write into a non-empty ``out`` that :func:`claim_output_folder` would refuse.
+        options: the run's settings (:class:`RunOptions`; default: its defaults).
 
     Raises:
         InputError: ``out`` holds another run's outputs or files detseg did not write (see
-            :func:`claim_output_folder`), or the source is bad.
+            :func:`claim_output_folder`), the source is bad, or ``resume`` finds an earlier run with other
+            settings.
     """
+    options = options if options is not None else RunOptions()
     src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
-    claim_output_folder(out, resume=resume, exist_ok=exist_ok)
-    dataset = (DatasetWriter(save_dataset, src, _class_names(pipeline), val_fraction, resume)
-               if save_dataset else None)
+    claim_output_folder(out, resume=options.resume, exist_ok=options.exist_ok)
+    dataset = (DatasetWriter(options.save_dataset, src, _class_names(pipeline), options.val_fraction, options.resume)
+               if options.save_dataset else None)
     min_score = None
-    if min_mask_score is not None:
-        min_score = MinMaskScore(min_mask_score)
+    if options.min_mask_score is not None:
+        min_score = MinMaskScore(options.min_mask_score)
         pipeline = Pipeline(pipeline.detector, pipeline.segmenter, pipeline.box_steps,
                             [*pipeline.mask_steps, min_score])
     out.mkdir(parents=True, exist_ok=True)
@@ -322,27 +381,25 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, *, stride: int = 1,
         src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
     with _run_lock(out):
         _remove_leftovers(out)
-        _check_settings(out, {"source": src.record(), "stride": stride, **(settings or {})}, resume)
-        return _run(pipeline, src, out, stride=stride, max_frames=max_frames, save_masks=save_masks,
-                    resume=resume, strict=strict, image_ids=image_ids or {}, progress=progress, notes=notes,
-                    verbose=verbose, categories=categories, track=track, batch_size=batch_size,
-                    dataset=dataset, min_score=min_score)
+        _check_settings(out, options.run_json(src.record()), options.resume)
+        return _run(pipeline, src, out, options, dataset=dataset, min_score=min_score)
 
 
-def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, image_ids, progress, notes,
-         verbose, categories, track, batch_size=1, dataset=None, min_score=None) -> dict:
+def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) -> dict:
+    stride, max_frames, resume, notes = options.stride, options.max_frames, options.resume, list(options.notes)
     class_names = _class_names(pipeline)
-    writer = OutputWriter(out, class_names, save_masks=save_masks, categories=categories, root=src.root)
+    writer = OutputWriter(out, class_names, save_masks=options.save_masks, categories=options.categories,
+                          root=src.root)
     video = src.is_video
-    tracking = tracking_for(pipeline, src.files[0], track, fps=src.video.fps) if video else None
+    tracking = tracking_for(pipeline, src.files[0], options.track, fps=src.video.fps) if video else None
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
     total = None if video else (len(src.files) if src.kind != "arrays" else len(src.arrays))
     if video and src.video and src.video.frames:
         total = -(-src.video.frames // stride)
         total = min(total, max_frames) if max_frames else total
-    bar = tqdm(desc="predict", unit="frame" if video else "img", total=total, disable=not progress)
-    ids = _assign_image_ids(src, image_ids)
+    bar = tqdm(desc="predict", unit="frame" if video else "img", total=total, disable=not options.progress)
+    ids = _assign_image_ids(src, options.image_ids or {})
     only = None
     if resume and not video and src.kind != "arrays":
         # skip finished inputs before reading them; every input keeps its name and image id
@@ -398,14 +455,14 @@ def _run(pipeline, src, out, *, stride, max_frames, save_masks, resume, strict, 
     executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="detseg-write")
     completed = False
     try:
-        for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=strict, only=only,
-                                  **({"batch_size": batch_size} if batch_size > 1 else {})):
+        for frame in pipeline.run(src, stride=stride, max_frames=max_frames, strict=options.strict, only=only,
+                                  **({"batch_size": options.batch_size} if options.batch_size > 1 else {})):
             bar.update(1)
             image_id = ids.get(frame.name, frame.index + 1) if not video else frame.frame + 1
             if not frame.ok:
                 failures.append({"path": frame.path or frame.name, "error": frame.error})
                 bar.set_postfix(failed=len(failures))
-                if verbose:
+                if options.verbose:
                     tqdm.write(f"failed: {frame.error}", file=sys.stderr)
                 continue
             if tracking is not None:  # in frame order, before the frame is handed to the writing thread

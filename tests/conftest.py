@@ -22,7 +22,7 @@ import ultralytics.utils  # noqa: E402, F401
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A generated food dataset: 6 train, 3 val, 2 test images of 128x128 (polygons in COCO)."""
-    from detseg.data.synth import generate_dataset
+    from detseg.data.synth.generate import generate_dataset
 
     out = tmp_path_factory.mktemp("food")
     generate_dataset(out, {"train": 6, "val": 3, "test": 2}, seed=7, imgsz=128, progress=False)
@@ -82,13 +82,13 @@ def seg_run(tiny_dataset, tmp_path_factory):
     """1 epoch of yolov8n-seg.yaml at imgsz 64 on the tiny generated images, labelled by the pipeline, offline."""
     from detseg.detectors.train import train
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import GrabCutSegmenter
     from tests.helpers import FakeDetector
 
     tmp = tmp_path_factory.mktemp("segtrain")
     run_predict(Pipeline(FakeDetector(), GrabCutSegmenter()), tiny_dataset / "images", tmp / "predict",
-                save_dataset=tmp / "auto", progress=False)
+                RunOptions(save_dataset=tmp / "auto", progress=False))
     return train(tmp / "auto" / "data.yaml", model="yolov8n-seg.yaml", task="segment", epochs=1, imgsz=64,
                  batch=4, device="cpu", out=tmp / "run", workers=0)
 

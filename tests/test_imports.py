@@ -14,13 +14,30 @@ PACKAGES = {"detseg": "detseg", "detseg.pipeline": "pipeline", "detseg.detectors
             "detseg.segmenter": "segmenter", "detseg.data": "data"}
 
 
+def _package_folders() -> dict[str, Path]:
+    """Every package and its folder: the top-level ones and each sub-folder of theirs holding an ``__init__.py``
+    (``detseg.pipeline.cli``: pipeline/cli, ``detseg.data.synth``: data/synth, ...)."""
+    found = {}
+    for package, folder in PACKAGES.items():
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            found[".".join([package, *init.parent.relative_to(ROOT / folder).parts])] = init.parent
+    return found
+
+
 def _modules():
     names = []
-    for package, folder in PACKAGES.items():
+    for package, folder in _package_folders().items():
         names.append(package)
-        names += [f"{package}.{p.stem}" for p in sorted((ROOT / folder).glob("*.py"))
+        names += [f"{package}.{p.stem}" for p in sorted(folder.glob("*.py"))
                   if p.stem not in ("__init__", "__main__")]
     return names
+
+
+def test_pyproject_installs_every_package():
+    """A sub-package missing from pyproject.toml's ``packages`` imports from the source tree but is not installed."""
+    tomllib = pytest.importorskip("tomllib")
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert sorted(listed) == sorted(_package_folders())
 
 
 def _import_alone(module, cwd):
@@ -86,8 +103,8 @@ def _import_graph() -> dict[str, set[str]]:
     import ast
 
     files = {}
-    for package, folder in PACKAGES.items():
-        for path in (ROOT / folder).glob("*.py"):
+    for package, folder in _package_folders().items():
+        for path in folder.glob("*.py"):
             files[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
     graph = {name: set() for name in files}
     for name, path in files.items():
@@ -124,4 +141,13 @@ def test_lower_floors_never_import_the_pipeline():
     offenders = {name: sorted(t for t in targets if t.startswith("detseg.pipeline"))
                  for name, targets in _import_graph().items()
                  if not name.startswith("detseg.pipeline") and name != "detseg.__main__"}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_only_the_command_line_imports_the_command_line():
+    """pipeline/cli/ sits on top: no other module (the Ray engine, evaluation, ...) imports it; only the
+    `python -m detseg` entry point does."""
+    offenders = {name: sorted(t for t in targets if t.startswith("detseg.pipeline.cli"))
+                 for name, targets in _import_graph().items()
+                 if not name.startswith("detseg.pipeline.cli") and name != "detseg.__main__"}
     assert not {k: v for k, v in offenders.items() if v}

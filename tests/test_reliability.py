@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detseg.data.synth import generate_dataset
+from detseg.data.synth.generate import generate_dataset
 from detseg.errors import DetsegError, InputError
 from detseg.pipeline.cli import main
 from tests.helpers import textured_image
@@ -211,9 +211,9 @@ def test_image_ids_never_repeat_when_an_input_is_not_in_the_json(tmp_path, capsy
 
 
 def test_an_interrupted_video_run_publishes_no_truncated_video(tmp_path, monkeypatch):
-    from detseg.data.synth import render_clip
+    from detseg.data.synth.generate import render_clip
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import BoxSegmenter
     from tests.helpers import FakeDetector
 
@@ -228,7 +228,7 @@ def test_an_interrupted_video_run_publishes_no_truncated_video(tmp_path, monkeyp
         return FakeDetector.__call__(detector, image)
 
     with pytest.raises(KeyboardInterrupt):
-        run_predict(Pipeline(interrupting, BoxSegmenter()), video, tmp_path / "out", progress=False)
+        run_predict(Pipeline(interrupting, BoxSegmenter()), video, tmp_path / "out", RunOptions(progress=False))
     assert not (tmp_path / "out" / "annotated.mp4").exists()
     assert not list((tmp_path / "out").glob(".annotated.*"))
 
@@ -386,7 +386,7 @@ def test_bad_predict_options_are_one_line_before_any_input(tmp_path, capsys, arg
 @pytest.mark.parametrize("source, message", [("", "empty source"), ("{tmp}/*.mp4", "only videos"),
                                              ("{tmp}/missing.jpg", "not found")])
 def test_risky_sources_are_refused(tmp_path, capsys, source, message):
-    from detseg.data.synth import render_clip
+    from detseg.data.synth.generate import render_clip
 
     render_clip(tmp_path / "v.mp4", frames=2, imgsz=32)
     code, err = _run(capsys, "predict", source.format(tmp=tmp_path), "--out", tmp_path / "out", "--segmenter", "box")
@@ -540,7 +540,7 @@ def test_data_check_finds_what_breaks_later_steps(small_ds, tmp_path, capsys, pr
 
 
 def test_a_video_shorter_than_announced_is_reported(tmp_path):
-    from detseg.data.synth import render_clip
+    from detseg.data.synth.generate import render_clip
     from detseg.pipeline.sources import VideoProperties, iter_video
 
     video = render_clip(tmp_path / "clip.mp4", frames=6, imgsz=32)
@@ -572,11 +572,11 @@ def no_work(monkeypatch):
         return lambda *a, **k: calls.append(name)
 
     monkeypatch.setattr("detseg.detectors.yolo.YoloDetector.load", record("YoloDetector.load"))
-    monkeypatch.setattr("detseg.data.synth.generate_dataset", record("generate_dataset"))
-    monkeypatch.setattr("detseg.data.synth_video.generate_video", record("generate_video"))
+    monkeypatch.setattr("detseg.data.synth.generate.generate_dataset", record("generate_dataset"))
+    monkeypatch.setattr("detseg.data.synth.synth_video.generate_video", record("generate_video"))
     monkeypatch.setattr("detseg.data.io.load_dataset", record("load_dataset"))
     monkeypatch.setattr("detseg.detectors.train.train", record("train"))
-    monkeypatch.setattr("detseg.pipeline.distributed.import_ray", record("import_ray"))
+    monkeypatch.setattr("detseg.pipeline.scale.ray_engine.import_ray", record("import_ray"))
     return calls
 
 
@@ -652,7 +652,7 @@ def test_training_overrides_of_the_wrong_type_are_one_line(tmp_path, capsys, no_
 
 
 def test_training_overrides_of_the_right_type_pass_as_ultralytics_wants_them():
-    from detseg.pipeline.cli import parse_overrides
+    from detseg.pipeline.cli.train import parse_overrides
 
     assert parse_overrides(["lr0=1e-3", "warmup_epochs=1", "cache=ram", "pretrained=det.pt", "freeze=10",
                             "close_mosaic=2.0", "optimizer=SGD", "cos_lr=false"]) == {
@@ -677,7 +677,7 @@ def test_command_line_mistakes_are_one_line_not_a_usage_block(tmp_path, capsys, 
 def test_the_parser_types_are_exact_at_the_bounds():
     import argparse
 
-    from detseg.pipeline.options import auto_or_positive_int, finite_float, fraction, imgsz, train_batch
+    from detseg.pipeline.cli.options import auto_or_positive_int, finite_float, fraction, imgsz, train_batch
 
     assert fraction("0") == 0 and fraction("1") == 1 and imgsz("32") == 32 and imgsz("8192") == 8192
     assert auto_or_positive_int("AUTO") == "auto" and auto_or_positive_int("3") == 3
@@ -693,7 +693,7 @@ def test_the_parser_types_are_exact_at_the_bounds():
 
 
 def test_a_video_frame_narrower_than_an_item_renders(tmp_path):
-    from detseg.data.synth_video import render_video_frames
+    from detseg.data.synth.synth_video import render_video_frames
 
     clip = render_video_frames(frames=2, width=64, height=64, seed=0)  # the API's minimum is 32; it crashed
     assert clip.frames[0].image.shape == (64, 64, 3)
@@ -1014,7 +1014,7 @@ def test_resume_with_a_damaged_run_json_is_one_line(tmp_path, capsys, text):
 @pytest.fixture(scope="module")
 def video_gt_and_run(tmp_path_factory):
     """A 4-frame synth-video ground truth and a perfect tracked run made from it (tracks.txt, predictions.json)."""
-    from detseg.data.synth_video import generate_video
+    from detseg.data.synth.synth_video import generate_video
 
     root = tmp_path_factory.mktemp("video")
     generate_video(root / "gt", frames=4, width=128, height=128, seed=0)
@@ -1097,16 +1097,16 @@ def test_save_dataset_images_are_copies_not_links_to_the_users_photos(tmp_path):
 @pytest.mark.parametrize("frames, max_frames", [(1, None), (6, 2)])
 def test_a_tracked_video_of_fewer_frames_than_min_track_frames_counts_its_objects(tmp_path, frames, max_frames):
     """#30.17.1: a one-frame video (or --max-frames 2) keeps its detections and counts the objects it tracked."""
-    from detseg.data.synth_video import generate_video
+    from detseg.data.synth.synth_video import generate_video
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
-    from detseg.pipeline.track_eval import evaluate_video
+    from detseg.pipeline.evaluation.track_eval import evaluate_video
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import BoxSegmenter
     from tests.helpers import FakeDetector
 
     generate_video(tmp_path / "gt", frames=frames, width=96, height=64, progress=False)
     summary = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), tmp_path / "gt" / "video.mp4", tmp_path / "out",
-                          progress=False, track=True, max_frames=max_frames)
+                          RunOptions(progress=False, track=True, max_frames=max_frames))
     processed = min(frames, max_frames or frames)
     assert summary["processed"] == processed and summary["frame_instances"] == 2 * processed
     assert summary["instances_per_class"] == {"croissant": 1, "cookie": 1, "cupcake": 0}

@@ -43,14 +43,14 @@ def test_a_frame_of_another_size_is_refused(tmp_path):
 
 
 def test_the_generated_clip_and_a_tracked_run_write_h264(tmp_path):
-    from detseg.data.synth import render_clip
+    from detseg.data.synth.generate import render_clip
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import BoxSegmenter
     from tests.helpers import FakeDetector
 
     clip = render_clip(tmp_path / "clip.mp4", frames=6, imgsz=96, seed=1)
     assert _probe(clip)[0] == "h264"
-    run_predict(Pipeline(FakeDetector(), BoxSegmenter()), clip, tmp_path / "out", progress=False)
+    run_predict(Pipeline(FakeDetector(), BoxSegmenter()), clip, tmp_path / "out", RunOptions(progress=False))
     name, frames = _probe(tmp_path / "out" / "annotated.mp4")
     assert name == "h264" and len(frames) == 6

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max", type=int, default=400, help="at most this many (seeded draw)")
     ap.add_argument("--seed", type=int, default=2027)
     args = ap.parse_args(argv)
-    from detseg.data.synth import list_backgrounds, read_name_list
+    from detseg.data.synth.generate import list_backgrounds, read_name_list
 
     try:
         if not args.into.is_dir():

@@ -5,9 +5,9 @@ import pytest
 
 from detseg.detectors import YoloDetector
 from detseg.detectors.export import check_runtime, export, exported_format, exported_metadata
+from detseg.detectors.yolo_seg import YoloSegModel
 from detseg.errors import InputError, WeightsError
 from detseg.pipeline.cli import main
-from detseg.pipeline.student import YoloSegModel
 
 pytest.importorskip("onnxruntime", reason="the export extra is not installed")
 pytest.importorskip("openvino", reason="the export extra is not installed")
@@ -82,7 +82,7 @@ def test_export_matches_the_pt_network_on_random_weights(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_exported_model_gives_the_same_detections_and_masks(food_seg, exports, fmt):
-    from detseg.data.synth import render_scene
+    from detseg.data.synth.generate import render_scene
 
     image = render_scene(np.random.default_rng([3, 0]), 320, 320).image
     model = YoloSegModel(exports[fmt], conf=0.25, device="cpu").load()

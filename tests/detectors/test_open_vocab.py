@@ -168,7 +168,7 @@ def test_agnostic_nms_leaves_no_object_with_two_classes():
     """The shipped detector at a low threshold on a generated scene: many overlapping candidates."""
     import supervision as sv
 
-    from detseg.data.synth import render_scene
+    from detseg.data.synth.generate import render_scene
 
     image = render_scene(np.random.default_rng(5), 320, 320).image
     both = {}

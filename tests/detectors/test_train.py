@@ -74,7 +74,7 @@ def test_pretrained_name_offline_suggests_yaml(tiny_dataset, tmp_path, offline):
 
 def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_path, capsys):
     """A held-out split generated alone (only `test:` in data.yaml) can be evaluated."""
-    from detseg.data.synth import generate_dataset
+    from detseg.data.synth.generate import generate_dataset
     from detseg.pipeline.cli import main
 
     generate_dataset(tmp_path / "held", {"test": 2}, seed=99, imgsz=128, progress=False)
@@ -86,7 +86,7 @@ def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_pat
 
 
 def test_train_overrides_are_parsed_as_yaml_scalars():
-    from detseg.pipeline.cli import parse_overrides
+    from detseg.pipeline.cli.train import parse_overrides
 
     assert parse_overrides(["lr0=0.002", "cos_lr=True", "close_mosaic=2", "optimizer=AdamW"]) == {
         "lr0": 0.002, "cos_lr": True, "close_mosaic": 2, "optimizer": "AdamW"}

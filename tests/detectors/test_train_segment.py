@@ -28,9 +28,9 @@ def test_detect_config_with_segment_task_fails_before_training(tiny_dataset, tmp
 
 
 def test_student_model_plugs_into_evaluate(seg_run, tiny_dataset):
+    from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.images import read_image
-    from detseg.pipeline.evaluate import evaluate
-    from detseg.pipeline.student import YoloSegModel
+    from detseg.pipeline.evaluation.evaluate import evaluate
 
     student = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu").load()
     image = read_image(next((tiny_dataset / "images" / "val").iterdir()))
@@ -51,8 +51,8 @@ def test_student_model_plugs_into_evaluate(seg_run, tiny_dataset):
 
 @pytest.mark.parametrize("mode", ["ultralytics", "retina", "box"])
 def test_student_mask_modes_keep_the_image_size(seg_run, tiny_dataset, mode):
+    from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.images import read_image
-    from detseg.pipeline.student import YoloSegModel
 
     student = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu", mask_mode=mode).load()
     seen, predict = [], student._model.predict
@@ -74,8 +74,8 @@ def test_student_mask_modes_keep_the_image_size(seg_run, tiny_dataset, mode):
 
 
 def test_mask_mode_is_checked():
+    from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.errors import InputError
-    from detseg.pipeline.student import YoloSegModel
 
     with pytest.raises(InputError, match="mask_mode must be one of"):
         YoloSegModel("x.pt", mask_mode="fast")
@@ -101,7 +101,7 @@ def test_box_masks_match_ultralytics_retina_masks(image_shape, input_shape):
     import torch
     from ultralytics.utils import ops
 
-    from detseg.pipeline.student import box_masks
+    from detseg.detectors.yolo_seg import box_masks
 
     rng = np.random.default_rng(0)
     protos = _smooth_protos(rng, 32, input_shape[0] // 4, input_shape[1] // 4)
@@ -127,7 +127,7 @@ def test_box_masks_match_ultralytics_retina_masks(image_shape, input_shape):
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_box_masks_empty_and_degenerate_boxes(n):
-    from detseg.pipeline.student import box_masks
+    from detseg.detectors.yolo_seg import box_masks
 
     protos = np.ones((4, 16, 16), np.float32)
     boxes = np.array([[10, 10, 10.0, 30]] * n, np.float32).reshape(-1, 4)  # zero width
@@ -150,8 +150,8 @@ def test_box_mode_matches_retina_masks_through_the_model(structured_seg_weights,
     retina_masks on the same model and image: the same rows, masks equal but for a few edge pixels."""
     import cv2
 
+    from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.images import read_image
-    from detseg.pipeline.student import YoloSegModel
 
     image = cv2.resize(read_image(next((tiny_dataset / "images" / "val").iterdir())), shape[::-1])
     ours, theirs = (YoloSegModel(structured_seg_weights, conf=0.0001, imgsz=64, device="cpu", mask_mode=m).load()(image)

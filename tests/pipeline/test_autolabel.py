@@ -11,7 +11,7 @@ from detseg.data.io import load_dataset
 from detseg.errors import InputError
 from detseg.pipeline import Pipeline
 from detseg.pipeline.autolabel import DatasetWriter, split_of
-from detseg.pipeline.predict import run_predict
+from detseg.pipeline.predict import RunOptions, run_predict
 from detseg.segmenter import BoxSegmenter
 from tests.helpers import FakeDetector, textured_image
 
@@ -61,7 +61,8 @@ def _pairs(root):
 
 def _save(src, tmp_path, name="ds", **kw):
     pipe = Pipeline(DarkIsEmpty(), kw.pop("segmenter", BoxSegmenter()))
-    summary = run_predict(pipe, src, tmp_path / f"{name}-out", save_dataset=tmp_path / name, progress=False, **kw)
+    summary = run_predict(pipe, src, tmp_path / f"{name}-out",
+                          RunOptions(save_dataset=tmp_path / name, progress=False, **kw))
     return summary, tmp_path / name
 
 
@@ -187,7 +188,7 @@ def test_cli_save_dataset_reports_dropped_and_writes_dataset(nested, tmp_path, c
 
 
 def test_video_frames_are_written_as_jpeg(tmp_path):
-    from detseg.data.synth import render_clip
+    from detseg.data.synth.generate import render_clip
 
     clip = render_clip(tmp_path / "clip.mp4", frames=6, imgsz=64)
     summary, ds = _save(clip, tmp_path, stride=2)
@@ -202,7 +203,7 @@ def test_resume_adds_to_the_same_dataset_without_duplicates(nested, tmp_path):
     first, ds = _save(nested, tmp_path)
     before = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file() and p.name != "autolabel.json")
     pipe = Pipeline(DarkIsEmpty(), BoxSegmenter())
-    again = run_predict(pipe, nested, tmp_path / "ds-out", save_dataset=ds, resume=True, progress=False)
+    again = run_predict(pipe, nested, tmp_path / "ds-out", RunOptions(save_dataset=ds, resume=True, progress=False))
     after = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file() and p.name != "autolabel.json")
     assert again["resumed_skipped"] == 17 and after == before
     assert again["dataset"]["images"] == first["dataset"]["images"]

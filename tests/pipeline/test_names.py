@@ -169,7 +169,7 @@ def _write(path, seed):
 
 def test_colliding_and_over_long_inputs_all_get_outputs_and_image_ids(tmp_path):
     from detseg.pipeline import Pipeline
-    from detseg.pipeline.predict import run_predict
+    from detseg.pipeline.predict import RunOptions, run_predict
     from detseg.segmenter import BoxSegmenter
     from tests.helpers import FakeDetector
 
@@ -179,8 +179,8 @@ def test_colliding_and_over_long_inputs_all_get_outputs_and_image_ids(tmp_path):
     for i, r in enumerate(relatives):
         _write(folder / r, i)
     out = tmp_path / "out"
-    summary = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), folder, out, progress=False,
-                          save_dataset=tmp_path / "ds")
+    summary = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), folder, out,
+                          RunOptions(progress=False, save_dataset=tmp_path / "ds"))
     assert summary["processed"] == len(relatives) and not summary["failed"]
     images = json.loads((out / "images.json").read_text())["images"]
     assert sorted(im["file_name"] for im in images) == sorted(relatives)
@@ -192,5 +192,5 @@ def test_colliding_and_over_long_inputs_all_get_outputs_and_image_ids(tmp_path):
     dataset = json.loads((tmp_path / "ds" / "autolabel.json").read_text())["files"]
     assert len({fold(s) for s in dataset}) == len(relatives)
     assert all(nbytes(s) <= MAX_NAME_BYTES for s in dataset)
-    again = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), folder, out, progress=False, resume=True)
+    again = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), folder, out, RunOptions(progress=False, resume=True))
     assert again["resumed_skipped"] == len(relatives)

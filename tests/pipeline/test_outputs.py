@@ -76,17 +76,3 @@ def test_annotated_images_draw_outlines_and_a_legend(n):
 def test_classes_get_colours_that_are_told_apart():
     colours = [np.array(PALETTE.by_idx(i).as_rgb(), float) for i in range(3)]
     assert min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 100
-
-
-def test_pr_curve_legends_carry_their_ap(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
-    from detseg.pipeline import plots
-
-    precision = np.full((10, 101, 2, 4, 3), 0.5)
-    precision[:, :, 1] = 1.0  # class 2 perfect: AP = mean(0.5, 1.0) = 0.75
-    figs = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figs.append(fig) or path)
-    plots.plot_pr_curves({"sam.pt": SimpleNamespace(eval={"precision": precision})}, tmp_path / "pr.png")
-    texts = [t.get_text() for ax in figs[0].axes for t in ax.get_legend().get_texts()]
-    assert texts == ["sam.pt (AP 0.750)", "sam.pt (AP 0.750)"]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from detseg.pipeline import Pipeline
 from detseg.pipeline.cli import main
-from detseg.pipeline.predict import run_predict
+from detseg.pipeline.predict import RunOptions, run_predict
 from detseg.pipeline.sources import video_info
 from detseg.segmenter import BoxSegmenter, GrabCutSegmenter
 from tests.helpers import FakeDetector, textured_image
@@ -45,7 +45,7 @@ def _pipe():
 
 def test_folder_run_goes_past_bad_files_and_lists_them(image_folder, tmp_path):
     out = tmp_path / "out"
-    summary = run_predict(_pipe(), image_folder, out, progress=False, save_masks=True)
+    summary = run_predict(_pipe(), image_folder, out, RunOptions(progress=False, save_masks=True))
     failed = {f["path"].split("/")[-1] for f in summary["failed"]}
     assert {"corrupt.jpg", "zero.png", "notes.bin"} <= failed
     assert summary["processed"] == summary["inputs"] - len(failed)
@@ -58,7 +58,7 @@ def test_folder_run_goes_past_bad_files_and_lists_them(image_folder, tmp_path):
 
 
 def test_truncated_jpeg_is_either_decoded_or_reported(image_folder, tmp_path):
-    summary = run_predict(_pipe(), image_folder, tmp_path / "out", progress=False)
+    summary = run_predict(_pipe(), image_folder, tmp_path / "out", RunOptions(progress=False))
     names = {f["path"].split("/")[-1] for f in summary["failed"]}
     done = {p.stem for p in (tmp_path / "out" / "parts").iterdir()}
     assert ("truncated.jpg" in names) != ("truncated" in done)
@@ -72,7 +72,7 @@ def test_outputs_load_in_pycocotools_and_ultralytics_formats(tmp_path):
     for i in range(3):
         cv2.imwrite(str(folder / f"img{i}.jpg"), textured_image(64, 96, i))
     out = tmp_path / "out"
-    summary = run_predict(_pipe(), folder, out, progress=False)
+    summary = run_predict(_pipe(), folder, out, RunOptions(progress=False))
     assert summary["instances"] == 6 and summary["instances_per_class"] == {"croissant": 3, "cookie": 3,
                                                                              "cupcake": 0}
     gt = COCO(str(out / "images.json"))
@@ -91,7 +91,7 @@ def test_yolo_seg_labels_train_an_ultralytics_seg_model(tmp_path):
     folder.mkdir(parents=True)
     for i in range(4):
         cv2.imwrite(str(folder / f"img{i}.jpg"), textured_image(64, 64, i))
-    run_predict(_pipe(), folder, tmp_path / "pred", progress=False)
+    run_predict(_pipe(), folder, tmp_path / "pred", RunOptions(progress=False))
     shutil.copytree(tmp_path / "pred" / "labels", tmp_path / "ds" / "labels" / "train")
     (tmp_path / "ds" / "data.yaml").write_text(
         f"path: {tmp_path / 'ds'}\ntrain: images/train\nval: images/train\nnames: [croissant, cookie, cupcake]\n")
@@ -110,7 +110,7 @@ def test_large_image_uses_compact_masks(tmp_path):
     import supervision as sv
 
     assert frames[0].ok and isinstance(frames[0].detections.mask, sv.CompactMask)
-    summary = run_predict(pipe, tmp_path / "big.png", tmp_path / "out", progress=False)
+    summary = run_predict(pipe, tmp_path / "big.png", tmp_path / "out", RunOptions(progress=False))
     assert summary["processed"] == 1
 
 
@@ -123,12 +123,13 @@ def test_interrupted_run_leaves_no_partial_files_and_resume_skips_done(image_fol
 
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        run_predict(Pipeline(Interrupting(), BoxSegmenter()), image_folder, out, progress=False)
+        run_predict(Pipeline(Interrupting(), BoxSegmenter()), image_folder, out, RunOptions(progress=False))
     assert not list(out.rglob("*.part")) and not (out / "predictions.json").exists()
     done_before = {p.name for p in (out / "parts").iterdir()}
     assert len(done_before) == 3
     detector = FakeDetector()
-    summary = run_predict(Pipeline(detector, BoxSegmenter()), image_folder, out, resume=True, progress=False)
+    summary = run_predict(Pipeline(detector, BoxSegmenter()), image_folder, out,
+                          RunOptions(resume=True, progress=False))
     assert summary["resumed_skipped"] == 3
     assert detector.calls == summary["processed"] - 3  # finished inputs are not even read again
     assert len(json.loads((out / "images.json").read_text())["images"]) == summary["processed"]
@@ -138,13 +139,13 @@ def test_leftovers_of_a_killed_run_are_removed_and_finished_outputs_kept(image_f
     """SIGKILL leaves temporary files (a half-written video, atomic writes' part files); the next run
     in that folder removes them and keeps what was finished."""
     out = tmp_path / "out"
-    run_predict(_pipe(), image_folder, out, progress=False)
+    run_predict(_pipe(), image_folder, out, RunOptions(progress=False))
     finished = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json")
     stale = [out / ".annotated.mp4.detseg-99999.part.mp4", out / ".predictions.json.detseg-abc.part",
              out / "labels" / ".a.txt.detseg-x1.part", out / "parts" / ".a.json.detseg-12345.part"]
     for path in stale:
         path.write_bytes(b"half written")
-    summary = run_predict(_pipe(), image_folder, out, resume=True, progress=False)
+    summary = run_predict(_pipe(), image_folder, out, RunOptions(resume=True, progress=False))
     assert summary["resumed_skipped"] == summary["processed"] > 0
     assert not any(p.exists() for p in stale)
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "summary.json") == finished
@@ -158,7 +159,7 @@ def test_a_users_own_part_files_are_never_removed(image_folder, tmp_path):
     mine = [out / "Downloads" / ".ubuntu.iso.part", out / ".movie.mkv.part", out / "labels" / ".notes.txt.part"]
     for path in mine:
         path.write_bytes(b"the user's")
-    run_predict(_pipe(), image_folder, out, progress=False, exist_ok=True)
+    run_predict(_pipe(), image_folder, out, RunOptions(progress=False, exist_ok=True))
     assert all(p.read_bytes() == b"the user's" for p in mine)
 
 
@@ -172,15 +173,15 @@ def test_a_non_empty_out_is_refused_without_resume_or_exist_ok(case, image_folde
         (out / "labels" / "a.txt").write_text("the user's labels")
         match = "files detseg did not write"
     else:
-        run_predict(_pipe(), image_folder, out, progress=False)
+        run_predict(_pipe(), image_folder, out, RunOptions(progress=False))
         match = "earlier run's outputs; pass --resume"
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(InputError, match=match):
-        run_predict(_pipe(), image_folder, out, progress=False)
+        run_predict(_pipe(), image_folder, out, RunOptions(progress=False))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing written or removed
     if case == "earlier run":
-        assert run_predict(_pipe(), image_folder, out, resume=True, progress=False)["resumed_skipped"] > 0
-    assert run_predict(_pipe(), image_folder, out, exist_ok=True, progress=False)["processed"] > 0
+        assert run_predict(_pipe(), image_folder, out, RunOptions(resume=True, progress=False))["resumed_skipped"] > 0
+    assert run_predict(_pipe(), image_folder, out, RunOptions(exist_ok=True, progress=False))["processed"] > 0
 
 
 def test_the_root_and_the_home_folder_are_never_an_out(image_folder):
@@ -190,7 +191,7 @@ def test_the_root_and_the_home_folder_are_never_an_out(image_folder):
 
     for out in (Path("/"), Path.home()):
         with pytest.raises(InputError, match="filesystem root|home folder"):
-            run_predict(_pipe(), image_folder, out, progress=False, exist_ok=True)
+            run_predict(_pipe(), image_folder, out, RunOptions(progress=False, exist_ok=True))
 
 
 def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder, tmp_path, monkeypatch):
@@ -207,7 +208,7 @@ def test_a_writing_error_surfaces_and_earlier_outputs_stay_complete(image_folder
     monkeypatch.setattr(OutputWriter, "write", failing_write)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
-        run_predict(_pipe(), image_folder, out, progress=False)
+        run_predict(_pipe(), image_folder, out, RunOptions(progress=False))
     assert sorted(p.stem for p in (out / "parts").iterdir()) == sorted(written)
     assert not list(out.rglob("*.part")) and not (out / "predictions.json").exists()
 
@@ -216,7 +217,7 @@ def test_strict_stops_at_first_failure(image_folder, tmp_path):
     from detseg.errors import ImageReadError
 
     with pytest.raises(ImageReadError):
-        run_predict(_pipe(), image_folder, tmp_path / "out", strict=True, progress=False)
+        run_predict(_pipe(), image_folder, tmp_path / "out", RunOptions(strict=True, progress=False))
 
 
 def _video(path, frames=9, size=(96, 64), fps=12):
@@ -229,11 +230,11 @@ def _video(path, frames=9, size=(96, 64), fps=12):
 
 def test_video_run_writes_annotated_video_of_same_size_and_fps(tmp_path):
     video = _video(tmp_path / "clip.mp4")
-    summary = run_predict(_pipe(), video, tmp_path / "out", progress=False)
+    summary = run_predict(_pipe(), video, tmp_path / "out", RunOptions(progress=False))
     assert summary["processed"] == 9
     info = video_info(tmp_path / "out" / "annotated.mp4")
     assert (info["width"], info["height"], info["fps"], info["frames"]) == (96, 64, 12.0, 9)
-    summary = run_predict(_pipe(), video, tmp_path / "out2", stride=2, max_frames=3, progress=False)
+    summary = run_predict(_pipe(), video, tmp_path / "out2", RunOptions(stride=2, max_frames=3, progress=False))
     assert summary["processed"] == 3
     assert sorted(p.stem for p in (tmp_path / "out2" / "labels").iterdir()) == \
         ["clip_000000", "clip_000002", "clip_000004"]
@@ -306,8 +307,8 @@ def test_several_writer_threads_write_the_same_files_as_one(tmp_path, monkeypatc
     for n in (1, writers):
         monkeypatch.setattr(predict, "writer_threads", lambda n=n: n)
         out = tmp_path / f"out{n}"
-        summary = run_predict(_pipe(), folder, out, progress=False, save_masks=True, save_dataset=tmp_path / f"ds{n}",
-                              val_fraction=0.3)
+        summary = run_predict(_pipe(), folder, out, RunOptions(progress=False, save_masks=True,
+                                                               save_dataset=tmp_path / f"ds{n}", val_fraction=0.3))
         assert summary["processed"] == 9 and len(summary["failed"]) == 1
         runs[n] = {str(p.relative_to(tmp_path)).split("/", 1)[1]:  # autolabel.json names its own folder
                    p.read_bytes().replace(str(tmp_path / f"ds{n}").encode(), b"DS")
@@ -327,7 +328,7 @@ def test_predictions_carry_the_segmenters_mask_score_beside_the_detectors_score(
             dets.data["mask_score"] = np.linspace(0.3, 0.6, len(dets))
             return dets
 
-    run_predict(Pipeline(FakeDetector(), ScoredBoxes()), image_folder, tmp_path / "out", progress=False)
+    run_predict(Pipeline(FakeDetector(), ScoredBoxes()), image_folder, tmp_path / "out", RunOptions(progress=False))
     results = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert results and all(0.0 <= r["score"] <= 1.0 for r in results)
     assert sorted({round(r["mask_score"], 3) for r in results}) == [0.3, 0.6]
@@ -342,9 +343,27 @@ def test_images_json_keeps_each_images_path_within_the_source(tmp_path):
     for sub in ("a", "b"):
         (tmp_path / "src" / sub).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "src" / sub / "x.jpg"), textured_image(40, 60))
-    run_predict(_pipe(), tmp_path / "src", tmp_path / "out", progress=False)
+    run_predict(_pipe(), tmp_path / "src", tmp_path / "out", RunOptions(progress=False))
     images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
     assert sorted(im["file_name"] for im in images) == ["a/x.jpg", "b/x.jpg"]
     for im in images:
         assert (tmp_path / "src" / im["file_name"]).is_file()
         assert (tmp_path / "out" / "labels" / f"{im['output_name']}.txt").is_file()
+
+
+def test_run_json_is_written_from_the_run_options_and_resume_names_each_field_that_differs(image_folder, tmp_path):
+    from dataclasses import replace
+
+    from detseg.errors import InputError
+    from detseg.pipeline.sources import resolve_source
+
+    out = tmp_path / "out"
+    options = RunOptions(progress=False, settings={"segmenter": "box", "conf": 0.25, "iou": 0.7})
+    run_predict(_pipe(), image_folder, out, options)
+    assert json.loads((out / "run.json").read_text()) == options.run_json(resolve_source(image_folder).record())
+    # what does not describe the outputs (progress, notes, batch size) may change on --resume
+    run_predict(_pipe(), image_folder, out, replace(options, resume=True, notes=("again",), batch_size=2))
+    changed = replace(options, resume=True, stride=2, settings={"segmenter": "box", "conf": 0.5, "iou": 0.7})
+    with pytest.raises(InputError, match=r"other settings \(stride: 1 -> 2, conf: 0.25 -> 0.5\)") as err:
+        run_predict(_pipe(), image_folder, out, changed)
+    assert "iou" not in str(err.value) and "segmenter" not in str(err.value)

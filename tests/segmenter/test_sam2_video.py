@@ -9,7 +9,7 @@ overlap is equal, and the union is equal everywhere.
 import numpy as np
 import pytest
 
-from detseg.data.synth_video import write_video
+from detseg.data.synth.synth_video import write_video
 from tests.helpers import carry_boxes, textured_image
 
 pytestmark = pytest.mark.slow

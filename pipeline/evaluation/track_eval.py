@@ -1,0 +1,186 @@
+"""Tracking quality of a tracked video run against ground truth: HOTA, IDF1, MOTA, ID switches
+(``trackers.eval``, roboflow's re-implementation of TrackEval's metrics), per-frame mask AP
+(pycocotools) and distinct counts per class.
+
+Inputs are the files ``detseg data synth-video`` and ``detseg predict VIDEO --track`` write:
+MOTChallenge ``gt.txt`` / ``tracks.txt`` (frames from 1; class column = COCO category id) and COCO
+``annotations.json`` / ``predictions.json`` whose image ids are frame numbers.
+
+Boxes are matched by IoU, class-agnostically (track ids are unique across classes), as TrackEval
+does for one class; ``per_class`` repeats it on each class's rows alone. Unlike TrackEval's
+MOTChallenge loader nothing is filtered as "pedestrian only".
+
+Example:
+    >>> from detseg.pipeline.evaluation.track_eval import evaluate_video            # doctest: +SKIP
+    >>> report = evaluate_video("gt_dir", "runs/track")                  # doctest: +SKIP
+    >>> report["HOTA"], report["IDF1"], report["MOTA"], report["IDSW"]    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from detseg.data.coco_format import validate_coco, validate_coco_results
+from detseg.data.validate import read_json, read_text
+from detseg.errors import DatasetError, InputError
+
+_MOT_FIELDS = ("frame", "id", "x", "y", "width", "height", "score", "class")
+
+
+def load_mot(path: str | Path) -> np.ndarray:
+    """A MOTChallenge file as an ``(N, 8)`` float array: frame, id, x, y, w, h, score, class (empty: (0, 8)).
+
+    The MOT validator: a line has at least 6 comma-separated fields (a missing score or class reads as 0),
+    each a finite number; frame an integer >= 1, id and class integers, width and height not negative.
+    The first line that is not is one DatasetError ``file:line: what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("MOT file not found", path)
+    rows = []
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 6:
+            raise DatasetError(f"{len(parts)} field(s); a MOT line is frame,id,x,y,w,h[,score,class,...]", path, n)
+        row = []
+        for name, text in zip(_MOT_FIELDS, parts):
+            try:
+                value = float(text)
+            except ValueError:
+                raise DatasetError(f"{name} {text[:30]!r} is not a number (a MOT line is frame,id,x,y,w,h[,score,"
+                                   "class,...])", path, n) from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{name} is {text[:30]}: not a finite number", path, n)
+            if name in ("frame", "id", "class") and value != int(value):
+                raise DatasetError(f"{name} {text[:30]} is not an integer", path, n)
+            if (name == "frame" and value < 1) or (name in ("width", "height") and value < 0):
+                raise DatasetError(f"{name} is {'below 1' if name == 'frame' else 'negative'} ({text[:30]})", path, n)
+            row.append(value)
+        rows.append(row + [0.0] * (8 - len(row)))
+    return np.array(rows, np.float64).reshape(-1, 8)
+
+
+def _sequence_data(gt: np.ndarray, tr: np.ndarray, frames: int) -> tuple[list, list, list]:
+    """Per frame: ground-truth ids and track ids remapped to 0..n-1, and their box IoU ``(n_gt, n_tracks)``."""
+    from trackers.eval import box_iou
+
+    gt_ids = {v: i for i, v in enumerate(np.unique(gt[:, 1]).tolist())}
+    tr_ids = {v: i for i, v in enumerate(np.unique(tr[:, 1]).tolist())}
+    gt_per_frame, tr_per_frame, iou_per_frame = [], [], []
+    for f in range(1, frames + 1):
+        g, t = gt[gt[:, 0] == f], tr[tr[:, 0] == f]
+        gt_per_frame.append(np.array([gt_ids[v] for v in g[:, 1]], int))
+        tr_per_frame.append(np.array([tr_ids[v] for v in t[:, 1]], int))
+        iou_per_frame.append(box_iou(g[:, 2:6], t[:, 2:6], box_format="xywh") if len(g) and len(t)
+                             else np.zeros((len(g), len(t))))
+    return gt_per_frame, tr_per_frame, iou_per_frame
+
+
+def tracking_metrics(gt: np.ndarray, tracks: np.ndarray, frames: int | None = None) -> dict:
+    """HOTA (mean over IoU 0.05..0.95), DetA, AssA, IDF1, MOTA, MOTP, IDSW, MT/ML of one sequence.
+
+    The metrics are ``trackers.eval``'s (roboflow's ``trackers``, written to match TrackEval), computed on
+    the frames as :func:`load_mot` read and checked them: every class together, nothing filtered out.
+
+    Args:
+        gt, tracks: arrays of :func:`load_mot`.
+        frames: number of frames (default: the last frame in either file).
+    """
+    from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
+
+    frames = int(frames or max(gt[:, 0].max(initial=0), tracks[:, 0].max(initial=0)))
+    data = _sequence_data(gt, tracks, frames)
+    hota = compute_hota_metrics(*data)
+    clear = compute_clear_metrics(*data)
+    ident = compute_identity_metrics(*data)
+    return {"HOTA": float(hota["HOTA"]), "DetA": float(hota["DetA"]), "AssA": float(hota["AssA"]),
+            "IDF1": float(ident["IDF1"]), "MOTA": float(clear["MOTA"]), "MOTP": float(clear["MOTP"]),
+            "IDSW": int(clear["IDSW"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
+            "gt_objects": len(np.unique(gt[:, 1])), "tracks": len(np.unique(tracks[:, 1])), "frames": frames}
+
+
+def count_objects(rows: np.ndarray, min_frames: int = 1) -> dict[int, int]:
+    """Distinct ids per class id (class column - 1; each id counted once, as its most frequent class)."""
+    counts: dict[int, int] = {}
+    for tid in np.unique(rows[:, 1]):
+        own = rows[rows[:, 1] == tid]
+        if len(own) >= min_frames:
+            values, n = np.unique(own[:, 7].astype(int) - 1, return_counts=True)
+            c = int(values[np.argmax(n)])
+            counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[int, str] | None = None,
+                   min_track_frames: int = 3) -> dict:
+    """Tracking and mask quality of a tracked run against a ground-truth folder.
+
+    Args:
+        gt_dir: folder with ``gt.txt`` and ``annotations.json`` (``detseg data synth-video``).
+        run_dir: folder with ``tracks.txt`` and ``predictions.json`` (``detseg predict VIDEO --track``).
+        class_names: class id -> name (default: the ground truth's categories).
+        min_track_frames: tracks shorter than this are not counted as objects (as ``summary.json``).
+
+    Returns:
+        ``tracking_metrics`` over all classes, plus ``per_class`` (the same per class),
+        ``counts`` (true and predicted distinct objects per class, relative error), ``mask`` (COCO
+        mask AP, AP50, AP75 over all frames) and ``box`` (box AP).
+    """
+    from detseg.pipeline.evaluation.metrics import coco_ap
+
+    gt_dir, run_dir = Path(gt_dir), Path(run_dir)
+    for need in (gt_dir / "gt.txt", gt_dir / "annotations.json", run_dir / "tracks.txt",
+                 run_dir / "predictions.json"):
+        if not need.is_file():
+            raise InputError(f"missing {need}: expected a synth-video folder and a `detseg predict --track` folder")
+    gt, tracks = load_mot(gt_dir / "gt.txt"), load_mot(run_dir / "tracks.txt")
+    gt_json, predictions_json = gt_dir / "annotations.json", run_dir / "predictions.json"
+    coco = validate_coco(read_json(gt_json), gt_json, unique_file_names=False, evaluation=True)  # frames share a name
+    predictions = validate_coco_results(read_json(predictions_json), predictions_json, coco["images"])
+    frames = len(coco["images"])
+    if class_names is None:
+        class_names = {c["id"] - 1: c["name"] for c in coco["categories"]}
+    report = tracking_metrics(gt, tracks, frames)
+    report["per_class"] = {}
+    for c, name in sorted(class_names.items()):
+        g, t = gt[gt[:, 7] == c + 1], tracks[tracks[:, 7] == c + 1]
+        if len(g):
+            report["per_class"][name] = tracking_metrics(g, t, frames)
+    # as summary.json: a sequence shorter than min_track_frames asks for a track in every frame instead
+    true_counts, pred_counts = count_objects(gt), count_objects(tracks, max(1, min(min_track_frames, frames)))
+    total_true, total_pred = sum(true_counts.values()), sum(pred_counts.values())
+    report["counts"] = {
+        "true": {n: true_counts.get(c, 0) for c, n in sorted(class_names.items())},
+        "predicted": {n: pred_counts.get(c, 0) for c, n in sorted(class_names.items())},
+        "relative_error": abs(total_pred - total_true) / max(total_true, 1),
+    }
+    gt_coco = {k: coco[k] for k in ("images", "annotations", "categories")}
+    have_masks = any("segmentation" in p for p in predictions)
+    if have_masks:
+        bare = next((i for i, a in enumerate(coco["annotations"]) if not a.get("segmentation")), None)
+        if bare is not None:
+            raise DatasetError(f"annotations[{bare}]: no segmentation, which mask AP of the predictions' masks needs",
+                               gt_json)
+    if predictions and have_masks:
+        m = coco_ap(gt_coco, predictions, "segm")
+        report["mask"] = {k: m[k] for k in ("AP", "AP50", "AP75", "mean_iou", "matched")}  # mean_iou: J of matches
+    if predictions:
+        b = coco_ap(gt_coco, predictions, "bbox")
+        report["box"] = {k: b[k] for k in ("AP", "AP50", "AP75")}
+    return report
+
+
+def report_table(report: dict) -> str:
+    """A short markdown table of the headline figures."""
+    lines = ["| HOTA | IDF1 | MOTA | ID switches | objects (true / counted) | mask AP | mask AP50 |",
+             "|---|---|---|---|---|---|---|"]
+    mask = report.get("mask", {})
+    lines.append(f"| {report['HOTA']:.3f} | {report['IDF1']:.3f} | {report['MOTA']:.3f} | {report['IDSW']} | "
+                 f"{sum(report['counts']['true'].values())} / {sum(report['counts']['predicted'].values())} | "
+                 f"{mask.get('AP', float('nan')):.3f} | {mask.get('AP50', float('nan')):.3f} |")
+    return "\n".join(lines)

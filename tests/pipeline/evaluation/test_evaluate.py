@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+import supervision as sv
+
+from detseg.data.io import load_dataset
+from detseg.errors import InputError
+from detseg.pipeline.cli import main
+from detseg.pipeline.cli.evaluate import parse_class_map
+from detseg.pipeline.evaluation.evaluate import class_id_mapping, evaluate
+from detseg.pipeline.evaluation.metrics import coco_ap, result_entry
+
+
+def _square(y0, x0, size, shape=(40, 40)):
+    m = np.zeros(shape, bool)
+    m[y0:y0 + size, x0:x0 + size] = True
+    return m
+
+
+def _gt(masks, categories=("a", "b"), classes=None):
+    classes = classes or [1] * len(masks)
+    anns = []
+    for i, (m, c) in enumerate(zip(masks, classes), 1):
+        anns.append({**result_entry(1, c, 1.0, m), "id": i, "iscrowd": 0, "area": float(m.sum())})
+        anns[-1].pop("score")
+    return {"images": [{"id": 1, "file_name": "x.jpg", "width": 40, "height": 40}], "annotations": anns,
+            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(categories)]}
+
+
+def test_perfect_predictions_give_ap_one():
+    masks = [_square(0, 0, 10), _square(20, 20, 15), _square(5, 25, 8)]
+    gt = _gt(masks, classes=[1, 2, 1])
+    preds = [result_entry(1, c, 0.9, m) for m, c in zip(masks, [1, 2, 1])]
+    m = coco_ap(gt, preds, "segm")
+    assert m["AP"] == pytest.approx(1.0) and m["AP50"] == pytest.approx(1.0)
+    assert m["per_class"] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+    assert m["mean_iou"] == pytest.approx(1.0) and m["matched"] == 3
+
+
+def test_hand_computed_case():
+    """Two objects; one found exactly (score .9), one missed, one false positive (score .8).
+
+    Precision is 1 up to recall 0.5 and 0 after: COCO's 101-point AP = 51/101 at every IoU.
+    """
+    gt = _gt([_square(0, 0, 10), _square(20, 20, 10)])
+    preds = [result_entry(1, 1, 0.9, _square(0, 0, 10)), result_entry(1, 1, 0.8, _square(0, 25, 5))]
+    m = coco_ap(gt, preds, "segm")
+    assert m["AP"] == pytest.approx(51 / 101) and m["AP50"] == pytest.approx(51 / 101)
+
+
+def test_half_overlap_counts_at_ap50_only():
+    gt = _gt([_square(0, 0, 10)])
+    shifted = _square(0, 3, 10)  # IoU = 70 / 130 = 0.538
+    m = coco_ap(gt, [result_entry(1, 1, 1.0, shifted)], "segm")
+    assert m["AP50"] == pytest.approx(1.0) and m["AP75"] == pytest.approx(0.0)
+    assert m["AP"] == pytest.approx(0.1)  # matched at 1 of the 10 thresholds (0.50)
+    assert m["mean_iou"] == pytest.approx(70 / 130)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    report = evaluate(tiny_dataset, "gt", ["grabcut", "ellipse"], split="val", out=out, progress=False)
+    return report, out
+
+
+def test_numbers_equal_pycocotools_on_the_same_predictions(evaluated):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    report, out = evaluated
+    gt = COCO(str(out / "ground_truth.json"))
+    for name in ("grabcut", "ellipse"):
+        dt = gt.loadRes(str(out / name / "predictions.json"))
+        ev = COCOeval(gt, dt, "segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        ours = report["configs"][name]["segm"]
+        for k, v in zip(("AP", "AP50", "AP75", "AP_small", "AP_medium"), ev.stats[:5]):
+            assert ours[k] == pytest.approx(v, abs=1e-9) if v >= 0 else ours[k] is None
+
+
+def test_agrees_with_supervision_mean_average_precision(evaluated, tiny_dataset):
+    """supervision's MeanAveragePrecision(MASKS) on the same masks: within 0.01 of pycocotools."""
+    from supervision.metrics import MeanAveragePrecision, MetricTarget
+
+    report, out = evaluated
+    ds = load_dataset(tiny_dataset)
+    preds = json.loads((out / "grabcut" / "predictions.json").read_text())
+    metric = MeanAveragePrecision(metric_target=MetricTarget.MASKS)
+    from detseg.data.polygons import rle_to_mask
+
+    for record in ds.splits["val"]:
+        mine = [p for p in preds if p["image_id"] == record.image_id]
+        pred = sv.Detections(
+            xyxy=np.array([[p["bbox"][0], p["bbox"][1], p["bbox"][0] + p["bbox"][2], p["bbox"][1] + p["bbox"][3]]
+                           for p in mine], np.float32),
+            mask=np.stack([rle_to_mask(p["segmentation"]) for p in mine]),
+            confidence=np.array([p["score"] for p in mine], np.float32),
+            class_id=np.array([p["category_id"] - 1 for p in mine]))
+        metric.update(pred, ds.detections(record))
+    result = metric.compute()
+    assert result.map50_95 == pytest.approx(report["configs"]["grabcut"]["segm"]["AP"], abs=0.01)
+    assert result.map50 == pytest.approx(report["configs"]["grabcut"]["segm"]["AP50"], abs=0.01)
+
+
+def test_outputs_written(evaluated):
+    report, out = evaluated
+    assert json.loads((out / "metrics.json").read_text())["configs"].keys() == {"grabcut", "ellipse"}
+    assert "| grabcut |" in (out / "metrics.md").read_text()
+    for png in ("pr_curves.png", "per_class_ap.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # GT boxes: box AP is perfect, and GrabCut beats the ellipse prior on these shapes
+    assert report["configs"]["ellipse"]["bbox"]["AP"] == pytest.approx(1.0)
+    assert report["configs"]["grabcut"]["segm"]["AP"] > report["configs"]["ellipse"]["segm"]["AP"]
+
+
+def test_class_name_mismatch_is_an_error_or_mapped():
+    with pytest.raises(InputError, match=r"\['bagel'\] are not in the dataset"):
+        class_id_mapping({0: "cookie", 1: "bagel"}, ["croissant", "cookie"])
+    mapping = class_id_mapping({0: "cookie", 1: "bagel"}, ["croissant", "cookie"], parse_class_map("bagel=croissant"))
+    assert mapping == {0: 1, 1: 0}
+    with pytest.raises(InputError, match="detector_name=dataset_name"):
+        parse_class_map("bagel")
+
+
+def test_cli_evaluate_with_a_yolo_detector(tiny_dataset, tiny_weights, tmp_path, capsys):
+    code = main(["evaluate", "--data", str(tiny_dataset), "--detector", str(tiny_weights), "--segmenter", "box",
+                 "--out", str(tmp_path / "ev"), "--no-plots"])
+    assert code == 0
+    assert "| box |" in capsys.readouterr().out
+    assert (tmp_path / "ev" / "box" / "predictions.json").is_file()
