@@ -33,7 +33,7 @@ def add_evaluate_command(sub) -> None:
                         "detector's own masks)")
     p.add_argument("--class-map", default=None, help="detector_name=dataset_name,... when names differ")
     p.add_argument("--conf", type=fraction, default=0.001, help="detector confidence threshold")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--every", type=positive_int, default=1, help="use every n-th image")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-plots", action="store_true")

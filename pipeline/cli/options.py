@@ -37,6 +37,21 @@ class UsageError(DetsegError):
     """A bad command line: an unknown option, a missing argument, a value out of range."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """ultralytics-style ``--help``: a default is shown once, and only when it says something.
+
+    argparse's ``ArgumentDefaultsHelpFormatter`` appends ``(default: None)`` to every option without a
+    default, and a second default to help that already states one; this formatter adds ``(default: X)``
+    only where X is not None/False and the help does not already say "default".
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) or not text:
+            return text
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one :class:`UsageError` line, not a usage block and ``SystemExit``.
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key, leaves, read_json
 from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.errors import DetsegError, InputError
-from detseg.pipeline.cli.options import auto_or_positive_int, fraction, imgsz, non_negative_float, positive_int
+from detseg.pipeline.cli.options import (
+    HelpFormatter,
+    auto_or_positive_int,
+    fraction,
+    imgsz,
+    non_negative_float,
+    positive_int,
+)
 from detseg.pipeline.predict import RunOptions, run_predict
 from detseg.pipeline.sources import resolve_source
 
@@ -81,7 +88,7 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
 
 def add_predict_command(sub) -> None:
     p = sub.add_parser("predict", help="segment images, a folder, a glob or a video",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=HelpFormatter,
                        description="Detect, segment and write annotated images/video, YOLO-seg labels, COCO "
                                    "predictions and summary.json under --out.")
     p.add_argument("source", help="image, folder (recursive), glob pattern, or video file")
@@ -94,7 +101,7 @@ def add_predict_command(sub) -> None:
                    help="SAM checkpoint path or name (mobile_sam.pt, sam_b.pt, ...), grabcut, box, ellipse, or "
                         "detector (a -seg detector's own masks, e.g. a distilled student's); auto: mobile_sam.pt if "
                         "present or downloadable, else grabcut")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--conf", type=fraction, default=DEFAULT_CONF, help="detector confidence threshold")
     p.add_argument("--iou", type=fraction, default=0.7, help="NMS IoU threshold")
     p.add_argument("--imgsz", type=imgsz, default=None, help="detector input size (default: the model's own)")
@@ -104,8 +111,10 @@ def add_predict_command(sub) -> None:
     p.add_argument("--classes", default=None,
                    help="comma-separated class names or ids to keep; for an open-vocabulary detector, the "
                         "names to detect (e.g. croissant,cookie,cupcake)")
-    p.add_argument("--multimask", choices=("single", "best", "all"), default="single")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--multimask", choices=("single", "best", "all"), default="single",
+                   help="SAM: one mask per box (single), the best of three by predicted IoU (best), or all three")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="SAM: fp32, bf16 autocast (CPU or CUDA) or fp16 autocast (CUDA)")
     p.add_argument("--stride", type=positive_int, default=1, help="video: process every n-th frame")
     p.add_argument("--max-frames", type=positive_int, default=None, help="video: stop after this many processed frames")
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")

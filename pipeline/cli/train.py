@@ -103,7 +103,7 @@ def add_val_command(sub) -> None:
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--imgsz", type=imgsz, default=640)
     p.add_argument("--batch", type=positive_int, default=16)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--out", default="runs/val", help="folder for the metrics JSON and ultralytics' files "
                                                      "(default: %(default)s; never the weights' folder)")
     p.set_defaults(func=_cmd_val)

@@ -24,6 +24,19 @@ def test_help_shows_defaults_and_the_ultralytics_names(capsys):
     for flag in ("--conf", "--iou", "--imgsz", "--max-det", "--agnostic-nms", "--no-agnostic-nms", "-q", "-v"):
         assert flag in text
     assert "(default: 0.25)" in text and "(default: 300)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text  # nothing said twice or for nothing
+
+
+def test_every_predict_option_has_help_and_one_default_at_most():
+    from detseg.pipeline.cli import build_parser
+
+    predict = build_parser()._subparsers._group_actions[0].choices["predict"]
+    for action in predict._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help"
+    text = predict.format_help()
+    for block in text.split("\n  -")[1:]:
+        assert " ".join(block.split()).count("(default") <= 1, block
 
 
 @pytest.mark.parametrize("flags, message", [(["--conf", "1.5"], "--conf must be in"),
