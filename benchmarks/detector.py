@@ -11,7 +11,7 @@
    (accuracy does, and is not measured here). The detector must stay <= 25 MB.
 
 Usage:
-    python benchmarks/detector.py [--weights detectors/weights/food-yolov8n.pt] [--repeats 5] [--scales n s]
+    python benchmarks/detector.py [--weights detectors/weights/food-yolov5nu.pt] [--repeats 5] [--scales n s]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def seconds_per_image(run, images, batch: int) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov5nu.pt"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--scales", nargs="*", default=["n", "s"], choices=["n", "s", "m", "l", "x"],
@@ -85,7 +85,7 @@ def write_scale_checkpoint(scale: str, path: Path, names: dict) -> Path:
     """Write a random-initialised YOLOv8 detector as ultralytics ships weights.
 
     The checkpoint is stripped by ultralytics' ``strip_optimizer`` (fp16, no optimizer), the format of
-    ``detectors/weights/food-yolov8n.pt``, so its file size is the size a trained one would have.
+    ``detectors/weights/food-yolov5nu.pt``, so its file size is the size a trained one would have.
 
     Args:
         scale: YOLOv8 scale letter (``"n"``, ``"s"``, ...).

@@ -6,7 +6,7 @@ Usage:
 
 1. Generates ``--n`` synthetic images (seed ``--seed-train``); their labels are thrown away: the pool is
    "unlabelled". Generates ``--test`` held-out scenes with another seed (``--seed-test``), never trained on.
-2. Teacher = the shipped detector (``detectors/weights/food-yolov8n.pt``) + ``GrabCutSegmenter``; it
+2. Teacher = the shipped detector (``detectors/weights/food-yolov5nu.pt``) + ``GrabCutSegmenter``; it
    labels the pool with ``detseg predict --save-dataset`` (``run_predict``).
 3. Student = ``yolov8n-seg.yaml`` trained only on those labels with ``detseg train --task segment``
    (``--init teacher`` starts its backbone and box head from the teacher's detector weights, the
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
+TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov5nu.pt"
 
 
 def build_runner(kind: str, weights: str, conf: float, imgsz: int | None = None, mask_mode: str = "box"):
@@ -269,7 +269,7 @@ def main(argv=None) -> int:
           f"(fastest of {args.repeats} rounds of whole runs, each model in a process of its own), "
           f"{report['torch_threads']} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
-    rows = [("teacher: food-yolov8n + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
+    rows = [("teacher: the shipped detector + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
             (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),
             ("  same, ultralytics' masks (reference)", segm_ref, rep_ref, ips["student-ultralytics-masks"])]
     if exported:

@@ -16,7 +16,7 @@ process (CUDA start-up and kernel selection are not timed); auto_annotate still 
 two models inside the timed call, as it always does.
 
 Usage:
-    python benchmarks/pipeline.py [--images 6] [--repeats 1] [--weights detectors/weights/food-yolov8n.pt]
+    python benchmarks/pipeline.py [--images 6] [--repeats 1] [--weights detectors/weights/food-yolov5nu.pt]
         [--device cpu]
 """
 
@@ -55,7 +55,7 @@ def make_folder(folder: Path, n: int, min_items: int = 10) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6)
-    parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov8n.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "detectors" / "weights" / "food-yolov5nu.pt"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds of ours and ultralytics")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """``--engine ray`` vs the local engine on the same generated images, measured in one run.
 
 Offline and weight-free on the segmenter side: the shipped food detector
-(``detectors/weights/food-yolov8n.pt``) and GrabCut (no SAM weights can be downloaded here).
+(``detectors/weights/food-yolov5nu.pt``) and GrabCut (no SAM weights can be downloaded here).
 
 1. Outputs: every file the Ray engine writes equals the local engine's byte for byte
    (summary.json aside: it holds timings), and predictions.json loads equal, when both run
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov8n.pt"
+WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov5nu.pt"
 
 
 def make_images(folder: Path, n: int, size: int) -> None:

@@ -5,7 +5,7 @@ import torch or ultralytics.
 
 Example:
     >>> from detseg import Pipeline, YoloDetector, SamSegmenter   # doctest: +SKIP
-    >>> pipe = Pipeline(YoloDetector("detectors/weights/food-yolov8n.pt"), SamSegmenter("mobile_sam.pt"))
+    >>> pipe = Pipeline(YoloDetector("detectors/weights/food-yolov5nu.pt"), SamSegmenter("mobile_sam.pt"))
     >>> detections = pipe(image_bgr)   # sv.Detections: xyxy, confidence, class_id, mask, data["class_name"]
 """
 

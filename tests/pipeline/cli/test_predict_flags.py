@@ -5,6 +5,7 @@ import json
 import cv2
 import pytest
 
+from detseg.detectors.yolo import DEFAULT_CONF
 from detseg.pipeline.cli import main
 from tests.helpers import textured_image
 
@@ -23,7 +24,7 @@ def test_help_shows_defaults_and_the_ultralytics_names(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--conf", "--iou", "--imgsz", "--max-det", "--agnostic-nms", "--no-agnostic-nms", "-q", "-v"):
         assert flag in text
-    assert "(default: 0.25)" in text and "(default: 300)" in text
+    assert f"(default: {DEFAULT_CONF})" in text and "(default: 300)" in text
     assert "(default: None)" not in text and "(default: False)" not in text  # nothing said twice or for nothing
 
 
