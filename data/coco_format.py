@@ -98,6 +98,25 @@ def _check_bbox(bbox, where: str, path: Path, size: tuple[int, int]) -> list[flo
     return [x, y, bw, bh]
 
 
+def validate_categories(categories: list, path) -> list[dict]:
+    """A COCO ``categories`` list, checked: each a dict with an integer ``id`` (each once) and a string ``name``.
+
+    Returns the entries with ``id`` and ``name`` normalised (other keys kept); the first problem is one
+    ``DatasetError`` ``file: categories[2].id: what``.
+    """
+    out, category_at = [], {}
+    for i, c in enumerate(categories):
+        where = at("categories", i)
+        as_dict(c, path, where)
+        cid = as_int(key(c, "id", path, where), path, at(where, "id"))
+        name = as_str(key(c, "name", path, where), path, at(where, "name"))
+        if cid in category_at:
+            fail(path, at(where, "id"), f"duplicate category id {cid} (also categories[{category_at[cid]}])")
+        category_at[cid] = i
+        out.append({**c, "id": cid, "name": name})
+    return out
+
+
 def validate_coco(coco, path: Path, *, unique_file_names: bool = True, evaluation: bool = False) -> dict:
     """Check a COCO instances file's content (:func:`load_coco` and ``evaluate-video`` read one).
 
@@ -124,16 +143,8 @@ def validate_coco(coco, path: Path, *, unique_file_names: bool = True, evaluatio
         fail(path, "", f"missing key(s) {', '.join(missing)} (COCO needs images, annotations, categories)")
     for k in ("images", "annotations", "categories"):
         as_list(coco[k], path, k)
-    categories, category_at = [], {}
-    for i, c in enumerate(coco["categories"]):
-        where = at("categories", i)
-        as_dict(c, path, where)
-        cid = as_int(key(c, "id", path, where), path, at(where, "id"))
-        name = as_str(key(c, "name", path, where), path, at(where, "name"))
-        if cid in category_at:
-            fail(path, at(where, "id"), f"duplicate category id {cid} (also categories[{category_at[cid]}])")
-        category_at[cid] = i
-        categories.append({**c, "id": cid, "name": name})
+    categories = validate_categories(coco["categories"], path)
+    category_at = {c["id"]: i for i, c in enumerate(categories)}
     images, image_at, name_at = [], {}, {}
     for i, im in enumerate(coco["images"]):
         where = at("images", i)

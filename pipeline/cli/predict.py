@@ -42,18 +42,10 @@ def load_categories(coco_json: str | Path | None) -> list[dict] | None:
     cats = data.get("categories")
     if not cats:
         return None
+    from detseg.data.coco_format import validate_categories
+
     as_list(cats, path, "categories")
-    out, seen = [], {}
-    for i, c in enumerate(cats):
-        where = at("categories", i)
-        as_dict(c, path, where)
-        cid = as_int(key(c, "id", path, where), path, at(where, "id"))
-        name = as_str(key(c, "name", path, where), path, at(where, "name"))
-        if cid in seen:
-            fail(path, at(where, "id"), f"duplicate category id {cid} (also categories[{seen[cid]}])")
-        seen[cid] = i
-        out.append({"id": cid, "name": name})
-    return out
+    return [{"id": c["id"], "name": c["name"]} for c in validate_categories(cats, path)]
 
 
 def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
