@@ -1,5 +1,7 @@
 """detseg export: ONNX / OpenVINO copies of a trained model give the .pt model's boxes and masks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,18 +17,18 @@ pytest.importorskip("openvino", reason="the export extra is not installed")
 
 @pytest.fixture(scope="module")
 def food_seg(tmp_path_factory):
-    """A -seg model that finds real boxes: the shipped detector's backbone and box head in a 3-class
-    yolov8n-seg (its mask head random). A 1-epoch student gives only near-identical full-frame boxes."""
+    """A -seg model that finds real boxes: a trained YOLOv8n's backbone and box head (the stage-D food detector
+    shipped until round 3) in a 3-class yolov8n-seg (its mask head random). A 1-epoch student gives only
+    near-identical full-frame boxes."""
     import torch
     from ultralytics import YOLO
     from ultralytics.nn.tasks import SegmentationModel
 
-    from detseg.detectors import DEFAULT_WEIGHTS
-
+    yolov8n = Path(__file__).resolve().parents[2] / "detectors" / "weights" / "candidates" / "stage-D-food-yolov8n.pt"
     torch.manual_seed(0)
     seg = SegmentationModel("yolov8n-seg.yaml", nc=3, verbose=False)
     seg.names = {0: "croissant", 1: "cookie", 2: "cupcake"}
-    seg.load(YOLO(str(DEFAULT_WEIGHTS)).model, verbose=False)  # every tensor of the same name and shape
+    seg.load(YOLO(str(yolov8n)).model, verbose=False)  # every tensor of the same name and shape
     model = YOLO("yolov8n-seg.yaml")
     seg.args, seg.task = model.model.args, "segment"  # what YOLO(".yaml") gives its own model
     model.model = seg
