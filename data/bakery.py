@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from detseg.atomic import atomic_write_text
+from detseg.data.yolo_format import yolo_box_line
 from detseg.errors import DatasetError
 
 REAL_DIR = Path(__file__).resolve().parent / "real"
@@ -161,10 +162,7 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
             name = cat_name[a["category_id"]]
             if name not in DETECTOR_CLASSES:
                 continue
-            x, y, w, h = a["bbox"]
-            W, H = im["width"], im["height"]
-            lines.append(f"{DETECTOR_CLASSES.index(name)} {(x + w / 2) / W:.6f} {(y + h / 2) / H:.6f} "
-                         f"{w / W:.6f} {h / H:.6f}")
+            lines.append(yolo_box_line(DETECTOR_CLASSES.index(name), a["bbox"], im["width"], im["height"]))
         link = out / "images" / im["file_name"]
         if link.is_symlink() or link.exists():
             link.unlink()

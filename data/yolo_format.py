@@ -321,6 +321,12 @@ def load_yolo(data_yaml: Path) -> Dataset:
     return Dataset(names=names, splits=splits, source=src, format="yolo")
 
 
+def yolo_box_line(class_id: int, xywh, width: float, height: float) -> str:
+    """One YOLO detection label line ``class cx cy w h`` (normalised) from a COCO pixel box ``[x, y, w, h]``."""
+    x, y, w, h = (float(v) for v in xywh)
+    return f"{int(class_id)} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
+
+
 def yolo_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> str:
     """One YOLO-seg label line from a pixel polygon (K, 2)."""
     norm = np.clip(np.asarray(polygon, np.float64) / np.array([width, height]), 0, 1).ravel()

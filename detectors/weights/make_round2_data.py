@@ -52,15 +52,9 @@ def main(argv=None) -> int:
     train = [str(out / "real-train" / "images")]
     for r in range(2, args.repeat + 1):
         dst = out / f"real-train-repeat{r}"
-        for sub in ("images", "labels"):
-            (dst / sub).mkdir(parents=True, exist_ok=True)
         for label in sorted((out / "real-train" / "labels").glob("*.txt")):
-            if not label.read_text().strip():
-                continue  # negatives: --negative-repeat below
-            for src, sub in ((out / "real-train" / "images" / (label.stem + ".jpg"), "images"), (label, "labels")):
-                link = dst / sub / src.name
-                if not link.exists():
-                    os.symlink(src.resolve(), link)
+            if label.read_text().strip():  # negatives: --negative-repeat below
+                _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
         train.append(str(dst / "images"))
     for r in range(2, args.negative_repeat + 1):
         dst = out / f"real-train-negatives{r}"
@@ -71,14 +65,10 @@ def main(argv=None) -> int:
     if args.uj_images:
         train += _uj_folders(args, out)
     synth_imgs = sorted((Path(args.synth) / "images" / "train").iterdir())[: args.synth_images]
-    for sub in ("images", "labels"):
-        (out / "synth" / sub).mkdir(parents=True, exist_ok=True)
     for img in synth_imgs:
         label = Path(args.synth) / "labels" / "train" / (img.stem + ".txt")
-        for src, sub in ((img, "images"), (label, "labels")):
-            link = out / "synth" / sub / src.name
-            if src.exists() and not link.exists():
-                os.symlink(src.resolve(), link)
+        if label.exists():
+            _link_pair(img, label, out / "synth")
     train.append(str(out / "synth" / "images"))
     cfg = {"path": str(out), "train": train, "val": str(out / "real-dev" / "images"),
            "names": dict(enumerate(DETECTOR_CLASSES))}
@@ -128,13 +118,12 @@ def _uj_folders(args, out: Path) -> list[str]:
             by_image.setdefault(a["image_id"], []).append(a)
         cat = {c["id"]: c["name"] for c in items["categories"]}
         from detseg.data.bakery import DETECTOR_CLASSES
+        from detseg.data.yolo_format import yolo_box_line
 
         base = out / "uj-items-labels"  # the label files; uj-items{,2,...} link to them
         (base / "labels").mkdir(parents=True, exist_ok=True)
         for im in items["images"]:
-            W, H = im["width"], im["height"]
-            lines = [f"{DETECTOR_CLASSES.index(cat[a['category_id']])} {(a['bbox'][0] + a['bbox'][2] / 2) / W:.6f} "
-                     f"{(a['bbox'][1] + a['bbox'][3] / 2) / H:.6f} {a['bbox'][2] / W:.6f} {a['bbox'][3] / H:.6f}"
+            lines = [yolo_box_line(DETECTOR_CLASSES.index(cat[a["category_id"]]), a["bbox"], im["width"], im["height"])
                      for a in by_image.get(im["id"], [])]
             label = base / "labels" / (Path(im["file_name"]).stem + ".txt")
             label.write_text("\n".join(lines) + "\n")

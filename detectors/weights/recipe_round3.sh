@@ -31,3 +31,16 @@ python detectors/weights/make_round2_data.py --photos "$SHARED/datasets/real-bak
 detseg train --data "$OUT/data/data.yaml" --model detectors/weights/candidates/round2-A-yolov5nu.pt \
     --imgsz "$IMGSZ" --batch 16 --workers 2 --time "$HOURS" --epochs 300 --seed 33 --out "$OUT/C" \
     warmup_epochs=1 close_mosaic=2 save_period=2
+
+# The rule's candidates on the two dev checks (model card, "Round 3: what happened"): epoch8/10/12/14/16.pt,
+# best.pt, last.pt; never the UJ validation photos.
+W="$OUT/C/weights"
+python benchmarks/real_detector.py --bakery --split dev \
+    --weights "$W"/epoch{8,10,12,14,16}.pt "$W/best.pt" "$W/last.pt"
+python benchmarks/real_detector.py --labels data/real/uj-train-cookies-dev.json data/real/uj-train-cookies-unseen.json \
+    --negatives data/real/uj-train-dev-negatives.txt --images "$UJ" \
+    --weights "$W"/epoch{8,10,12,14,16}.pt "$W/best.pt" "$W/last.pt"
+
+# The rule picked best.pt at confidence 0.35 (DEFAULT_CONF in detectors/yolo.py). ultralytics already stripped it
+# (fp16, no optimizer): it ships as it is.
+cp "$W/best.pt" detectors/weights/food-yolov5nu.pt

@@ -24,7 +24,6 @@ paths (a shared file system).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -334,24 +333,19 @@ def _run_actors(ray, todo, pipeline, out, class_names, options: RunOptions, engi
     ray_data_log = logging.getLogger("ray.data")
     level = ray_data_log.level
     ray_data_log.setLevel(logging.ERROR)
-    with tqdm(desc=f"predict (ray, {workers} workers)", unit="img", total=total, initial=done,
-              disable=not options.progress) as bar, _finally(lambda: ray_data_log.setLevel(level)):
-        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-            batch_rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-            rows += [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in batch_rows]
-            bar.update(len(batch_rows))
-            failed = sum(1 for r in rows if r["error"])
-            if failed:
-                bar.set_postfix(failed=failed)
-    return rows
-
-
-@contextlib.contextmanager
-def _finally(undo):
     try:
-        yield
+        with tqdm(desc=f"predict (ray, {workers} workers)", unit="img", total=total, initial=done,
+                  disable=not options.progress) as bar:
+            for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+                batch_rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+                rows += [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in batch_rows]
+                bar.update(len(batch_rows))
+                failed = sum(1 for r in rows if r["error"])
+                if failed:
+                    bar.set_postfix(failed=failed)
     finally:
-        undo()
+        ray_data_log.setLevel(level)
+    return rows
 
 
 def _class_names_of(pipeline) -> dict[int, str]:
