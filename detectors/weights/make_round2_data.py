@@ -5,7 +5,9 @@
 
 Round 3 adds look-alike negatives more than once an epoch (``--negative-repeat``), real UJ training
 photos as negatives (``--uj-images DIR --uj-negatives N --uj-exclude FILE ...``) and the boxed UJ
-cookie photos (``--uj-items JSON --uj-items-repeat N``).
+cookie photos (``--uj-items JSON --uj-items-repeat N``). Round 4 takes composites from several synth
+folders (``--synth A B --synth-images 200 200``) and adds ready image folders as they are
+(``--extra-train DIR ...``: e.g. the hard negatives of ``mine_hard_negatives.py``).
 
 Writes OUT/real-train (train-split photos: every photo with items, every look-alike-only photo as an
 empty-label negative), OUT/real-train-repeat{2..N} (the photos with items again, so they count N times
@@ -29,10 +31,11 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photos", required=True, help="the real-bakery-photos folder")
-    p.add_argument("--synth", required=True, help="a `detseg data synth --backgrounds ...` output folder")
+    p.add_argument("--synth", required=True, nargs="+", help="`detseg data synth --backgrounds ...` output folders")
     p.add_argument("--out", required=True)
     p.add_argument("--repeat", type=int, default=3, help="times each photo with items counts per epoch")
-    p.add_argument("--synth-images", type=int, default=800, help="composites taken from the synth train split")
+    p.add_argument("--synth-images", type=int, nargs="+", default=[800],
+                   help="composites taken from each synth folder's train split (one number, or one per folder)")
     p.add_argument("--negative-repeat", type=int, default=1, help="times each look-alike-only photo counts per epoch")
     p.add_argument("--uj-images", help="the UJ training photos folder (round 3)")
     p.add_argument("--uj-negatives", type=int, default=0, help="cookie-free UJ photos added as empty-label negatives")
@@ -40,8 +43,11 @@ def main(argv=None) -> int:
                    help="name lists (one per line, # comments) and COCO files whose photos are never used")
     p.add_argument("--uj-items", help="a COCO file of boxed UJ cookie photos to train on")
     p.add_argument("--uj-items-repeat", type=int, default=1)
+    p.add_argument("--extra-train", nargs="*", default=[], help="image folders added to train as they are")
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)
+    if len(args.synth_images) not in (1, len(args.synth)):
+        p.error("--synth-images: give one number, or one per --synth folder")
 
     out = Path(args.out).resolve()
     boxes = load_boxes()
@@ -64,16 +70,24 @@ def main(argv=None) -> int:
         train.append(str(dst / "images"))
     if args.uj_images:
         train += _uj_folders(args, out)
-    synth_imgs = sorted((Path(args.synth) / "images" / "train").iterdir())[: args.synth_images]
-    for img in synth_imgs:
-        label = Path(args.synth) / "labels" / "train" / (img.stem + ".txt")
-        if label.exists():
-            _link_pair(img, label, out / "synth")
-    train.append(str(out / "synth" / "images"))
+    n_synth, per_folder = 0, args.synth_images * (len(args.synth) if len(args.synth_images) == 1 else 1)
+    for k, (folder, n) in enumerate(zip(args.synth, per_folder)):
+        dst = out / ("synth" if k == 0 else f"synth{k + 1}")
+        synth_imgs = sorted((Path(folder) / "images" / "train").iterdir())[:n]
+        for img in synth_imgs:
+            label = Path(folder) / "labels" / "train" / (img.stem + ".txt")
+            if label.exists():
+                _link_pair(img, label, dst)
+        n_synth += len(synth_imgs)
+        train.append(str(dst / "images"))
+    for folder in args.extra_train:
+        if not Path(folder).is_dir():
+            p.error(f"--extra-train: folder not found: {folder}")
+        train.append(str(Path(folder).resolve()))
     cfg = {"path": str(out), "train": train, "val": str(out / "real-dev" / "images"),
            "names": dict(enumerate(DETECTOR_CLASSES))}
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    print(f"{out / 'data.yaml'}: train {len(train)} folders ({len(synth_imgs)} composites)")
+    print(f"{out / 'data.yaml'}: train {len(train)} folders ({n_synth} composites)")
     return 0
 
 
