@@ -129,6 +129,16 @@ def _compared(value):
     return value
 
 
+def _same(before, now) -> bool:
+    """Whether ``--resume`` sees a setting unchanged. A run.json written before 2026-12-07 stored the source
+    as the path given on the command line (``"arrays"`` for arrays): it matches the same path, resolved."""
+    if isinstance(before, str) and isinstance(now, dict) and {"kind", "path"} <= set(now):
+        if now["path"] is None:
+            return before == "arrays" and now["kind"] == "arrays"
+        return Path(before).resolve() == Path(now["path"])
+    return _compared(before) == _compared(now)
+
+
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     """Write ``settings`` (:meth:`RunOptions.run_json`) to run.json; with ``resume``, first compare them key by
     key with the earlier run's and refuse, naming every key that differs."""
@@ -141,7 +151,7 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
                              "resume anyway, or rerun without --resume") from None
         if not isinstance(before, dict):
             raise InputError(f"--resume: {path}: expected the settings object detseg writes, {got(before)}")
-        changed = {k: (before.get(k), v) for k, v in settings.items() if _compared(before.get(k)) != _compared(v)}
+        changed = {k: (before.get(k), v) for k, v in settings.items() if not _same(before.get(k), v)}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise InputError(f"--resume: {out} was made with other settings ({detail}); "

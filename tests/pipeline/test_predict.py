@@ -367,3 +367,23 @@ def test_run_json_is_written_from_the_run_options_and_resume_names_each_field_th
     with pytest.raises(InputError, match=r"other settings \(stride: 1 -> 2, conf: 0.25 -> 0.5\)") as err:
         run_predict(_pipe(), image_folder, out, changed)
     assert "iou" not in str(err.value) and "segmenter" not in str(err.value)
+
+
+def test_resume_accepts_a_run_json_from_before_the_source_was_structured(image_folder, tmp_path):
+    """Earlier versions stored the source as the path given: the same folder resumes, another is refused."""
+    from dataclasses import replace
+
+    from detseg.errors import InputError
+
+    out = tmp_path / "out"
+    options = RunOptions(progress=False, settings={"segmenter": "box"})
+    run_predict(_pipe(), image_folder, out, options)
+    old = json.loads((out / "run.json").read_text())
+    old["source"] = str(image_folder)
+    (out / "run.json").write_text(json.dumps(old))
+    run_predict(_pipe(), image_folder, out, replace(options, resume=True))
+    assert json.loads((out / "run.json").read_text())["source"]["kind"] == "folder"
+    old["source"] = str(tmp_path / "elsewhere")
+    (out / "run.json").write_text(json.dumps(old))
+    with pytest.raises(InputError, match="other settings \\(source: "):
+        run_predict(_pipe(), image_folder, out, replace(options, resume=True))
