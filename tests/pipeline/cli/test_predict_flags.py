@@ -90,3 +90,14 @@ def test_every_command_takes_model_as_ultralytics_names_it_and_keeps_the_old_nam
     for flag in ("--model", old):
         args = parser.parse_args([*command, flag, "w.pt"])
         assert getattr(args, dest) == "w.pt"
+
+
+@pytest.mark.parametrize("module", ["detseg", "detseg.pipeline.cli"])
+def test_python_dash_m_runs_the_command(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, "predict", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--conf" in done.stdout and "--imgsz" in done.stdout
