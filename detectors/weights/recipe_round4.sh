@@ -63,9 +63,3 @@ detseg train --data "$OUT/data/data.yaml" --model "$START" \
     --imgsz "$IMGSZ" --batch 16 --workers 2 --time "$HOURS" --epochs 300 --seed 44 --out "$OUT/D4" \
     warmup_epochs=1 close_mosaic=2 save_period=2
 
-# Round 5 (model card): the shipped detector on the same data, a fifth of round 4's learning rate, no warm-up.
-if [ "${ROUND5:-0}" = 1 ]; then
-detseg train --data "$OUT/data/data.yaml" --model "$START" \
-    --imgsz "$IMGSZ" --batch 16 --workers 2 --time "${HOURS5:-0.65}" --epochs 300 --seed 55 --out "$OUT/D5" \
-    optimizer=AdamW lr0=0.0003 warmup_epochs=0 close_mosaic=2 save_period=2
-fi
