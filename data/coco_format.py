@@ -99,13 +99,14 @@ def _check_bbox(bbox, where: str, path: Path, size: tuple[int, int]) -> list[flo
 
 
 def validate_categories(categories: list, path) -> list[dict]:
-    """A COCO ``categories`` list, checked: each a dict with an integer ``id`` (each once) and a string ``name``.
+    """A COCO ``categories`` list, checked: a list of dicts, each with an integer ``id`` (each once) and a string
+    ``name``.
 
     Returns the entries with ``id`` and ``name`` normalised (other keys kept); the first problem is one
     ``DatasetError`` ``file: categories[2].id: what``.
     """
     out, category_at = [], {}
-    for i, c in enumerate(categories):
+    for i, c in enumerate(as_list(categories, path, "categories")):
         where = at("categories", i)
         as_dict(c, path, where)
         cid = as_int(key(c, "id", path, where), path, at(where, "id"))
@@ -141,7 +142,7 @@ def validate_coco(coco, path: Path, *, unique_file_names: bool = True, evaluatio
     missing = [k for k in ("images", "annotations", "categories") if k not in coco]
     if missing:
         fail(path, "", f"missing key(s) {', '.join(missing)} (COCO needs images, annotations, categories)")
-    for k in ("images", "annotations", "categories"):
+    for k in ("images", "annotations"):  # categories: validate_categories
         as_list(coco[k], path, k)
     categories = validate_categories(coco["categories"], path)
     category_at = {c["id"]: i for i, c in enumerate(categories)}

@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if len(args.synth_images) not in (1, len(args.synth)):
         p.error("--synth-images: give one number, or one per --synth folder")
+    missing = [f for f in args.extra_train if not Path(f).is_dir()]
+    if missing:
+        p.error(f"--extra-train: folder not found: {', '.join(missing)}")
 
     out = Path(args.out).resolve()
     boxes = load_boxes()
@@ -80,10 +83,7 @@ def main(argv=None) -> int:
                 _link_pair(img, label, dst)
         n_synth += len(synth_imgs)
         train.append(str(dst / "images"))
-    for folder in args.extra_train:
-        if not Path(folder).is_dir():
-            p.error(f"--extra-train: folder not found: {folder}")
-        train.append(str(Path(folder).resolve()))
+    train += [str(Path(folder).resolve()) for folder in args.extra_train]
     cfg = {"path": str(out), "train": train, "val": str(out / "real-dev" / "images"),
            "names": dict(enumerate(DETECTOR_CLASSES))}
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -48,7 +48,8 @@ python detectors/weights/make_round2_data.py --photos "$BAKERY" \
 }
 data
 
-# Hard negatives, mined with the start model at conf 0.25 (its training size): the train split's look-alike-only
+# Hard negatives, mined with the start model (the first data call above made the look-alike folder mined here; the
+# second call below only adds the mined folders to data.yaml, every link it makes again already exists) at conf 0.25 (its training size): the train split's look-alike-only
 # photos it fires on (twice more an epoch), and up to 150 eligible cookie-free UJ photos it fires on.
 mkdir -p "$OUT/hard-lookalike1/images" "$OUT/hard-uj/images"
 python detectors/weights/mine_hard_negatives.py --weights "$START" --images "$OUT/data/real-train-negatives2/images" \

@@ -44,7 +44,6 @@ def load_categories(coco_json: str | Path | None) -> list[dict] | None:
         return None
     from detseg.data.coco_format import validate_categories
 
-    as_list(cats, path, "categories")
     return [{"id": c["id"], "name": c["name"]} for c in validate_categories(cats, path)]
 
 
