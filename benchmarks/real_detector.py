@@ -237,7 +237,8 @@ def run_bakery(args) -> int:
     images = [read_image(p["path"]) for p in photos]
     curves = {}
     for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
-        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device).load()
+        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device,
+                                augment=args.augment, classes=args.classes).load()
         start = time.perf_counter()
         detections = [detector(im) for im in images]
         seconds = time.perf_counter() - start
@@ -299,6 +300,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder with annotations.json and images/")
     parser.add_argument("--weights", nargs="+", default=None, help="detector weights (default: the shipped one)")
     parser.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
+    parser.add_argument("--classes", nargs="+", type=int, default=None,
+                        help="keep only these class ids (e.g. 0 1 2 of a model trained with a look-alike class 3)")
+    parser.add_argument("--augment", action="store_true", help="test-time augmentation (ultralytics' augment=True)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plot", help="PNG of false detections and recall against confidence")
     parser.add_argument("--labels", nargs="+", help="instead of --data: COCO JSON(s) of real cookie boxes (pixels) "
@@ -335,7 +339,8 @@ def main(argv=None) -> int:
     images = [read_image(p["path"]) for p in photos]
     curves = {}
     for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
-        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device).load()
+        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device,
+                                augment=args.augment, classes=args.classes).load()
         start = time.perf_counter()
         detections = [detector(im) for im in images]
         seconds = time.perf_counter() - start

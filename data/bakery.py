@@ -9,6 +9,10 @@ file, as in ``photos.csv``), ``repo`` (the site), ``split`` (``train`` or ``dev`
 and ``muffin`` (boxed, but not a detector class: see ``data/real/labelling/GUIDE.md``).
 ``iscrowd`` marks a box around a group too dense to separate.
 
+``data/real/bakery-lookalikes.json`` (same form) boxes the baked goods in the train split's look-alike-only
+photos (categories ``LOOKALIKE_CATEGORIES``: cake, bread, pastry, tart, donut, macaron, dessert; rules in
+``data/real/labelling/GUIDE-lookalikes.md``), for training a look-alike class (round 7 of the model card).
+
 Example:
     >>> from detseg.data.bakery import load_boxes, photos_of_split  # doctest: +SKIP
     >>> boxes = load_boxes()
@@ -32,6 +36,8 @@ SPLIT_FILE = REAL_DIR / "bakery-split.json"
 DETECTOR_CLASSES = ("croissant", "cookie", "cupcake")  # the order of the shipped detector's class ids
 CATEGORIES = (*DETECTOR_CLASSES, "muffin")
 SPLITS = ("train", "dev")
+LOOKALIKES_FILE = REAL_DIR / "bakery-lookalikes.json"
+LOOKALIKE_CATEGORIES = ("cake", "bread", "pastry", "tart", "donut", "macaron", "dessert")
 
 
 def read_photo_table(csv_path: str | Path) -> list[dict]:
@@ -57,8 +63,8 @@ def split_of(repo: str, dev: frozenset[str] | None = None) -> str:
     return "dev" if repo in (dev_sites() if dev is None else dev) else "train"
 
 
-def load_boxes(path: str | Path = BOXES_FILE) -> dict:
-    """The COCO dict of the boxes, checked: every box inside its photo, ids consistent, known categories.
+def load_boxes(path: str | Path = BOXES_FILE, categories: tuple[str, ...] = CATEGORIES) -> dict:
+    """The COCO dict of the boxes, checked: every box inside its photo, ids consistent, ``categories`` exactly.
 
     Raises:
         DatasetError: naming the file and the first problem found.
@@ -68,18 +74,18 @@ def load_boxes(path: str | Path = BOXES_FILE) -> dict:
         coco = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise DatasetError(f"cannot read the box file ({type(e).__name__})", path) from None
-    problems = check_boxes(coco)
+    problems = check_boxes(coco, categories)
     if problems:
         raise DatasetError(problems[0], path)
     return coco
 
 
-def check_boxes(coco: dict) -> list[str]:
-    """Every problem of a box file, one line each (empty when it is sound)."""
+def check_boxes(coco: dict, categories: tuple[str, ...] = CATEGORIES) -> list[str]:
+    """Every problem of a box file, one line each (empty when it is sound); its categories must be ``categories``."""
     problems: list[str] = []
     cats = {c.get("id"): c.get("name") for c in coco.get("categories", [])}
-    if sorted(cats.values()) != sorted(CATEGORIES):
-        problems.append(f"categories must be {list(CATEGORIES)}, got {sorted(map(str, cats.values()))}")
+    if sorted(cats.values()) != sorted(categories):
+        problems.append(f"categories must be {list(categories)}, got {sorted(map(str, cats.values()))}")
     images = {}
     for im in coco.get("images", []):
         name = im.get("file_name", "")
@@ -130,13 +136,13 @@ def boxes_by_image(coco: dict) -> dict[int, list[dict]]:
 
 
 def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split: str = "train",
-                     skip_crowd_photos: bool = True) -> dict:
+                     skip_crowd_photos: bool = True, class_of: dict[str, int] | None = None) -> dict:
     """A YOLO view of one split for ultralytics: ``out/images/*.jpg`` (links to the photos) + ``out/labels/*.txt``.
 
-    Only the detector's classes become label lines (``croissant`` 0, ``cookie`` 1, ``cupcake`` 2); a muffin
-    is background to a 3-class detector, like every other look-alike. Photos with a crowd box are left
-    out (a group box is neither one item nor background). Look-alike-only photos get empty label files:
-    they are the real negatives.
+    Only the categories of ``class_of`` (category name -> class id) become label lines; by default the
+    detector's classes (``croissant`` 0, ``cookie`` 1, ``cupcake`` 2), so a muffin is background to a 3-class
+    detector, like every other look-alike. Photos with a crowd box are left out (a group box is neither one
+    item nor background). Photos without a line get empty label files: they are the real negatives.
 
     Returns:
         ``{"images", "boxes", "negatives", "skipped_crowd"}`` counts.
@@ -146,6 +152,7 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
     images_dir, out = Path(images_dir), Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
+    class_of = {n: i for i, n in enumerate(DETECTOR_CLASSES)} if class_of is None else class_of
     cat_name = {c["id"]: c["name"] for c in coco["categories"]}
     by_image = boxes_by_image(coco)
     counts = {"images": 0, "boxes": 0, "negatives": 0, "skipped_crowd": 0}
@@ -160,9 +167,9 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
         lines = []
         for a in anns:
             name = cat_name[a["category_id"]]
-            if name not in DETECTOR_CLASSES:
+            if name not in class_of:
                 continue
-            lines.append(yolo_box_line(DETECTOR_CLASSES.index(name), a["bbox"], im["width"], im["height"]))
+            lines.append(yolo_box_line(class_of[name], a["bbox"], im["width"], im["height"]))
         link = out / "images" / im["file_name"]
         if link.is_symlink() or link.exists():
             link.unlink()

@@ -7,7 +7,11 @@ Round 3 adds look-alike negatives more than once an epoch (``--negative-repeat``
 photos as negatives (``--uj-images DIR --uj-negatives N --uj-exclude FILE ...``) and the boxed UJ
 cookie photos (``--uj-items JSON --uj-items-repeat N``). Round 4 takes composites from several synth
 folders (``--synth A B --synth-images 200 200``) and adds ready image folders as they are
-(``--extra-train DIR ...``: e.g. the hard negatives of ``mine_hard_negatives.py``).
+(``--extra-train DIR ...``: e.g. the hard negatives of ``mine_hard_negatives.py``). Round 7 adds a fourth
+class, ``3 other baked good``: the boxes of ``--lookalikes`` (``data/real/bakery-lookalikes.json``: the
+train split's look-alike photos, crowd boxes left out) and the train split's muffins; a photo counts as one
+"with items" (``--repeat``) only for a line of the three detector classes, else as a negative
+(``--negative-repeat``), as before.
 
 Writes OUT/real-train (train-split photos: every photo with items, every look-alike-only photo as an
 empty-label negative), OUT/real-train-repeat{2..N} (the photos with items again, so they count N times
@@ -44,6 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--uj-items", help="a COCO file of boxed UJ cookie photos to train on")
     p.add_argument("--uj-items-repeat", type=int, default=1)
     p.add_argument("--extra-train", nargs="*", default=[], help="image folders added to train as they are")
+    p.add_argument("--lookalikes", help="COCO file of look-alike boxes: train them, and muffins, as class 3 (round 7)")
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args(argv)
     if len(args.synth_images) not in (1, len(args.synth)):
@@ -55,20 +60,25 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     boxes = load_boxes()
     images = Path(args.photos) / "images"
-    counts = write_yolo_split(boxes, images, out / "real-train", "train")
+    names = list(DETECTOR_CLASSES)
+    class_of = None
+    if args.lookalikes:
+        boxes, class_of = _with_lookalikes(boxes, args.lookalikes)
+        names.append(LOOKALIKE_CLASS)
+    counts = write_yolo_split(boxes, images, out / "real-train", "train", class_of=class_of)
     print("real-train:", counts)
     print("real-dev:", write_yolo_split(boxes, images, out / "real-dev", "dev"))
     train = [str(out / "real-train" / "images")]
     for r in range(2, args.repeat + 1):
         dst = out / f"real-train-repeat{r}"
         for label in sorted((out / "real-train" / "labels").glob("*.txt")):
-            if label.read_text().strip():  # negatives: --negative-repeat below
+            if _has_items(label):  # negatives: --negative-repeat below
                 _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
         train.append(str(dst / "images"))
     for r in range(2, args.negative_repeat + 1):
         dst = out / f"real-train-negatives{r}"
         for label in sorted((out / "real-train" / "labels").glob("*.txt")):
-            if not label.read_text().strip():
+            if not _has_items(label):
                 _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
         train.append(str(dst / "images"))
     if args.uj_images:
@@ -85,10 +95,46 @@ def main(argv=None) -> int:
         train.append(str(dst / "images"))
     train += [str(Path(folder).resolve()) for folder in args.extra_train]
     cfg = {"path": str(out), "train": train, "val": str(out / "real-dev" / "images"),
-           "names": dict(enumerate(DETECTOR_CLASSES))}
+           "names": dict(enumerate(names))}
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     print(f"{out / 'data.yaml'}: train {len(train)} folders ({n_synth} composites)")
     return 0
+
+
+LOOKALIKE_CLASS = "other baked good"
+
+
+def _has_items(label: Path) -> bool:
+    """Whether a YOLO label file has a line of the three detector classes (a look-alike line is not an item)."""
+    from detseg.data.bakery import DETECTOR_CLASSES
+
+    return any(int(ln.split()[0]) < len(DETECTOR_CLASSES) for ln in label.read_text().splitlines() if ln.strip())
+
+
+def _with_lookalikes(boxes: dict, path: str) -> tuple[dict, dict[str, int]]:
+    """``boxes`` with the look-alike file's non-crowd boxes added to their photos, and the class map that
+    trains the three detector classes as 0-2 and muffins and every look-alike category as 3."""
+    from detseg.data.bakery import DETECTOR_CLASSES, LOOKALIKE_CATEGORIES, load_boxes
+
+    extra = load_boxes(path, LOOKALIKE_CATEGORIES)
+    by_name = {im["file_name"]: im["id"] for im in boxes["images"]}
+    unknown = [im["file_name"] for im in extra["images"] if im["file_name"] not in by_name]
+    if unknown:
+        raise SystemExit(f"--lookalikes: {len(unknown)} photos not in the box file, e.g. {unknown[0]}")
+    ids = {im["id"]: by_name[im["file_name"]] for im in extra["images"]}
+    offset = max(c["id"] for c in boxes["categories"])
+    next_id = max((a["id"] for a in boxes["annotations"]), default=0) + 1
+    anns = []
+    for a in extra["annotations"]:
+        if not a.get("iscrowd"):
+            anns.append({**a, "id": next_id + len(anns), "image_id": ids[a["image_id"]],
+                         "category_id": a["category_id"] + offset})
+    merged = {**boxes, "categories": boxes["categories"] + [{**c, "id": c["id"] + offset} for c in extra["categories"]],
+              "annotations": boxes["annotations"] + anns}
+    class_of = {n: i for i, n in enumerate(DETECTOR_CLASSES)} | {n: len(DETECTOR_CLASSES)
+                                                                  for n in ("muffin", *LOOKALIKE_CATEGORIES)}
+    print(f"look-alikes: {len(anns)} boxes (crowd boxes left out) in {len(extra['images'])} photos, as class 3")
+    return merged, class_of
 
 
 def _link_pair(image: Path, label: Path, dst: Path) -> None:

@@ -3,12 +3,15 @@
 # composited into pantry scenes. Run from the repository root with detseg installed and ../shared beside it.
 #   OUT    work folder (default runs/round4)
 #   HOURS  training budget
+#   LOOKALIKES  a look-alike box file to train as class 3 (round 7: data/real/bakery-lookalikes.json; default none)
+#   TRAIN  0: make the data only (round 7 trains on it with recipe_round7.sh)
 set -euo pipefail
 SHARED="${SHARED:-../shared}"
 OUT="${OUT:-runs/round4}" HOURS="${HOURS:-1.3}" IMGSZ="${IMGSZ:-416}"
 UJ="$SHARED/datasets/uj-staple-pantry-train-images/images"
 BAKERY="$SHARED/datasets/real-bakery-photos"
 START="${START:-detectors/weights/food-yolov5nu.pt}"   # round 3's shipped detector
+LOOKALIKES="${LOOKALIKES:-}" TRAIN="${TRAIN:-1}"
 mkdir -p "$OUT"
 
 # Never trained on (as round 3): photos showing the classes, the UJ dev negatives, the UJ cookie photos outside
@@ -44,7 +47,7 @@ data() {
 python detectors/weights/make_round2_data.py --photos "$BAKERY" \
     --synth "$OUT/synth-uj" "$OUT/synth-bakery" --synth-images 200 --out "$OUT/data" --repeat 2 --negative-repeat 3 \
     --uj-images "$UJ" --uj-negatives 300 --uj-exclude "$OUT/exclude.txt" --seed 4 \
-    --uj-items data/real/uj-train-cookies-fit.json --uj-items-repeat 3 "$@"
+    --uj-items data/real/uj-train-cookies-fit.json --uj-items-repeat 3 ${LOOKALIKES:+--lookalikes "$LOOKALIKES"} "$@"
 }
 data
 
@@ -54,10 +57,18 @@ data
 mkdir -p "$OUT/hard-lookalike1/images" "$OUT/hard-uj/images"
 python detectors/weights/mine_hard_negatives.py --weights "$START" --images "$OUT/data/real-train-negatives2/images" \
     --into "$OUT/hard-lookalike1/images" --conf 0.25 --imgsz "$IMGSZ" --max 1000
+# their label files too (empty, or round 7's look-alike boxes): hardneg-NAME.jpg gets NAME.txt
+mkdir -p "$OUT/hard-lookalike1/labels"
+for img in "$OUT"/hard-lookalike1/images/hardneg-*; do
+    name=$(basename "$img"); base=${name#hardneg-}
+    ln -sfn "$(realpath "$OUT/data/real-train/labels/${base%.*}.txt")" "$OUT/hard-lookalike1/labels/${name%.*}.txt"
+done
 rm -rf "$OUT/hard-lookalike2" && cp -a "$OUT/hard-lookalike1" "$OUT/hard-lookalike2"
 python detectors/weights/mine_hard_negatives.py --weights "$START" --images "$UJ" --exclude "$OUT/exclude.txt" \
     --into "$OUT/hard-uj/images" --conf 0.25 --imgsz "$IMGSZ" --max 150 --seed 2028
 data --extra-train "$OUT/hard-lookalike1/images" "$OUT/hard-lookalike2/images" "$OUT/hard-uj/images"
+
+[ "$TRAIN" = 0 ] && exit 0
 
 # Candidate D4: from the start model, checkpoints every 2 epochs (the rule's candidates).
 detseg train --data "$OUT/data/data.yaml" --model "$START" \

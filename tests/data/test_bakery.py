@@ -10,6 +10,8 @@ import pytest
 from detseg.data.bakery import (
     BOXES_FILE,
     CATEGORIES,
+    LOOKALIKE_CATEGORIES,
+    LOOKALIKES_FILE,
     check_boxes,
     dev_sites,
     load_boxes,
@@ -126,6 +128,31 @@ def test_yolo_view_keeps_detector_classes_drops_muffins_and_crowds(tmp_path):
     assert (tmp_path / "yolo" / "images" / "a.jpg").resolve() == (photos / "a.jpg").resolve()
     with pytest.raises(DatasetError, match="not found"):
         write_yolo_split(_tiny(), tmp_path / "nowhere", tmp_path / "yolo2", "train")
+
+
+def test_yolo_view_with_a_class_map_trains_muffins_as_their_own_class(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in "abcd":
+        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+    counts = write_yolo_split(_tiny(), photos, tmp_path / "yolo", "train", class_of={"cupcake": 2, "muffin": 3})
+    assert counts == {"images": 2, "boxes": 2, "negatives": 1, "skipped_crowd": 1}
+    assert (tmp_path / "yolo" / "labels" / "a.txt").read_text().splitlines() == [
+        "2 0.200000 0.400000 0.200000 0.400000", "3 0.600000 0.400000 0.200000 0.400000"]
+
+
+def test_the_lookalike_box_file_boxes_only_train_lookalike_photos_of_the_box_file(shipped):
+    looks = load_boxes(LOOKALIKES_FILE, LOOKALIKE_CATEGORIES)
+    assert check_boxes(looks, LOOKALIKE_CATEGORIES) == []
+    assert check_boxes(looks) != []  # not the four kinds' categories
+    by_name = {im["file_name"]: im for im in shipped["images"]}
+    with_items = {a["image_id"] for a in shipped["annotations"]}
+    for im in looks["images"]:
+        src = by_name[im["file_name"]]
+        assert src["id"] not in with_items and src["split"] == im["split"] == "train", im["file_name"]
+        assert (src["sha256"], src["width"], src["height"], src["repo"]) == (
+            im["sha256"], im["width"], im["height"], im["repo"])
+    assert len(looks["annotations"]) >= 200 and {a["image_id"] for a in looks["annotations"]}
 
 
 def test_shipped_file_is_the_default(shipped):

@@ -36,6 +36,21 @@ def test_list_input_is_one_batch_with_one_result_each(detector):
         np.testing.assert_allclose(dets.xyxy, single.xyxy, atol=1e-3)
 
 
+@pytest.mark.parametrize(("augment", "passes"), [(False, 1), (True, 3)])
+def test_augment_runs_the_three_scales_and_keeps_boxes_inside_the_image(tiny_weights, augment, passes):
+    det = YoloDetector(str(tiny_weights), conf=0.001, device="cpu", augment=augment).load()
+    calls = []
+    first_layer = det._model.model.model[0]
+    hook = first_layer.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape[-2:])))
+    try:
+        dets = det(_image())
+    finally:
+        hook.remove()
+    assert len(calls) == passes  # one forward pass per scale: 1, 0.83, 0.67
+    assert isinstance(dets, sv.Detections)
+    assert (dets.xyxy[:, 2] <= 128 + 1e-3).all() and (dets.xyxy[:, 3] <= 96 + 1e-3).all()
+
+
 def test_blank_image_gives_empty_detections(tiny_weights):
     dets = YoloDetector(str(tiny_weights), conf=0.99, device="cpu")(np.zeros((64, 64, 3), np.uint8))
     assert len(dets) == 0 and dets.xyxy.shape == (0, 4) and "class_name" in dets.data

@@ -26,7 +26,11 @@ OUTDIR = os.environ.get("LAB_OUT", "out")
 PROPS = json.loads((HERE / "proposals.json").read_text())
 (HERE / "view").mkdir(parents=True, exist_ok=True)
 (HERE / OUTDIR).mkdir(parents=True, exist_ok=True)
-COL = {"croissant": (0, 140, 255), "cookie": (255, 0, 200), "cupcake": (0, 220, 0), "muffin": (255, 200, 0)}
+COL = {
+    "croissant": (0, 140, 255), "cookie": (255, 0, 200), "cupcake": (0, 220, 0), "muffin": (255, 200, 0),
+    "cake": (200, 200, 200), "bread": (60, 60, 200), "pastry": (0, 255, 255), "tart": (128, 0, 128),
+    "donut": (0, 100, 0), "macaron": (255, 128, 128), "dessert": (90, 90, 90),
+}  # fmt: skip
 
 
 def grid(img, step, label_every, scale=1.0, off=(0, 0)):

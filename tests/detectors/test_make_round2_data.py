@@ -1,0 +1,64 @@
+"""detectors/weights/make_round2_data.py's round-7 look-alike class: the merge of a look-alike box file into the
+bakery boxes, and which label files count as photos with items (only lines of the three detector classes)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from detseg.data.bakery import CATEGORIES, LOOKALIKE_CATEGORIES, write_yolo_split
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("make_round2_data",
+                                                  ROOT / "detectors" / "weights" / "make_round2_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image(i, name):
+    return {"id": i, "file_name": name, "width": 100, "height": 50, "sha256": str(i) * 64, "repo": f"x/{name}",
+            "split": "train"}
+
+
+def _files(tmp_path):
+    import json
+
+    boxes = {"categories": [{"id": i + 1, "name": n} for i, n in enumerate(CATEGORIES)],
+             "images": [_image(1, "a.jpg"), _image(2, "b.jpg")],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 4, "bbox": [50, 10, 20, 20], "iscrowd": 0}]}
+    looks = {"categories": [{"id": i + 1, "name": n} for i, n in enumerate(LOOKALIKE_CATEGORIES)],
+             "images": [_image(7, "b.jpg")],
+             "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [0, 0, 40, 50], "iscrowd": 0},
+                             {"id": 2, "image_id": 7, "category_id": 5, "bbox": [60, 0, 40, 50], "iscrowd": 1}]}
+    (tmp_path / "looks.json").write_text(json.dumps(looks))
+    return boxes, tmp_path / "looks.json"
+
+
+def test_lookalikes_and_muffins_become_class_3_crowds_left_out(script, tmp_path):
+    boxes, looks = _files(tmp_path)
+    merged, class_of = script._with_lookalikes(boxes, str(looks))
+    assert class_of["croissant"] == 0 and class_of["cupcake"] == 2
+    assert {class_of[n] for n in ("muffin", *LOOKALIKE_CATEGORIES)} == {3}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in "ab":
+        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+    write_yolo_split(merged, photos, tmp_path / "yolo", "train", class_of=class_of)
+    labels = tmp_path / "yolo" / "labels"
+    assert (labels / "a.txt").read_text() == "3 0.600000 0.400000 0.200000 0.400000\n"  # the muffin
+    assert (labels / "b.txt").read_text() == "3 0.200000 0.500000 0.400000 1.000000\n"  # the cake; crowd dropped
+    assert not script._has_items(labels / "a.txt") and not script._has_items(labels / "b.txt")
+    (labels / "c.txt").write_text("3 0.5 0.5 0.1 0.1\n1 0.5 0.5 0.2 0.2\n")
+    assert script._has_items(labels / "c.txt")
+
+
+def test_a_lookalike_photo_missing_from_the_box_file_is_refused(script, tmp_path):
+    boxes, looks = _files(tmp_path)
+    boxes["images"].pop()  # b.jpg
+    with pytest.raises(SystemExit, match="not in the box file"):
+        script._with_lookalikes(boxes, str(looks))
