@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from detseg.pipeline.video.tracking import Tracker
 
 RUN_SETTINGS = "run.json"  # what made the outputs in --out: --resume refuses other settings
+SETTINGS_ADDED_LATER = {"augment": False}  # a run.json written before a setting existed ran with this value
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ def _check_settings(out: Path, settings: dict, resume: bool) -> None:
                              "resume anyway, or rerun without --resume") from None
         if not isinstance(before, dict):
             raise InputError(f"--resume: {path}: expected the settings object detseg writes, {got(before)}")
-        changed = {k: (before.get(k), v) for k, v in settings.items() if not _same(before.get(k), v)}
+        earlier = {**SETTINGS_ADDED_LATER, **before}
+        changed = {k: (earlier.get(k), v) for k, v in settings.items() if not _same(earlier.get(k), v)}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise InputError(f"--resume: {out} was made with other settings ({detail}); "

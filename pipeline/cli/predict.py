@@ -99,6 +99,8 @@ def add_predict_command(sub) -> None:
     p.add_argument("--max-det", type=positive_int, default=300, help="maximum detections per image")
     p.add_argument("--agnostic-nms", action=argparse.BooleanOptionalAction, default=True,
                    help="NMS across classes: one object never gets two class labels")
+    p.add_argument("--augment", action="store_true",
+                   help="test-time augmentation (3 scales, one flipped; about 3x the detector's time)")
     p.add_argument("--classes", default=None,
                    help="comma-separated class names or ids to keep; for an open-vocabulary detector, the "
                         "names to detect (e.g. croissant,cookie,cupcake)")
@@ -186,7 +188,8 @@ def _cmd_predict(args) -> int:
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
     detector = YoloDetector(weights, conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz,
-                            device=args.device, max_det=args.max_det, agnostic_nms=args.agnostic_nms).load()
+                            device=args.device, max_det=args.max_det, agnostic_nms=args.agnostic_nms,
+                            augment=args.augment).load()
     if args.keyframe_every > 1:  # keyframe mode: SAM 2 video memory between detector keyframes
         from detseg.pipeline.video.keyframes import build_keyframe_pipeline
 
@@ -242,7 +245,7 @@ def predict_settings(args, weights) -> dict:
     return {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
             "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
             "classes": args.classes, "multimask": args.multimask, "precision": args.precision,
-            "keyframe_every": args.keyframe_every}
+            "keyframe_every": args.keyframe_every, "augment": args.augment}
 
 
 def report(args, summary: dict) -> int:
@@ -321,7 +324,7 @@ def cmd_predict_ray(args, source, weights, notes: list[str], image_ids: dict[str
     if classes:
         classes = [int(c) if c.isdigit() else c for c in classes]
     detector_options = dict(conf=args.conf, iou=args.iou, classes=classes, imgsz=args.imgsz, max_det=args.max_det,
-                            agnostic_nms=args.agnostic_nms)
+                            agnostic_nms=args.agnostic_nms, augment=args.augment)
     # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
     segmenter = None
     detector = YoloDetector(weights, device="cpu", **detector_options)  # loaded only if asked

@@ -63,11 +63,26 @@ def test_detector_flags_reach_the_detector(one_image, tmp_path, monkeypatch):
 
     monkeypatch.setattr(yolo.YoloDetector, "__init__", spy)
     code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", "box", "-q",
-                 "--iou", "0.5", "--imgsz", "320", "--max-det", "7", "--no-agnostic-nms", "--conf", "0.4"])
+                 "--iou", "0.5", "--imgsz", "320", "--max-det", "7", "--no-agnostic-nms", "--conf", "0.4",
+                 "--augment"])
     assert code == 0
-    got = (seen["iou"], seen["imgsz"], seen["max_det"], seen["agnostic_nms"], seen["conf"])
-    assert got == (0.5, 320, 7, False, 0.4)
+    got = (seen["iou"], seen["imgsz"], seen["max_det"], seen["agnostic_nms"], seen["conf"], seen["augment"])
+    assert got == (0.5, 320, 7, False, 0.4, True)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["processed"] == 1
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["augment"] is True
+
+
+def test_a_run_made_before_augment_existed_resumes_without_it_and_refuses_it(one_image, tmp_path):
+    out = tmp_path / "out"
+    run = ["predict", str(one_image), "--out", str(out), "--segmenter", "box", "-q"]
+    assert main(run) == 0
+    settings = json.loads((out / "run.json").read_text())
+    assert settings.pop("augment") is False
+    (out / "run.json").write_text(json.dumps(settings))  # as a run.json written before the flag
+    assert main([*run, "--resume"]) == 0
+    assert main([*run, "--resume", "--augment"]) != 0  # another setting: refused
+    assert main([*run, "--augment", "--exist-ok"]) == 0
+    assert main([*run, "--resume"]) != 0  # made with --augment: resuming without it is refused too
 
 
 def test_quiet_prints_no_progress_and_verbose_names_each_failure(one_image, tmp_path, capsys):
