@@ -1,18 +1,25 @@
 """Agreement between the first labelling (data/real/bakery-boxes.json) and the blind second labelling of a 10% sample
 (qa-second-look.json): boxes matched per photo (Hungarian on IoU), pairs with IoU >= 0.3 counted.
 
-    python data/real/labelling/qa_compare.py
+    python data/real/labelling/qa_compare.py [FIRST_COCO SECOND_JSON]
+
+The look-alike boxes' second look: ``qa_compare.py data/real/bakery-lookalikes.json
+data/real/labelling/qa-lookalikes-second-look.json``.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 REPO = Path(__file__).resolve().parents[3]
-SECOND = json.loads((REPO / "data" / "real" / "labelling" / "qa-second-look.json").read_text())["boxes"]
-FIRST_COCO = json.loads((REPO / "data" / "real" / "bakery-boxes.json").read_text())
+FIRST_FILE, SECOND_FILE = (sys.argv[1:3] if len(sys.argv) > 2 else
+                           (REPO / "data" / "real" / "bakery-boxes.json",
+                            REPO / "data" / "real" / "labelling" / "qa-second-look.json"))
+SECOND = json.loads(Path(SECOND_FILE).read_text())["boxes"]
+FIRST_COCO = json.loads(Path(FIRST_FILE).read_text())
 
 
 def _first_boxes() -> dict:
