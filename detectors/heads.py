@@ -7,8 +7,11 @@
   before the detector ships; the remaining classes score exactly as before.
 
 Both read and write ultralytics checkpoints (the ``ema`` weights where present, as ultralytics loads
-them) and save a stripped one (fp16, no optimizer) atomically. Only the anchor-free ``Detect`` head of
-YOLOv5u/v8/11 is handled; an end-to-end (one-to-one) head is refused.
+them) and save a stripped one (fp16, no optimizer, no training state, no dataset path: ultralytics'
+``strip_optimizer``) atomically. Only the anchor-free ``Detect`` head of YOLOv5u/v8/11 is handled; an
+end-to-end (one-to-one) head is refused. Recent ultralytics trainers also copy class rows by name when a
+checkpoint meets a dataset with other classes (``cls_remap``); :func:`add_classes` does it explicitly, for
+any ultralytics version detseg supports, and leaves a file that can be checked before any training.
 
 Example:
     >>> from detseg.detectors.heads import add_classes, keep_classes  # doctest: +SKIP
@@ -19,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +43,10 @@ def _detect_head(model, path):
 
 
 def _set_rows(head, rows: Sequence[int | None]) -> None:
-    """Rebuild each scale's last class conv with one output per entry of ``rows``: an old row's index or None (new)."""
+    """Rebuild each scale's last class conv with one output per entry of ``rows``: an old row's index or None (new).
+
+    A new row gets zero weights and ultralytics' prior bias: it scores the same low value everywhere until
+    trained (and the file is the same on every run)."""
     import torch
 
     for i, seq in enumerate(head.cv3):
@@ -49,6 +56,7 @@ def _set_rows(head, rows: Sequence[int | None]) -> None:
         with torch.no_grad():
             for j, r in enumerate(rows):
                 if r is None:
+                    new.weight[j] = 0.0
                     new.bias[j] = prior
                 else:
                     new.weight[j] = old.weight[r]
@@ -61,21 +69,23 @@ def _set_rows(head, rows: Sequence[int | None]) -> None:
 def _rewrite(weights, out, change) -> Path:
     """Load ``weights``, apply ``change(model, head, names) -> names``, save a stripped checkpoint at ``out``."""
     import torch
+    from ultralytics.utils.torch_utils import strip_optimizer
 
     from detseg.detectors.average import _load
 
     model, ckpt = _load(weights)
-    model = model.float()
     head = _detect_head(model, weights)
     names = change(model, head, dict(model.names))
     model.names = names
     model.nc = len(names)
     if isinstance(getattr(model, "yaml", None), dict):
         model.yaml["nc"] = len(names)
-    ckpt.update(model=model.half(), ema=None, optimizer=None, train_metrics={}, train_results={})
+    train_args = {k: v for k, v in (ckpt.get("train_args") or {}).items() if k != "data"}  # its classes changed
+    ckpt.update(model=model, ema=None, train_args=train_args, train_metrics={}, train_results={})
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / Path(out).name
         torch.save(ckpt, staged)
+        strip_optimizer(staged)  # fp16, epoch -1: not a resumable run
         return place_file(staged, out)
 
 
@@ -98,14 +108,18 @@ def add_classes(weights: str | Path, out: str | Path, names: Sequence[str]) -> P
         InputError: no name given, or a name the model already has.
         WeightsError: not a detection checkpoint with a plain Detect head.
     """
+    if isinstance(names, str):
+        raise InputError(f"add_classes: names is a list of class names, got the string {names!r}")
     names = list(names)
-    if not names:
-        raise InputError("add_classes: give at least one new class name")
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise InputError(f"add_classes: give one or more non-empty class names, got {names!r}")
+    if len(set(names)) != len(names):
+        raise InputError(f"add_classes: a class name is given twice: {names!r}")
 
     def change(model, head, old):
         taken = sorted(set(names) & set(old.values()))
-        if taken or len(set(names)) != len(names):
-            raise InputError(f"add_classes: class names must be new and distinct; already there: {taken or names}")
+        if taken:
+            raise InputError(f"add_classes: the model already has the classes {taken}")
         _set_rows(head, list(range(head.nc)) + [None] * len(names))
         return {**old, **{len(old) + k: n for k, n in enumerate(names)}}
 
@@ -130,6 +144,9 @@ def keep_classes(weights: str | Path, out: str | Path, classes: Sequence[int]) -
         InputError: an empty list, a repeated id or one the model does not have.
         WeightsError: not a detection checkpoint with a plain Detect head.
     """
+    if isinstance(classes, (str, int)) or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool)
+                                                  for c in classes):
+        raise InputError(f"keep_classes: classes is a list of class ids (ints), got {classes!r}")
     classes = [int(c) for c in classes]
 
     def change(model, head, old):

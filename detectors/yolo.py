@@ -106,6 +106,17 @@ def set_vocabulary(model, classes, embeddings=None) -> None:
         ) from None
 
 
+def _check_augment(model, path, exported: bool) -> None:
+    """Refuse ``augment=True`` where ultralytics would silently run one scale (InputError)."""
+    from ultralytics.nn.modules.head import Detect
+
+    head = None if exported else getattr(getattr(model, "model", None), "model", [None])[-1]
+    if exported or type(head) is not Detect or getattr(head, "end2end", False):
+        kind = "an exported model" if exported else f"a model with a {type(head).__name__} head"
+        raise InputError(f"augment (test-time augmentation) needs a PyTorch .pt detection model; {path} is {kind}, "
+                         "which ultralytics runs at one scale")
+
+
 class YoloDetector:
     """Boxes from an ultralytics model; masks of -seg models are dropped (a detector knows no masks).
 
@@ -127,6 +138,8 @@ class YoloDetector:
             encoder (which ultralytics downloads when online).
         augment: test-time augmentation (ultralytics' ``augment=True``: the image at scales 1, 0.83
             and 0.67, the middle one flipped left-right, all boxes merged before NMS); about 3x the time.
+            Detection ``.pt`` models only (ultralytics runs a -seg, end-to-end or exported model at one
+            scale whatever the flag says, so :meth:`load` refuses those).
 
     With an open-vocabulary model (``yoloe-11s-seg.pt``, ``yolov8s-worldv2.pt``), ``classes`` is
     the vocabulary: the names to detect, e.g. ``["croissant", "cookie", "cupcake"]``.
@@ -166,6 +179,8 @@ class YoloDetector:
             raise WeightsError(f"{path} is not a loadable ultralytics model ({load_error(e)})") from None
         if model.task not in ("detect", "segment"):
             raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
+        if self.augment:
+            _check_augment(model, path, exported=bool(exported_format(self.weights)))
         self._model = model
         if is_open_vocabulary(model) and self.classes is not None:
             set_vocabulary(model, self.classes, self.class_embeddings)

@@ -9,7 +9,8 @@ cookie photos (``--uj-items JSON --uj-items-repeat N``). Round 4 takes composite
 folders (``--synth A B --synth-images 200 200``) and adds ready image folders as they are
 (``--extra-train DIR ...``: e.g. the hard negatives of ``mine_hard_negatives.py``). Round 7 adds a fourth
 class, ``3 other baked good``: the boxes of ``--lookalikes`` (``data/real/bakery-lookalikes.json``: the
-train split's look-alike photos, crowd boxes left out) and the train split's muffins; a photo counts as one
+train split's look-alike photos; a crowd box (a dense tray or display case) is left out and its photo kept, so
+that region stays background, as every look-alike was before) and the train split's muffins; a photo counts as one
 "with items" (``--repeat``) only for a line of the three detector classes, else as a negative
 (``--negative-repeat``), as before.
 

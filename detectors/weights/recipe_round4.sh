@@ -60,6 +60,7 @@ python detectors/weights/mine_hard_negatives.py --weights "$START" --images "$OU
 # their label files too (empty, or round 7's look-alike boxes): hardneg-NAME.jpg gets NAME.txt
 mkdir -p "$OUT/hard-lookalike1/labels"
 for img in "$OUT"/hard-lookalike1/images/hardneg-*; do
+    [ -e "$img" ] || continue  # nothing mined
     name=$(basename "$img"); base=${name#hardneg-}
     ln -sfn "$(realpath "$OUT/data/real-train/labels/${base%.*}.txt")" "$OUT/hard-lookalike1/labels/${name%.*}.txt"
 done

@@ -22,11 +22,18 @@ detseg train --data "$OUT/data/data.yaml" --model "$OUT/start-4class.pt" \
     --imgsz "$IMGSZ" --batch 16 --workers 2 --time "$HOURS" --epochs 300 --seed 77 --out "$OUT/D7" \
     optimizer=AdamW lr0=0.0003 warmup_epochs=0 close_mosaic=2 save_period=2
 
-# The rule's two forms of each candidate: (a) class 3 dropped (a three-class file), (b) kept, run with classes 0-2.
+# The rule's candidates: the epoch checkpoints of the second half of the run, best.pt and last.pt; two forms of each:
+# (a) class 3 dropped (a three-class file), (b) kept, run with classes 0-2.
 W="$OUT/D7/weights" A="$OUT/dropped"
 mkdir -p "$A"
-CANDIDATES=$(ls "$W"/epoch*.pt "$W/best.pt" "$W/last.pt")
-for w in $CANDIDATES; do
+LAST=$(( $(wc -l < "$OUT/D7/results.csv") - 1 ))  # epochs trained (one row each)
+CANDIDATES=()
+for w in "$W"/epoch*.pt; do
+    n=$(basename "$w" .pt); n=${n#epoch}
+    if (( 2 * n >= LAST )); then CANDIDATES+=("$w"); fi
+done
+CANDIDATES+=("$W/best.pt" "$W/last.pt")
+for w in "${CANDIDATES[@]}"; do
     python -c "import sys; from detseg.detectors.heads import keep_classes; keep_classes(sys.argv[1], sys.argv[2], [0, 1, 2])" \
         "$w" "$A/$(basename "$w")"
 done
@@ -35,5 +42,5 @@ judge() {
     python benchmarks/real_detector.py --labels data/real/uj-train-cookies-dev.json data/real/uj-train-cookies-unseen.json \
         --negatives data/real/uj-train-dev-negatives.txt --images "$UJ" "$@"
 }
-judge --weights "$START" "$A"/*.pt | tee "$OUT/judge-dropped.txt"
-judge --weights $CANDIDATES --classes 0 1 2 | tee "$OUT/judge-kept.txt"
+judge --weights "$START" "${CANDIDATES[@]/#$W/$A}" | tee "$OUT/judge-dropped.txt"
+judge --weights "${CANDIDATES[@]}" --classes 0 1 2 | tee "$OUT/judge-kept.txt"

@@ -51,6 +51,16 @@ def test_augment_runs_the_three_scales_and_keeps_boxes_inside_the_image(tiny_wei
     assert (dets.xyxy[:, 2] <= 128 + 1e-3).all() and (dets.xyxy[:, 3] <= 96 + 1e-3).all()
 
 
+def test_augment_is_refused_where_ultralytics_would_run_one_scale(tmp_path):
+    from ultralytics import YOLO
+
+    path = tmp_path / "seg.pt"
+    YOLO("yolov8n-seg.yaml").save(str(path))
+    with pytest.raises(InputError, match="augment.*Segment head"):
+        YoloDetector(str(path), device="cpu", augment=True).load()
+    YoloDetector(str(path), device="cpu").load()  # without augment the same model is fine
+
+
 def test_blank_image_gives_empty_detections(tiny_weights):
     dets = YoloDetector(str(tiny_weights), conf=0.99, device="cpu")(np.zeros((64, 64, 3), np.uint8))
     assert len(dets) == 0 and dets.xyxy.shape == (0, 4) and "class_name" in dets.data

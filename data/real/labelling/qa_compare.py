@@ -15,7 +15,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 REPO = Path(__file__).resolve().parents[3]
-FIRST_FILE, SECOND_FILE = (sys.argv[1:3] if len(sys.argv) > 2 else
+if len(sys.argv) not in (1, 3):
+    sys.exit("usage: qa_compare.py [FIRST_COCO SECOND_JSON]")
+FIRST_FILE, SECOND_FILE = (sys.argv[1:3] if len(sys.argv) == 3 else
                            (REPO / "data" / "real" / "bakery-boxes.json",
                             REPO / "data" / "real" / "labelling" / "qa-second-look.json"))
 SECOND = json.loads(Path(SECOND_FILE).read_text())["boxes"]
