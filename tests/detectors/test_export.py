@@ -125,6 +125,12 @@ def test_export_reads_its_fixed_size_and_refuses_another(exports):
         YoloDetector(exports["onnx"], imgsz=640, device="cpu").load()
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_an_export_refuses_augment_which_ultralytics_would_ignore(exports, fmt):
+    with pytest.raises(InputError, match="augment.*exported model"):
+        YoloDetector(str(exports[fmt]), device="cpu", augment=True).load()
+
+
 def test_missing_export_is_a_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="exported model not found"):
         YoloDetector(tmp_path / "nothing.onnx").load()
