@@ -1,6 +1,21 @@
 """Helpers shared by tests: small synthetic images, fake detectors and segmenters."""
 
+from pathlib import Path
+
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str):
+    """A script of the repository that is not part of the package (benchmarks/, detectors/weights/), as a module."""
+    import importlib.util
+
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def textured_image(h, w, seed=0):

@@ -35,12 +35,9 @@ def test_benchmark_scripts_start(script):
 
 
 def _benchmark_module(name):
-    import importlib.util
+    from tests.helpers import load_script
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"benchmarks/{name}.py")
 
 
 def test_detector_size_cost_writes_shipped_format_checkpoints_per_scale(tmp_path, capsys):

@@ -1,23 +1,15 @@
 """detectors/weights/make_round2_data.py's round-7 look-alike class: the merge of a look-alike box file into the
 bakery boxes, and which label files count as photos with items (only lines of the three detector classes)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from detseg.data.bakery import CATEGORIES, LOOKALIKE_CATEGORIES, write_yolo_split
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("make_round2_data",
-                                                  ROOT / "detectors" / "weights" / "make_round2_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("detectors/weights/make_round2_data.py")
 
 
 def _image(i, name):

@@ -2,24 +2,15 @@
 background-only training images; exclusions, the cap and re-runs. A random-initialised YOLOv8n fires on
 everything at a tiny confidence and on nothing at 0.99, which is all the script's logic needs."""
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import pytest
 
-from tests.helpers import textured_image
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script, textured_image
 
 
 @pytest.fixture(scope="module")
 def mine():
-    spec = importlib.util.spec_from_file_location("mine_hard_negatives",
-                                                  ROOT / "detectors" / "weights" / "mine_hard_negatives.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("detectors/weights/mine_hard_negatives.py").main
 
 
 @pytest.fixture(scope="module")
