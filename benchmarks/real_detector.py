@@ -229,7 +229,7 @@ def run_bakery(args) -> int:
     if not (folder / "images").is_dir():
         print(f"skipped: {folder}/images not found (the real bakery photos are not on this machine)")
         return 0
-    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
+    from detseg.detectors import DEFAULT_WEIGHTS
     from detseg.detectors.yolo import DEFAULT_CONF
     from detseg.images import read_image
 
@@ -237,8 +237,7 @@ def run_bakery(args) -> int:
     images = [read_image(p["path"]) for p in photos]
     curves = {}
     for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
-        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device,
-                                augment=args.augment, classes=args.classes).load()
+        detector = _detector(weights, args)
         start = time.perf_counter()
         detections = [detector(im) for im in images]
         seconds = time.perf_counter() - start
@@ -265,6 +264,15 @@ def run_bakery(args) -> int:
               ("recall", "recall (right class, IoU>=0.5)", None),
               f"real-bakery-photos, {args.split} split (sites never trained on)", args.plot)
     return 0
+
+
+def _detector(weights: str, args):
+    """The detector a benchmark run measures: every box down to the sweep's lowest confidence, with the
+    run's ``--imgsz``, ``--device``, ``--augment`` and ``--classes``."""
+    from detseg.detectors import YoloDetector
+
+    return YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device, augment=args.augment,
+                        classes=args.classes).load()
 
 
 def _plot(curves: dict, left: tuple, right: tuple, title: str, path: str) -> None:
@@ -332,15 +340,14 @@ def main(argv=None) -> int:
             return 0
         photos = load_photos(folder)
         title = "UJ Staple Pantry validation photos (held out)"
-    from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
+    from detseg.detectors import DEFAULT_WEIGHTS
     from detseg.detectors.yolo import DEFAULT_CONF
     from detseg.images import read_image
 
     images = [read_image(p["path"]) for p in photos]
     curves = {}
     for weights in args.weights or [str(DEFAULT_WEIGHTS)]:
-        detector = YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device,
-                                augment=args.augment, classes=args.classes).load()
+        detector = _detector(weights, args)
         start = time.perf_counter()
         detections = [detector(im) for im in images]
         seconds = time.perf_counter() - start

@@ -15,26 +15,13 @@ Example:
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from detseg.atomic import place_file
+from detseg.detectors.checkpoint import load, save_stripped
 from detseg.errors import DatasetError, WeightsError
-
-
-def _load(path: str | Path):
-    """(model, checkpoint dict) as ultralytics loads them."""
-    from ultralytics.nn.tasks import load_checkpoint
-
-    if not Path(path).is_file():
-        raise WeightsError(f"{path}: checkpoint not found")
-    try:
-        return load_checkpoint(path)
-    except Exception as e:  # a file that is not an ultralytics checkpoint
-        raise WeightsError(f"{path}: not an ultralytics checkpoint ({type(e).__name__}: {e})") from None
 
 
 def average_weights(weights: Sequence[str | Path]):
@@ -61,7 +48,7 @@ def _average(weights: Sequence[str | Path]):
         raise WeightsError(f"averaging needs at least 2 checkpoints, got {len(weights)}: {list(map(str, weights))}")
     import torch
 
-    loaded = [_load(p) for p in weights]
+    loaded = [load(p) for p in weights]
     models = [model for model, _ in loaded]
     states = [m.state_dict() for m in models]
     ref = {k: tuple(v.shape) for k, v in states[0].items()}
@@ -175,9 +162,6 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
     Returns:
         The path written.
     """
-    import torch
-    from ultralytics.utils.torch_utils import strip_optimizer
-
     model, ckpt = _average(weights)
     if images is not None:
         paths = list_images(images)
@@ -186,9 +170,4 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
     # the last epoch's validation figures do not describe the average
     ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})
-    out = Path(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / "average.pt"
-        torch.save(ckpt, staged)
-        strip_optimizer(staged, updates={"averaged_from": [str(p) for p in weights]})
-        return place_file(staged, out)
+    return save_stripped(ckpt, out, updates={"averaged_from": [str(p) for p in weights]})

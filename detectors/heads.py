@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from detseg.atomic import place_file
+from detseg.detectors.checkpoint import load, save_stripped
 from detseg.errors import InputError, WeightsError
 
 
@@ -68,12 +67,7 @@ def _set_rows(head, rows: Sequence[int | None]) -> None:
 
 def _rewrite(weights, out, change) -> Path:
     """Load ``weights``, apply ``change(model, head, names) -> names``, save a stripped checkpoint at ``out``."""
-    import torch
-    from ultralytics.utils.torch_utils import strip_optimizer
-
-    from detseg.detectors.average import _load
-
-    model, ckpt = _load(weights)
+    model, ckpt = load(weights)
     head = _detect_head(model, weights)
     names = change(model, head, dict(model.names))
     model.names = names
@@ -82,11 +76,7 @@ def _rewrite(weights, out, change) -> Path:
         model.yaml["nc"] = len(names)
     train_args = {k: v for k, v in (ckpt.get("train_args") or {}).items() if k != "data"}  # its classes changed
     ckpt.update(model=model, ema=None, train_args=train_args, train_metrics={}, train_results={})
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / Path(out).name
-        torch.save(ckpt, staged)
-        strip_optimizer(staged)  # fp16, epoch -1: not a resumable run
-        return place_file(staged, out)
+    return save_stripped(ckpt, out)  # fp16, epoch -1: not a resumable run
 
 
 def add_classes(weights: str | Path, out: str | Path, names: Sequence[str]) -> Path:

@@ -93,6 +93,16 @@ def test_real_detector_on_labelled_photos_skips_or_refuses_cleanly(tmp_path):
     assert res.returncode == 2 and "--images" in res.stderr
 
 
+@pytest.mark.parametrize(("augment", "classes"), [(False, None), (True, [1])])
+def test_real_detector_runs_the_detector_with_the_runs_flags(tiny_weights, augment, classes):
+    from types import SimpleNamespace
+
+    module = _benchmark_module("real_detector")
+    args = SimpleNamespace(imgsz=96, device="cpu", augment=augment, classes=classes)
+    det = module._detector(str(tiny_weights), args)
+    assert (det.conf, det._imgsz, det.augment, det._class_ids) == (min(module.SWEEP), 96, augment, classes)
+
+
 def test_real_detector_skips_cleanly_without_the_validation_photos(tmp_path):
     res = _run("benchmarks/real_detector.py", "--data", str(tmp_path / "absent"))
     assert res.returncode == 0 and res.stdout.startswith("skipped:") and "annotations.json" in res.stdout

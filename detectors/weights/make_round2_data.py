@@ -70,18 +70,16 @@ def main(argv=None) -> int:
     print("real-train:", counts)
     print("real-dev:", write_yolo_split(boxes, images, out / "real-dev", "dev"))
     train = [str(out / "real-train" / "images")]
-    for r in range(2, args.repeat + 1):
-        dst = out / f"real-train-repeat{r}"
-        for label in sorted((out / "real-train" / "labels").glob("*.txt")):
-            if _has_items(label):  # negatives: --negative-repeat below
-                _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
-        train.append(str(dst / "images"))
-    for r in range(2, args.negative_repeat + 1):
-        dst = out / f"real-train-negatives{r}"
-        for label in sorted((out / "real-train" / "labels").glob("*.txt")):
-            if not _has_items(label):
-                _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
-        train.append(str(dst / "images"))
+    labels = sorted((out / "real-train" / "labels").glob("*.txt"))
+    with_items = {label: _has_items(label) for label in labels}
+    for folder, repeat, items in (("real-train-repeat", args.repeat, True),
+                                  ("real-train-negatives", args.negative_repeat, False)):
+        for r in range(2, repeat + 1):
+            dst = out / f"{folder}{r}"
+            for label in labels:
+                if with_items[label] == items:
+                    _link_pair(out / "real-train" / "images" / (label.stem + ".jpg"), label, dst)
+            train.append(str(dst / "images"))
     if args.uj_images:
         train += _uj_folders(args, out)
     n_synth, per_folder = 0, args.synth_images * (len(args.synth) if len(args.synth_images) == 1 else 1)
