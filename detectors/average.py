@@ -2,8 +2,10 @@
 
 A short fine-tuning run's checkpoints can swing from epoch to epoch; the mean of the last few
 epochs' weights sits in a flatter, steadier place (Izmailov et al., "Averaging Weights Leads to
-Wider Optima and Better Generalization", 2018). Batch-norm statistics of averaged weights are not
-the average of the statistics, so they are recomputed on training images.
+Wider Optima and Better Generalization", 2018). Weighted, two checkpoints (a start and its
+fine-tune) give WiSE-FT's interpolation (Wortsman et al., "Robust fine-tuning of zero-shot
+models", 2022). Batch-norm statistics of averaged weights are not the average of the statistics,
+so they are recomputed on training images.
 
 Example:
     >>> from detseg.detectors.average import average_checkpoints  # doctest: +SKIP
@@ -24,29 +26,42 @@ from detseg.detectors.checkpoint import load, save_stripped
 from detseg.errors import DatasetError, WeightsError
 
 
-def average_weights(weights: Sequence[str | Path]):
-    """The uniform mean of the weights of ultralytics checkpoints of one architecture.
+def average_weights(weights: Sequence[str | Path], coefficients: Sequence[float] | None = None):
+    """The mean of the weights of ultralytics checkpoints of one architecture, uniform or weighted.
 
     Floating-point parameters and buffers are averaged in float32; integer buffers (batch-norm's
-    ``num_batches_tracked``) are taken from the last checkpoint.
+    ``num_batches_tracked``) are taken from the last checkpoint. With ``coefficients`` ``(1 - a, a)``
+    for a start and its fine-tune this is WiSE-FT's weight interpolation (Wortsman et al., 2022).
 
     Args:
         weights: two or more ``.pt`` paths (``ema`` weights where present, as ultralytics loads them).
+        coefficients: one non-negative weight per path, summing to 1; ``None``: uniform.
 
     Returns:
         The averaged model (float32, eval mode), a copy of the last checkpoint's module.
 
     Raises:
-        WeightsError: fewer than two paths, a file missing or unreadable, or architectures that differ.
+        WeightsError: fewer than two paths, a file missing or unreadable, architectures that differ, or
+            coefficients that are not one non-negative number per path summing to 1.
     """
-    return _average(weights)[0]
+    return _average(weights, coefficients)[0]
 
 
-def _average(weights: Sequence[str | Path]):
+def _coefficients(weights: Sequence[str | Path], coefficients: Sequence[float] | None) -> list[float]:
+    if coefficients is None:
+        return [1 / len(weights)] * len(weights)
+    c = [float(x) for x in coefficients]
+    if len(c) != len(weights) or any(not np.isfinite(x) or x < 0 for x in c) or abs(sum(c) - 1) > 1e-6:
+        raise WeightsError(f"coefficients must be one non-negative number per checkpoint ({len(weights)}) summing "
+                           f"to 1, got {list(coefficients)}")
+    return c
+
+
+def _average(weights: Sequence[str | Path], coefficients: Sequence[float] | None = None):
     """The averaged model and the last checkpoint's dict (its metadata serves the saved file)."""
     if len(weights) < 2:
         raise WeightsError(f"averaging needs at least 2 checkpoints, got {len(weights)}: {list(map(str, weights))}")
-    import torch
+    coef = _coefficients(weights, coefficients)
 
     loaded = [load(p) for p in weights]
     models = [model for model, _ in loaded]
@@ -62,7 +77,7 @@ def _average(weights: Sequence[str | Path]):
     for path, got in zip(weights[1:], names[1:]):
         if got != names[0]:
             raise WeightsError(f"{path}: class names {got} differ from {weights[0]}'s {names[0]}")
-    mean = {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
+    mean = {k: (sum(c * s[k].float() for c, s in zip(coef, states)) if v.is_floating_point() else states[-1][k])
             for k, v in states[0].items()}
     model = models[-1]
     model.load_state_dict(mean)
@@ -146,7 +161,8 @@ def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640,
 
 
 def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: str | Path | None = None,
-                        imgsz: int = 640, max_images: int = 512, seed: int = 0, batch: int = 16) -> Path:
+                        imgsz: int = 640, max_images: int = 512, seed: int = 0, batch: int = 16,
+                        coefficients: Sequence[float] | None = None) -> Path:
     """Average checkpoints, recompute batch-norm statistics, and save a stripped ultralytics checkpoint.
 
     Args:
@@ -158,11 +174,12 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
         max_images: at most this many images, drawn with ``random.Random(seed)``.
         seed: seed of that draw.
         batch: images per forward pass.
+        coefficients: one weight per checkpoint, summing to 1 (see :func:`average_weights`); ``None``: uniform.
 
     Returns:
         The path written.
     """
-    model, ckpt = _average(weights)
+    model, ckpt = _average(weights, coefficients)
     if images is not None:
         paths = list_images(images)
         if len(paths) > max_images:
@@ -170,4 +187,5 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
     # the last epoch's validation figures do not describe the average
     ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})
-    return save_stripped(ckpt, out, updates={"averaged_from": [str(p) for p in weights]})
+    return save_stripped(ckpt, out, updates={"averaged_from": [str(p) for p in weights],
+                                                 "averaged_coefficients": _coefficients(weights, coefficients)})

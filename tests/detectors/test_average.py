@@ -47,6 +47,25 @@ def test_average_weights_is_the_elementwise_mean(checkpoints, count):
             assert torch.equal(value, states[-1][key]), key
 
 
+@pytest.mark.parametrize("coefficients", [(0.25, 0.75), (1.0, 0.0), (0.2, 0.3, 0.5)])
+def test_average_weights_weighted_is_the_weighted_sum(checkpoints, coefficients):
+    paths = checkpoints[:len(coefficients)]
+    mixed = average_weights(paths, coefficients=coefficients).state_dict()
+    states = [_state(p) for p in paths]
+    for key, value in mixed.items():
+        if value.is_floating_point():
+            expected = sum(c * s[key] for c, s in zip(coefficients, states))
+            torch.testing.assert_close(value, expected, rtol=0, atol=1e-6, msg=key)
+        else:
+            assert torch.equal(value, states[-1][key]), key
+
+
+@pytest.mark.parametrize("coefficients", [(0.5,), (0.5, 0.6), (-0.5, 1.5), (float("nan"), 1.0)])
+def test_average_weights_rejects_bad_coefficients(checkpoints, coefficients):
+    with pytest.raises(WeightsError, match="coefficients must be one non-negative number per checkpoint"):
+        average_weights(checkpoints[:2], coefficients=coefficients)
+
+
 @pytest.mark.parametrize("count", [0, 1])
 def test_average_weights_needs_two(checkpoints, count):
     with pytest.raises(WeightsError, match=f"at least 2 checkpoints, got {count}"):
@@ -119,6 +138,7 @@ def test_average_checkpoints_writes_a_detector_yolo_loads(checkpoints, tiny_data
     ckpt = torch.load(out, map_location="cpu", weights_only=False)
     assert ckpt["optimizer"] is None and ckpt["ema"] is None
     assert ckpt["averaged_from"] == [str(p) for p in checkpoints[:2]]
+    assert ckpt["averaged_coefficients"] == [0.5, 0.5]
     assert ckpt["model"].names == _names(checkpoints[0])
     assert ckpt["train_metrics"] == {} and ckpt["train_results"] == {}  # one epoch's figures are not the average's
     # conv weights are averaged and untouched by the recalibration; batch-norm statistics are recomputed
