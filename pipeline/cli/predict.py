@@ -250,9 +250,10 @@ def predict_settings(args, weights) -> dict:
 
 def report(args, summary: dict) -> int:
     """Print the failures and a one-line result; raise when nothing could be processed."""
-    for failure in summary["failed"]:
+    failed, nothing = summary["failed"], summary["processed"] == 0
+    for failure in failed if not (nothing and len(failed) == 1) else []:  # one failure: the error says it
         print(f"failed: {failure['error']}", file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet and not (nothing and failed):
         print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
           f"{summary['instances_per_class']}; outputs in {args.out}", file=sys.stderr)
     if "dropped_low_mask_score" in summary:
@@ -266,8 +267,8 @@ def report(args, summary: dict) -> int:
               + (f"; skipped {len(ds['skipped_not_trainable'])} file(s) ultralytics cannot train on"
                  if ds["skipped_not_trainable"] else ""), file=sys.stderr)
     if summary["processed"] == 0:
-        raise DetsegError("nothing could be processed" + (f": {summary['failed'][0]['error']}"
-                                                          if summary["failed"] else ""))
+        raise DetsegError("nothing could be processed" + (f": {failed[0]['error']}" if len(failed) == 1 else
+                                                          f": all {len(failed)} inputs failed" if failed else ""))
     return 0
 
 

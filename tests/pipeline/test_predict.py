@@ -256,7 +256,22 @@ def test_nothing_processed_exits_non_zero(tmp_path, tiny_weights, capsys):
     (folder / "bad.jpg").write_bytes(b"nope")
     code = main(["predict", str(folder), "--out", str(tmp_path / "out"), "--detector", str(tiny_weights),
                  "--segmenter", "box"])
-    assert code == 2 and "nothing could be processed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("bad.jpg") == 1, err  # said once, not as a failure and then as the error again
+    assert "detseg: error: nothing could be processed: " in err and "failed:" not in err
+
+
+def test_nothing_processed_of_many_lists_each_failure_once(tmp_path, tiny_weights, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(b"nope")
+    code = main(["predict", str(folder), "--out", str(tmp_path / "out"), "--detector", str(tiny_weights),
+                 "--segmenter", "box", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 3, err
+    assert [line.startswith("failed: ") for line in err] == [True, True, False] and "a.jpg" in err[0] + err[1]
+    assert err[2] == "detseg: error: nothing could be processed: all 2 inputs failed"
 
 
 def test_cli_predict_with_yolo_and_grabcut(tmp_path, tiny_weights, tiny_dataset):
