@@ -16,7 +16,7 @@ cd "$work" || exit 1
 # shellcheck disable=SC2086
 detseg train --task segment --data "$work/teacher-dataset/data.yaml" --model yolov8n-seg.yaml \
     --imgsz "${IMGSZ:-320}" --batch "${BATCH:-32}" --device "${DEVICE:-0}" --workers "${WORKERS:-16}" --epochs 300 --time "${HOURS:-0.07}" \
-    --out "$work/student" --no-plots "pretrained=$repo/detectors/weights/food-yolov8n.pt" cache=ram ${EXTRA:-} 2>&1 \
+    --out "$work/student" --no-plots "pretrained=$repo/detectors/weights/candidates/stage-D-food-yolov8n.pt" cache=ram ${EXTRA:-} 2>&1 \
     | tr '\r' '\n' | grep -v "it/s\]\?$\|s/it\]\?$" | tee "$out/distill_train.log"
 tar czf "$out/student.tgz" -C "$work/student" weights/best.pt weights/last.pt results.csv metrics.json args.yaml \
     command.txt

@@ -103,10 +103,11 @@ def test_pipeline_runs_on_cuda_like_on_the_cpu(gpu_sam, sam):
 
 def test_shipped_detector_finds_the_same_boxes_on_cuda():
     from detseg.detectors import YoloDetector
+    from detseg.detectors.yolo import DEFAULT_WEIGHTS
     from detseg.images import read_image
 
     image = read_image(sorted((ROOT / "data" / "samples").rglob("*.jpg"))[0])
-    weights = str(ROOT / "detectors" / "weights" / "food-yolov8n.pt")
+    weights = str(DEFAULT_WEIGHTS)
     on_gpu = YoloDetector(weights, device="cuda").load()(image)
     on_cpu = YoloDetector(weights, device="cpu").load()(image)
     assert len(on_gpu) == len(on_cpu) > 0

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How detectors/weights/food-yolov8n.pt was made (see README.md beside this file).
+# How the stage-D detector was made (shipped as food-yolov8n.pt until 2026-12-07, kept as
+# detectors/weights/candidates/stage-D-food-yolov8n.pt; see README.md beside this file).
 # Run from any folder with detseg installed; every setting can be overridden from the environment.
 #   BACKGROUNDS  folder of the UJ Staple Pantry training photos (real backgrounds, negatives, cookie photos)
 #   OUT          work folder (dataset and run)
