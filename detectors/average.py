@@ -160,7 +160,8 @@ def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640,
     return used
 
 
-def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: str | Path | None = None,
+def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
+                        images: str | Path | Sequence[str | Path] | None = None,
                         imgsz: int = 640, max_images: int = 512, seed: int = 0, batch: int = 16,
                         coefficients: Sequence[float] | None = None) -> Path:
     """Average checkpoints, recompute batch-norm statistics, and save a stripped ultralytics checkpoint.
@@ -168,7 +169,8 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
     Args:
         weights: the checkpoints to average (e.g. a run's ``weights/epoch*.pt`` from ``save_period=1``).
         out: the ``.pt`` to write (atomically); loadable by ``YOLO(out)`` and ``detseg predict --detector``.
-        images: folder of training images for the batch-norm statistics; ``None`` keeps the averaged
+        images: folder of training images for the batch-norm statistics, or a list of image paths (e.g.
+            drawn from every train folder of a data.yaml); ``None`` keeps the averaged
             statistics (less accurate, see the module docstring).
         imgsz: input size for the statistics pass.
         max_images: at most this many images, drawn with ``random.Random(seed)``.
@@ -181,7 +183,7 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path, images: 
     """
     model, ckpt = _average(weights, coefficients)
     if images is not None:
-        paths = list_images(images)
+        paths = list_images(images) if isinstance(images, (str, Path)) else sorted(map(Path, images))
         if len(paths) > max_images:
             paths = sorted(random.Random(seed).sample(paths, max_images))
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)

@@ -168,3 +168,14 @@ def test_average_weights_rejects_other_class_names(checkpoints, tmp_path):
 def test_list_images_rejects_a_missing_folder(tmp_path):
     with pytest.raises(DatasetError, match="image folder not found"):
         list_images(tmp_path / "absent")
+
+
+def test_average_checkpoints_takes_a_list_of_images_as_its_folder(checkpoints, tiny_dataset, tmp_path):
+    folder = tiny_dataset / "images" / "train"
+    listed = list(reversed(list_images(folder)))  # any order: the draw sorts them
+    kw = dict(imgsz=64, max_images=3, seed=5, coefficients=(0.25, 0.75))
+    a = _state(average_checkpoints(checkpoints[:2], tmp_path / "from-folder.pt", images=folder, **kw))
+    b = _state(average_checkpoints(checkpoints[:2], tmp_path / "from-list.pt", images=listed, **kw))
+    c = _state(average_checkpoints(checkpoints[:2], tmp_path / "fewer.pt", images=listed[:2], **kw))
+    key = "model.0.bn.running_mean"
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a[key], c[key])
