@@ -12,12 +12,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMED = re.compile(r"detectors/weights/[A-Za-z0-9_.\-/]+\.pt\b")
-SKIP_DIRS = {".git", "_lab", "runs", "site", "datasets"}
+SKIP_DIRS = {"_lab", "runs", "site", "datasets", "venv", "build", "dist", "node_modules"}  # and every .hidden one
 
 
-def _sources():
-    for path in sorted(ROOT.rglob("*")):
-        if path.suffix in {".py", ".sh", ".ipynb"} and not SKIP_DIRS & set(path.relative_to(ROOT).parts):
+def _sources(folder=ROOT):
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            if not (path.name.startswith(".") or path.name in SKIP_DIRS or path.name.endswith(".egg-info")):
+                yield from _sources(path)
+        elif path.suffix in {".py", ".sh", ".ipynb"}:
             yield path
 
 
