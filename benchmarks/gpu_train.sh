@@ -8,7 +8,8 @@ repo="$PWD"; out="${OUT:-runs/gpu_train}"; mkdir -p "$out" && out="$(cd "$out" &
 source benchmarks/gpu_env.sh || exit 1
 mkdir -p /tmp/w && cd /tmp/w || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-START="${START:-$repo/detectors/weights/candidates/stage-D-food-yolov8n.pt}"  # stage D: recipe.sh continues it BACKGROUNDS="$repo/.bg" OUT=/tmp/w/food \
+# START: stage D, the detector recipe.sh made and continues
+START="${START:-$repo/detectors/weights/candidates/stage-D-food-yolov8n.pt}" BACKGROUNDS="$repo/.bg" OUT=/tmp/w/food \
     WORKERS="${WORKERS:-16}" DEVICE="${DEVICE:-0}" BATCH="${BATCH:-64}" HOURS="${HOURS:-0.1}" \
     TRAIN="${TRAIN:-6000}" VAL="${VAL:-400}" EXTRA="${EXTRA:-cache=ram}" NEGATIVES="${NEGATIVES:-0.25}" \
     REAL_REPEAT="${REAL_REPEAT:-4}" REAL_ITEMS="${REAL_ITEMS:-$repo/data/real/uj-train-cookies.json}" \
