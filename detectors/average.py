@@ -58,7 +58,8 @@ def _coefficients(weights: Sequence[str | Path], coefficients: Sequence[float] |
 
 
 def _average(weights: Sequence[str | Path], coefficients: Sequence[float] | None = None):
-    """The averaged model and the last checkpoint's dict (its metadata serves the saved file)."""
+    """The averaged model, the last checkpoint's dict (its metadata serves the saved file) and the
+    coefficients used."""
     if len(weights) < 2:
         raise WeightsError(f"averaging needs at least 2 checkpoints, got {len(weights)}: {list(map(str, weights))}")
     coef = _coefficients(weights, coefficients)
@@ -81,7 +82,7 @@ def _average(weights: Sequence[str | Path], coefficients: Sequence[float] | None
             for k, v in states[0].items()}
     model = models[-1]
     model.load_state_dict(mean)
-    return model.eval(), loaded[-1][1]
+    return model.eval(), loaded[-1][1], coef
 
 
 def list_images(images: str | Path) -> list[Path]:
@@ -181,7 +182,7 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
     Returns:
         The path written.
     """
-    model, ckpt = _average(weights, coefficients)
+    model, ckpt, coef = _average(weights, coefficients)
     if images is not None:
         paths = list_images(images) if isinstance(images, (str, Path)) else sorted(map(Path, images))
         if len(paths) > max_images:
@@ -190,4 +191,4 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
     # the last epoch's validation figures do not describe the average
     ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})
     return save_stripped(ckpt, out, updates={"averaged_from": [str(p) for p in weights],
-                                                 "averaged_coefficients": _coefficients(weights, coefficients)})
+                                                 "averaged_coefficients": coef})

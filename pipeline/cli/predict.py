@@ -251,8 +251,9 @@ def predict_settings(args, weights) -> dict:
 def report(args, summary: dict) -> int:
     """Print the failures and a one-line result; raise when nothing could be processed."""
     failed, nothing = summary["failed"], summary["processed"] == 0
-    for failure in failed if not (nothing and len(failed) == 1) else []:  # one failure: the error says it
-        print(f"failed: {failure['error']}", file=sys.stderr)
+    if not (nothing and len(failed) == 1):  # a lone failure is said once, by the error below
+        for failure in failed:
+            print(f"failed: {failure['error']}", file=sys.stderr)
     if not args.quiet and not (nothing and failed):
         print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['instances']} instances "
           f"{summary['instances_per_class']}; outputs in {args.out}", file=sys.stderr)
@@ -266,7 +267,7 @@ def report(args, summary: dict) -> int:
               + (f"; {ds['video_frames_as_jpeg']} video frames written as JPEG" if ds["video_frames_as_jpeg"] else "")
               + (f"; skipped {len(ds['skipped_not_trainable'])} file(s) ultralytics cannot train on"
                  if ds["skipped_not_trainable"] else ""), file=sys.stderr)
-    if summary["processed"] == 0:
+    if nothing:
         raise DetsegError("nothing could be processed" + (f": {failed[0]['error']}" if len(failed) == 1 else
                                                           f": all {len(failed)} inputs failed" if failed else ""))
     return 0
