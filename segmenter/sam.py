@@ -30,8 +30,8 @@ from detseg.segmenter.base import (
 from detseg.segmenter.cache import EmbeddingCache, image_key
 from detseg.segmenter.upsample import Grid, upsample_mask, upsample_masks_on_device
 
-INPUT_SIZE = 1024  # SAM's square input side
-LOW_RES = 256  # side of the decoder's mask logits
+INPUT_SIZE = 1024  # SAM's square input side, the size every SAM was trained at (the default imgsz)
+LOW_RES = 256  # side of the decoder's mask logits at that size (imgsz / 4)
 MULTIMASK = ("single", "best", "all")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DECODERS = ("auto", "reference")
@@ -45,7 +45,7 @@ class Embedding:
         features: ``(1, 256, 64, 64)`` tensor (SAM) or a dict with ``image_embed`` and
             ``high_res_feats`` (SAM 2).
         src_shape: ``(H, W)`` of the original image.
-        scale: letterbox gain from the original image to the 1024 input.
+        scale: letterbox gain from the original image to the ``imgsz`` input.
         nbytes: memory held by the features (and ``terms``).
         terms: per-image tensors of the shared-image box decoder (SAM / MobileSAM), or None.
     """
@@ -81,10 +81,15 @@ class SamSegmenter(BoxPromptSegmenter):
             which does the per-image part of the mask decoder once (same logits up to float rounding,
             2-3x faster on a CPU); ``"reference"``: ultralytics' decoder module as it is. SAM 2 always
             uses its own decoder.
+        imgsz: side of SAM's square input (ultralytics' ``imgsz``; a multiple of 64, >= 256). 1024, the
+            size SAM was trained at, is the default; a smaller input runs the encoder faster (fewer
+            tokens: SAM 2's attention cost falls with their square) and gives coarser masks, with low-res
+            logits of ``imgsz / 4``. ultralytics' predictors take the same setting (``set_imgsz``).
     """
 
     def __init__(self, checkpoint="mobile_sam.pt", arch=None, device="auto", precision="fp32",
-                 multimask="single", chunk_size="auto", cache_bytes=256 * 2**20, output="auto", decoder="auto"):
+                 multimask="single", chunk_size="auto", cache_bytes=256 * 2**20, output="auto", decoder="auto",
+                 imgsz=INPUT_SIZE):
         self.checkpoint = checkpoint
         self.arch = arch
         self.device = device
@@ -94,6 +99,7 @@ class SamSegmenter(BoxPromptSegmenter):
         self.cache_bytes = cache_bytes
         self.output = output
         self.decoder = decoder
+        self.imgsz = imgsz
         self._model = None
         self._cache = None
         self.encoder_calls = 0
@@ -114,11 +120,16 @@ class SamSegmenter(BoxPromptSegmenter):
             raise InputError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int) or self.imgsz < 256 or self.imgsz % 64:
+            raise InputError(f"imgsz must be a multiple of 64 and at least 256 (SAM's default: {INPUT_SIZE}), "
+                             f"got {self.imgsz!r}")
         self._device = torch.device(resolve_device(self.device))
         if self.precision == "fp16" and self._device.type != "cuda":
             raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
         model, self.arch = build_sam_model(self.checkpoint, self.arch)  # None -> the architecture found
         self._model = model.to(self._device).float().eval()
+        if self.imgsz != INPUT_SIZE:
+            self._model.set_imgsz((self.imgsz, self.imgsz))  # the prompt encoder's frame, as ultralytics' predictors
         self._channels_last = prepare_encoder_for_inference(self._model)
         self._is_sam2 = self.arch.startswith("sam2")
         self._box_decoder = None
@@ -151,13 +162,23 @@ class SamSegmenter(BoxPromptSegmenter):
             return int(self.chunk_size)
         return {"cuda": 64, "mps": 16}.get(self._device.type, 1 if self._box_decoder is not None else 4)
 
+    @property
+    def low_res(self) -> int:
+        """Side of the decoder's low-res mask logits: ``imgsz / 4`` (256 at SAM's 1024)."""
+        return self.imgsz // 4
+
+    def geometry(self, src_shape: tuple[int, int]) -> tuple[float, Grid]:
+        """Letterbox gain from an ``(H, W)`` image to the ``imgsz`` input, and its mask upsampling grid."""
+        h, w = src_shape
+        return min(self.imgsz / h, self.imgsz / w), Grid.build((h, w), self.imgsz, self.low_res)
+
     # ------------------------------------------------------------------ encoder
     def preprocess(self, image: np.ndarray):
-        """Letterbox to 1024 (top-left, pad 114) as ultralytics does, BGR->RGB, normalise. (1, 3, 1024, 1024)."""
+        """Letterbox to ``imgsz`` (top-left, pad 114) as ultralytics does, BGR->RGB, normalise. (1, 3, imgsz, imgsz)."""
         import torch
         from ultralytics.data.augment import LetterBox
 
-        boxed = LetterBox(INPUT_SIZE, auto=False, center=False)(image=image)
+        boxed = LetterBox(self.imgsz, auto=False, center=False)(image=image)
         tensor = torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)))[None]
         return (tensor.to(self._device) - self._mean) / self._std
 
@@ -180,7 +201,7 @@ class SamSegmenter(BoxPromptSegmenter):
                 _, feats, _, _ = m._prepare_backbone_features(backbone)
                 if m.directly_add_no_mem_embed:
                     feats[-1] = feats[-1] + m.no_mem_embed
-                sizes = [(INPUT_SIZE // s, INPUT_SIZE // s) for s in (4, 8, 16)]
+                sizes = [(self.imgsz // s, self.imgsz // s) for s in (4, 8, 16)]
                 maps = [f.permute(1, 2, 0).reshape(1, -1, *hw).float() for f, hw in zip(feats, sizes)]
                 batch = [({"image_embed": maps[-1], "high_res_feats": maps[:-1]},
                           sum(t.numel() * t.element_size() for t in maps))]
@@ -198,8 +219,8 @@ class SamSegmenter(BoxPromptSegmenter):
                 nbytes += term.nbytes
             self.encoder_calls += 1
             h, w = image.shape[:2]
-            out.append(Embedding(features, (h, w), min(INPUT_SIZE / h, INPUT_SIZE / w), nbytes, Grid.build((h, w)),
-                                 term))
+            scale, grid = self.geometry((h, w))
+            out.append(Embedding(features, (h, w), scale, nbytes, grid, term))
         return out
 
     def embed(self, image: np.ndarray) -> Embedding:
@@ -226,7 +247,7 @@ class SamSegmenter(BoxPromptSegmenter):
         pipeline batches only where asked to (``batch_size``).
 
         Args:
-            images: ``(H, W, 3)`` uint8 BGR images, any sizes (each is letterboxed to 1024).
+            images: ``(H, W, 3)`` uint8 BGR images, any sizes (each is letterboxed to ``imgsz``).
         """
         self.load()
         for image in images:
@@ -276,10 +297,10 @@ class SamSegmenter(BoxPromptSegmenter):
         return logits, scores
 
     def predict_torch_chunks(self, embedding: Embedding, boxes_input):
-        """Decode boxes already in the 1024 input frame, one chunk at a time.
+        """Decode boxes already in the ``imgsz`` input frame, one chunk at a time.
 
         Yields:
-            ``(logits, scores)`` per chunk: ``(n, K, 256, 256)`` float32 low-res logits and ``(n, K)``
+            ``(logits, scores)`` per chunk: ``(n, K, L, L)`` float32 low-res logits (``L = imgsz / 4``) and ``(n, K)``
             predicted IoU, K = 1 for ``single``/``best``, 3 for ``all``. Consumers that upsample
             each chunk before asking for the next keep memory bounded by the chunk, not by N.
         """
@@ -298,17 +319,18 @@ class SamSegmenter(BoxPromptSegmenter):
             yield logits, scores
 
     def predict_torch(self, embedding: Embedding, boxes_input):
-        """Decode boxes already in the 1024 input frame (all chunks at once; see :meth:`predict_torch_chunks`).
+        """Decode boxes already in the ``imgsz`` input frame (all chunks at once; see :meth:`predict_torch_chunks`).
 
         Returns:
-            ``(logits, scores)``: ``(N, K, 256, 256)`` float32 low-res logits and ``(N, K)`` predicted IoU.
+            ``(logits, scores)``: ``(N, K, L, L)`` float32 low-res logits (``L = imgsz / 4``) and ``(N, K)``
+            predicted IoU.
         """
         import torch
 
         parts = list(self.predict_torch_chunks(embedding, boxes_input))
         if not parts:
             k = 3 if self.multimask == "all" else 1
-            return torch.zeros(0, k, LOW_RES, LOW_RES), torch.zeros(0, k)
+            return torch.zeros(0, k, self.low_res, self.low_res), torch.zeros(0, k)
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def predict_masks(self, image: np.ndarray, boxes):
@@ -343,9 +365,9 @@ class SamSegmenter(BoxPromptSegmenter):
             for logits, iou in self.predict_torch_chunks(emb, prompt):
                 ious.append(iou.cpu().numpy().reshape(-1))
                 if self._upsample_on_device:  # a GPU: upsample there, only bool crops come back
-                    yield from upsample_masks_on_device(logits.reshape(-1, LOW_RES, LOW_RES), emb.grid)
+                    yield from upsample_masks_on_device(logits.reshape(-1, self.low_res, self.low_res), emb.grid)
                     continue
-                for lg in logits.cpu().numpy().reshape(-1, LOW_RES, LOW_RES):
+                for lg in logits.cpu().numpy().reshape(-1, self.low_res, self.low_res):
                     yield upsample_mask(lg, emb.grid)
 
         masks = assemble_masks(crops(), rows, n * k, (h, w), compact)

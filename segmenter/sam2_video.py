@@ -15,12 +15,13 @@ from a stream instead of a whole video held in an inference state, with objects 
 
 Memory stays bounded on a long video: per object, at most ``num_maskmem`` (7) recent frames
 (ultralytics' ``_prune_non_cond_memory`` window) and ``max_cond_frames`` (2) conditioning frames
-are kept, each a 64x64x64 fp16 memory feature (512 KiB) plus an object pointer: about 4.5 MiB per
+are kept, each a 64x64x64 fp16 memory feature at 1024 px (512 KiB) plus an object pointer: about 4.5 MiB per
 object; the positional encoding is stored once. A frame's features are dropped when the next
 frame is set.
 
 Masks are upsampled exactly as :class:`~detseg.segmenter.sam.SamSegmenter` does (letterbox
-top-left to 1024, logits 256x256, bilinear, > 0), BGR images in, boxes xyxy pixels.
+top-left to its ``imgsz``, 1024 by default; logits ``imgsz / 4`` square, bilinear, > 0), BGR images in,
+boxes xyxy pixels.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detseg.errors import InputError
-from detseg.segmenter.upsample import Grid, upsample_mask
+from detseg.segmenter.upsample import upsample_mask
 
-LOW_RES = 256
 _KEEP = ("maskmem_features", "obj_ptr", "object_score_logits")
 
 
@@ -78,8 +78,9 @@ class Sam2VideoMemory:
             _, feats, pos, sizes = self.model._prepare_backbone_features(backbone, batch=1)
         self.encoder_calls += 1
         h, w = image.shape[:2]
+        scale, grid = self.segmenter.geometry((h, w))
         self._frame = {"idx": int(frame_idx), "feats": feats, "pos": pos, "sizes": sizes, "shape": (h, w),
-                       "scale": min(1024 / h, 1024 / w), "grid": Grid.build((h, w))}
+                       "scale": scale, "grid": grid}
         for obj in self.objects.values():
             obj.last = None
 

@@ -36,6 +36,36 @@ def test_parity_with_ultralytics_predictor(sam, ultralytics_predictor, h, w, box
     assert ours.any(axis=(1, 2)).all()  # random weights: real, non-trivial masks
 
 
+@pytest.mark.parametrize("imgsz", [512, 768])
+def test_smaller_input_parity_with_ultralytics_predictor_at_the_same_imgsz(mobile_sam_checkpoint, imgsz):
+    """``imgsz``: ultralytics' predictor at the same input side (its ``set_imgsz``) gives the same masks; the
+    low-res logits are imgsz / 4 square, and the masks differ from those at 1024 (the input really changed)."""
+    from ultralytics.models.sam import Predictor
+
+    h, w, boxes = PARITY_CASES[0]
+    image = textured_image(h, w, seed=h)
+    seg = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense", imgsz=imgsz)
+    ours, scores = seg.predict_masks(image, boxes)
+    predictor = Predictor(overrides=dict(conf=0.0, model=str(mobile_sam_checkpoint), imgsz=imgsz, device="cpu",
+                                         verbose=False, save=False))
+    ref = _reference(predictor, image, boxes)
+    assert ours.shape == ref.shape == (len(boxes), h, w) and scores.shape == (len(boxes),)
+    for i in range(len(boxes)):
+        assert (ours[i] == ref[i]).mean() >= 0.999
+    assert ours.any(axis=(1, 2)).all()
+    emb = seg.embed(image)
+    logits, _ = seg.predict_torch(emb, torch.as_tensor(np.asarray(boxes, np.float32) * emb.scale))
+    assert logits.shape == (len(boxes), 1, imgsz // 4, imgsz // 4) and emb.scale == imgsz / w
+    at_1024, _ = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense").predict_masks(image, boxes)
+    assert not np.array_equal(ours, at_1024)
+
+
+@pytest.mark.parametrize("imgsz", [500, 128, 0, 512.0, "512", True])
+def test_bad_imgsz_is_a_clear_error(mobile_sam_checkpoint, imgsz):
+    with pytest.raises(InputError, match="imgsz must be a multiple of 64"):
+        SamSegmenter(str(mobile_sam_checkpoint), device="cpu", imgsz=imgsz).load()
+
+
 @pytest.mark.parametrize("shape", [(240, 320), (130, 500), (1100, 700), (97, 1013), (1024, 1024)])
 def test_windowed_upsampling_equals_full_frame_bit_for_bit(shape):
     rng = np.random.default_rng(0)

@@ -57,7 +57,7 @@ def test_batched_propagation_equals_one_by_one(sam2_checkpoint_present):
     from detseg.segmenter import SamSegmenter
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
-    segmenter = SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense")
+    segmenter = SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense", imgsz=512)  # ours vs ours
     frames = [textured_image(160, 256, seed=10 + i) for i in range(3)]
     boxes = np.array([[10, 10, 90, 80], [100, 40, 200, 130], [30, 90, 120, 150]], np.float32)
     late_box = np.array([150, 5, 250, 70], np.float32)

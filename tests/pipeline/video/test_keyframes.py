@@ -20,7 +20,9 @@ def memory(sam2_checkpoint_present):
     from detseg.segmenter import SamSegmenter
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
-    return Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense"))
+    # a 512-px input (SAM 2 runs at any multiple of 64): the same code path at a quarter of the tokens; parity with
+    # ultralytics at SAM 2's own 1024 is tests/segmenter/test_sam2_video.py's
+    return Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense", imgsz=512))
 
 
 class Dropping:
