@@ -80,6 +80,20 @@ def load_boxes(path: str | Path = BOXES_FILE, categories: tuple[str, ...] = CATE
     return coco
 
 
+def coco_box_in_photo(xyxy, width: int, height: int) -> tuple[list[float], bool] | None:
+    """A labeller's ``xyxy`` box (pixels) clipped to a ``width`` x ``height`` photo, as a COCO ``[x, y, w, h]``.
+
+    Returns:
+        ``(bbox, clipped)``: the box and whether clipping changed it; None when less than one pixel of
+        width or height is left inside the photo.
+    """
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    cx1, cy1, cx2, cy2 = max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+    if cx2 - cx1 < 1 or cy2 - cy1 < 1:
+        return None
+    return [cx1, cy1, cx2 - cx1, cy2 - cy1], (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
+
+
 def check_boxes(coco: dict, categories: tuple[str, ...] = CATEGORIES) -> list[str]:
     """Every problem of a box file, one line each (empty when it is sound); its categories must be ``categories``."""
     problems: list[str] = []

@@ -13,6 +13,7 @@ from detseg.data.bakery import (
     LOOKALIKE_CATEGORIES,
     LOOKALIKES_FILE,
     check_boxes,
+    coco_box_in_photo,
     dev_sites,
     load_boxes,
     photos_of_split,
@@ -157,3 +158,15 @@ def test_the_lookalike_box_file_boxes_only_train_lookalike_photos_of_the_box_fil
 
 def test_shipped_file_is_the_default(shipped):
     assert BOXES_FILE.name == "bakery-boxes.json" and shipped["images"]
+
+
+@pytest.mark.parametrize("xyxy, expected", [
+    ([10, 20, 110, 70], ([10.0, 20.0, 100.0, 50.0], False)),  # inside: unchanged
+    ([-5, 20, 110, 90], ([0.0, 20.0, 110.0, 60.0], True)),  # over the left and bottom edges: clipped
+    ([0, 0, 200, 80], ([0.0, 0.0, 200.0, 80.0], False)),  # the whole photo
+    ([150, 10, 260, 60], ([150.0, 10.0, 50.0, 50.0], True)),
+    ([210, 10, 260, 60], None),  # wholly outside
+    ([50, 79.5, 90, 120], None),  # half a pixel left inside
+])
+def test_boxes_are_clipped_to_the_photo_as_coco_boxes(xyxy, expected):
+    assert coco_box_in_photo(xyxy, 200, 80) == expected

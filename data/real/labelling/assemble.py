@@ -39,7 +39,15 @@ def _one_row_per_file(rows: list[dict], images: Path) -> list[dict]:
 
 def main(argv=None) -> int:
     from detseg.atomic import atomic_write_json
-    from detseg.data.bakery import BOXES_FILE, CATEGORIES, check_boxes, dev_sites, read_photo_table, split_of
+    from detseg.data.bakery import (
+        BOXES_FILE,
+        CATEGORIES,
+        check_boxes,
+        coco_box_in_photo,
+        dev_sites,
+        read_photo_table,
+        split_of,
+    )
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photos", required=True, help="the real-bakery-photos folder (photos.csv)")
@@ -97,11 +105,11 @@ def main(argv=None) -> int:
             }
         )
         for b in boxes:
-            x1, y1, x2, y2 = (float(v) for v in b["xyxy"])
-            cx1, cy1, cx2, cy2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
-            clipped += (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
-            if cx2 - cx1 < 1 or cy2 - cy1 < 1:
+            inside = coco_box_in_photo(b["xyxy"], w, h)
+            if inside is None:
                 raise SystemExit(f"{box_file}: box {b['xyxy']} has no area inside the {w}x{h} photo")
+            bbox, was_clipped = inside
+            clipped += was_clipped
             if b["cls"] not in cat_id:
                 raise SystemExit(f"{box_file}: unknown class {b['cls']!r}")
             coco["annotations"].append(
@@ -109,8 +117,8 @@ def main(argv=None) -> int:
                     "id": len(coco["annotations"]) + 1,
                     "image_id": image_id,
                     "category_id": cat_id[b["cls"]],
-                    "bbox": [cx1, cy1, cx2 - cx1, cy2 - cy1],
-                    "area": (cx2 - cx1) * (cy2 - cy1),
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
                     "iscrowd": int(bool(b.get("crowd"))),
                 }
             )

@@ -21,7 +21,13 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     from detseg.atomic import atomic_write_json
-    from detseg.data.bakery import LOOKALIKE_CATEGORIES, LOOKALIKES_FILE, check_boxes, load_boxes
+    from detseg.data.bakery import (
+        LOOKALIKE_CATEGORIES,
+        LOOKALIKES_FILE,
+        check_boxes,
+        coco_box_in_photo,
+        load_boxes,
+    )
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--boxes", required=True, help="folder of per-photo FILE.json box files")
@@ -59,15 +65,15 @@ def main(argv=None) -> int:
             if b["cls"] not in cat_id:
                 problems.append(f"{name}: class {b['cls']!r} (not a look-alike category)")
                 continue
-            x1, y1, x2, y2 = (float(v) for v in b["xyxy"])
-            cx1, cy1, cx2, cy2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
-            clipped += (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
-            if cx2 - cx1 < 1 or cy2 - cy1 < 1:
+            inside = coco_box_in_photo(b["xyxy"], w, h)
+            if inside is None:
                 problems.append(f"{name}: box {b['xyxy']} has no area inside the {w}x{h} photo")
                 continue
+            bbox, was_clipped = inside
+            clipped += was_clipped
             coco["annotations"].append({
                 "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": cat_id[b["cls"]],
-                "bbox": [cx1, cy1, cx2 - cx1, cy2 - cy1], "area": (cx2 - cx1) * (cy2 - cy1),
+                "bbox": bbox, "area": bbox[2] * bbox[3],
                 "iscrowd": int(bool(b.get("crowd"))),
             })
     problems += check_boxes(coco, LOOKALIKE_CATEGORIES)
