@@ -8,7 +8,8 @@ Prints: encoder ms; decoder ms per box, for N in {1, 8, 32, 100}: ultralytics' o
 decoder module in a per-box loop and in one big batch, our path (the shared-image box
 decoder, auto chunks) and ultralytics' predictor; re-prompt time of a cached
 image vs the first call; peak memory growth for a 4000x3000 image with 200 boxes
-(CompactMask vs dense, each in a fresh process); bf16 vs fp32 time and mask IoU.
+(CompactMask vs dense, each in a fresh process); bf16 vs fp32 time and mask IoU; MobileSAM and
+SAM 2.1-t time at input sides (``imgsz``) 1024, 768 and 512.
 With ``--device cuda``: the same comparisons on the GPU, peak CUDA memory of 200 boxes
 in chunks of 64 instead of the RSS figures, and fp16 / bf16 vs fp32.
 
@@ -201,6 +202,19 @@ def main(argv=None) -> int:
         print(f"\n{precision} vs fp32 (encoder + 16 boxes): fp32 {t32 * 1000:.0f} ms, {precision} {t16 * 1000:.0f} ms"
               f" -> {t32 / t16:.2f}x; mask IoU {precision} vs fp32: mean {np.mean(inter / union):.3f}, "
               f"min {np.min(inter / union):.3f}")
+
+    # SAM's input side (imgsz): the same image and boxes at 1024 (SAM's own), 768 and 512, cache off. Time only:
+    # what a smaller input costs in mask quality needs real weights (random weights' masks say nothing about it)
+    print()
+    for arch, name in (("mobile_sam", "mobile_sam.pt"), ("sam2.1_t", "sam2.1_t.pt")):
+        arch_ckpt = ckpt if arch == "mobile_sam" else save_random_checkpoint(tmp / name, arch)
+        line = []
+        for imgsz in (1024, 768, 512):
+            sized = SamSegmenter(str(arch_ckpt), output="dense", device=device, cache_bytes=0, imgsz=imgsz).load()
+            sized.predict_masks(image, boxes[:1])  # warm-up
+            seconds, _ = _time(lambda: sized.predict_masks(image, boxes), repeat)
+            line.append(f"{imgsz}: {seconds * 1000:.0f} ms")
+        print(f"{arch}, encoder + 16 boxes by input side (imgsz): " + ", ".join(line))
 
     # the encoder on several images in one call (SamSegmenter.embed_batch), cache off
     batches = (1, 4, 16) if cuda else (1, 4)
