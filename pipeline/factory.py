@@ -12,13 +12,13 @@ from __future__ import annotations
 from detseg.detectors.yolo import YoloDetector
 from detseg.detectors.yolo_seg import DetectorMasks, YoloSegModel
 from detseg.errors import InputError
+from detseg.segmenter.factory import SamOptions, build_segmenter
 
 OWN_MASKS = "detector"  # the segmenter spec (``--segmenter detector``) for a -seg detector's own masks
 OWN_MASKS_NOTE = "segmenter: the detector's own masks (a -seg model)"
 
 
-def uses_own_masks(segmenter: str, detector: YoloDetector, multimask: str = "single",
-                   precision: str = "fp32") -> bool:
+def uses_own_masks(segmenter: str, detector: YoloDetector, sam: SamOptions | None = None) -> bool:
     """Whether ``segmenter`` (a ``--segmenter`` spec) is ``"detector"``, a -seg detector's own masks. Only
     when named: ``"auto"`` stays SAM (or GrabCut) whatever the detector, SAM's masks being this project's point.
 
@@ -30,14 +30,15 @@ def uses_own_masks(segmenter: str, detector: YoloDetector, multimask: str = "sin
     if detector.task != "segment":
         raise InputError(f"--segmenter {OWN_MASKS} uses a -seg detector's own masks, but {detector.weights} is a "
                          "detect model: pass a SAM checkpoint, grabcut, box or ellipse")
-    for name, value, default in (("multimask", multimask, "single"), ("precision", precision, "fp32")):
-        if value != default:
-            raise InputError(f"{name} {value!r} is for SAM segmenters; the detector's own masks take no {name}")
+    changed = (sam or SamOptions()).changed()
+    if changed:
+        name, value = changed[0]
+        raise InputError(f"{name} {value!r} is for SAM segmenters; the detector's own masks take no {name}")
     return True
 
 
-def build_pipeline(detector: YoloDetector, segmenter: str = "auto", device: str = "auto", multimask: str = "single",
-                   precision: str = "fp32"):
+def build_pipeline(detector: YoloDetector, segmenter: str = "auto", device: str = "auto",
+                   sam: SamOptions | None = None):
     """A :class:`~detseg.pipeline.Pipeline` of ``detector`` and the segmenter ``segmenter`` names, and a one-line
     note of what was chosen.
 
@@ -49,12 +50,11 @@ def build_pipeline(detector: YoloDetector, segmenter: str = "auto", device: str 
         InputError, WeightsError: as :func:`uses_own_masks` and ``build_segmenter``.
     """
     from detseg.pipeline.core import Pipeline
-    from detseg.segmenter.factory import build_segmenter
 
-    if uses_own_masks(segmenter, detector, multimask, precision):
+    if uses_own_masks(segmenter, detector, sam):
         model = YoloSegModel.from_detector(detector)
         return Pipeline(model, DetectorMasks(model)), OWN_MASKS_NOTE
-    seg, note = build_segmenter(segmenter, device, multimask, precision)
+    seg, note = build_segmenter(segmenter, device, sam)
     return Pipeline(detector, seg), segmenter_note(note, detector)
 
 

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from detseg.errors import InputError, WeightsError
@@ -17,15 +18,43 @@ WEIGHT_FREE = ("grabcut", "box", "ellipse")
 AUTO_SAM = "mobile_sam.pt"
 
 
-def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "single",
-                    precision: str = "fp32") -> tuple[object, str]:
+@dataclass(frozen=True)
+class SamOptions:
+    """How a SAM segmenter runs: what ``detseg predict --multimask``, ``--precision`` and ``--sam-imgsz`` set.
+
+    Weight-free segmenters and a -seg detector's own masks take none of these (see :meth:`changed`).
+
+    Attributes:
+        multimask: ``"single"``, ``"best"`` or ``"all"`` (:class:`~detseg.segmenter.sam.SamSegmenter`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        imgsz: SAM's square input side (a multiple of 64 from 256); None: SAM's own, 1024.
+    """
+
+    multimask: str = "single"
+    precision: str = "fp32"
+    imgsz: int | None = None
+
+    def changed(self) -> list[tuple[str, object]]:
+        """``(name, value)`` of each option set away from its default, as a user would name it."""
+        names = {"imgsz": "sam_imgsz"}
+        return [(names.get(f.name, f.name), getattr(self, f.name)) for f in fields(self)
+                if getattr(self, f.name) != f.default]
+
+    def segmenter_kwargs(self) -> dict:
+        """The :class:`~detseg.segmenter.sam.SamSegmenter` arguments these options give."""
+        kwargs = {"multimask": self.multimask, "precision": self.precision}
+        return kwargs if self.imgsz is None else {**kwargs, "imgsz": self.imgsz}
+
+
+def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | None = None) -> tuple[object, str]:
     """A segmenter from a spec, and a one-line note of what was chosen.
 
     Args:
         spec: ``"grabcut"``, ``"box"``, ``"ellipse"``, a SAM checkpoint path or name
             (``sam_b.pt``, ``sam2.1_t.pt``, ...), or ``"auto"``: ``mobile_sam.pt`` when it is in
             the working folder or downloadable, else GrabCut (the note says so).
-        device, multimask, precision: passed to :class:`~detseg.segmenter.sam.SamSegmenter`.
+        device: passed to :class:`~detseg.segmenter.sam.SamSegmenter`.
+        sam: :class:`SamOptions` (default: SAM's defaults); refused with a weight-free ``spec``.
 
     Returns:
         ``(segmenter, note)``; a SAM segmenter is already loaded, so a bad checkpoint fails here.
@@ -38,10 +67,11 @@ def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "
     from detseg.segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
 
     spec = (spec or "").strip()
-    if spec in WEIGHT_FREE and multimask != "single":
-        raise InputError(f"multimask {multimask!r} is for SAM segmenters; {spec} gives one mask per box")
-    if spec in WEIGHT_FREE and precision != "fp32":
-        raise InputError(f"precision {precision!r} is for SAM segmenters; {spec} has no model")
+    sam = sam or SamOptions()
+    if spec in WEIGHT_FREE and sam.changed():
+        name, value = sam.changed()[0]
+        raise InputError(f"{name} {value!r} is for SAM segmenters; {spec} "
+                         f"{'gives one mask per box' if name == 'multimask' else 'has no model'}")
     if spec == "grabcut":
         return GrabCutSegmenter(), "segmenter: GrabCut (no weights)"
     if spec == "box":
@@ -51,12 +81,13 @@ def build_segmenter(spec: str = "auto", device: str = "auto", multimask: str = "
     if not spec:
         raise WeightsError("empty segmenter spec: pass auto, grabcut, box, ellipse or a SAM checkpoint")
     name = AUTO_SAM if spec == "auto" else spec
-    sam = SamSegmenter(name, device=device, multimask=multimask, precision=precision)
+    segmenter = SamSegmenter(name, device=device, **sam.segmenter_kwargs())
     try:
-        sam.load()
+        segmenter.load()
     except WeightsError:
         if spec != "auto" or Path(AUTO_SAM).exists():
             raise
         return GrabCutSegmenter(), (f"segmenter: GrabCut, because {AUTO_SAM} is neither here nor downloadable "
                                     "(pass --segmenter PATH for a SAM checkpoint)")
-    return sam, f"segmenter: {sam.arch} from {name}"
+    size = "" if sam.imgsz is None else f" at {sam.imgsz} px"
+    return segmenter, f"segmenter: {segmenter.arch} from {name}{size}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from detseg.data.validate import as_dict, as_int, as_list, as_str, at, fail, key, leaves, read_json
@@ -108,6 +109,9 @@ def add_predict_command(sub) -> None:
                    help="SAM: one mask per box (single), the best of three by predicted IoU (best), or all three")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="SAM: fp32, bf16 autocast (CPU or CUDA) or fp16 autocast (CUDA)")
+    p.add_argument("--sam-imgsz", type=positive_int, default=None,
+                   help="SAM: its square input side, a multiple of 64 from 256 (default: SAM's own, 1024); "
+                        "512 runs the encoder about 4x faster, with coarser masks")
     p.add_argument("--stride", type=positive_int, default=1, help="video: process every n-th frame")
     p.add_argument("--max-frames", type=positive_int, default=None, help="video: stop after this many processed frames")
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
@@ -193,12 +197,17 @@ def _cmd_predict(args) -> int:
     if args.keyframe_every > 1:  # keyframe mode: SAM 2 video memory between detector keyframes
         from detseg.pipeline.video.keyframes import build_keyframe_pipeline
 
+        unused = replace(sam_options(args), imgsz=None).changed()
+        if unused:
+            raise InputError(f"--{unused[0][0]} {unused[0][1]} does not apply to --keyframe-every: SAM 2's video "
+                             "memory gives one mask per object, in fp32")
+
         pipeline, note = build_keyframe_pipeline(detector, args.segmenter, args.keyframe_every, args.device,
-                                                 fps=source.video.fps / args.stride)
+                                                 fps=source.video.fps / args.stride, sam_imgsz=args.sam_imgsz)
     else:  # --segmenter detector: a -seg detector's own masks
         from detseg.pipeline.factory import build_pipeline
 
-        pipeline, note = build_pipeline(detector, args.segmenter, args.device, args.multimask, args.precision)
+        pipeline, note = build_pipeline(detector, args.segmenter, args.device, sam_options(args))
     if not args.quiet:
         print(note, file=sys.stderr)
     video = source.is_video  # the video-only options are not passed for images (run.json records stride 1)
@@ -245,7 +254,14 @@ def predict_settings(args, weights) -> dict:
     return {"detector": str(weights), "segmenter": args.segmenter, "conf": args.conf, "iou": args.iou,
             "imgsz": args.imgsz, "max_det": args.max_det, "agnostic_nms": args.agnostic_nms,
             "classes": args.classes, "multimask": args.multimask, "precision": args.precision,
-            "keyframe_every": args.keyframe_every, "augment": args.augment}
+            "keyframe_every": args.keyframe_every, "augment": args.augment, "sam_imgsz": args.sam_imgsz}
+
+
+def sam_options(args):
+    """The :class:`~detseg.segmenter.factory.SamOptions` of a ``predict`` command line."""
+    from detseg.segmenter.factory import SamOptions
+
+    return SamOptions(multimask=args.multimask, precision=args.precision, imgsz=args.sam_imgsz)
 
 
 def report(args, summary: dict) -> int:
@@ -330,17 +346,18 @@ def cmd_predict_ray(args, source, weights, notes: list[str], image_ids: dict[str
     # choose the segmenter once, here (a bad checkpoint fails now; "auto" resolves the same for every worker)
     segmenter = None
     detector = YoloDetector(weights, device="cpu", **detector_options)  # loaded only if asked
-    if uses_own_masks(args.segmenter, detector, args.multimask, args.precision):
+    sam = sam_options(args)
+    if uses_own_masks(args.segmenter, detector, sam):
         resolved, note = OWN_MASKS, OWN_MASKS_NOTE  # a -seg detector's own masks
-    else:
-        segmenter, note = build_segmenter(args.segmenter, "cpu", args.multimask,  # fp16 is checked on the GPU
-                                          "fp32" if args.precision == "fp16" else args.precision)
+    else:  # fp16 is checked on the GPU, by the workers
+        segmenter, note = build_segmenter(args.segmenter, "cpu",
+                                          replace(sam, precision="fp32") if sam.precision == "fp16" else sam)
         resolved = getattr(segmenter, "checkpoint", None) or args.segmenter
         if resolved == "auto":
             resolved = "grabcut"
         note = segmenter_note(note, detector)  # loads the detector once here, as the local engine does
     device = "cpu" if args.gpus_per_worker == 0 else args.device
-    spec = PipelineSpec(args.detector, str(resolved), device, args.multimask, args.precision, detector_options)
+    spec = PipelineSpec(args.detector, str(resolved), device, sam, detector_options)
     on_gpu = args.gpus_per_worker > 0 and args.batch == "auto" and callable(getattr(segmenter, "embed_batch", None))
     batch = GPU_BATCH if on_gpu else resolve_batch_size(args.batch, segmenter)
     del segmenter

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detseg.errors import DetsegError, InputError
+from detseg.segmenter.factory import SamOptions
 
 INSTALL_HINT = 'pip install "detseg[ray]"'
 
@@ -65,14 +66,14 @@ class PipelineSpec:
         detector: YOLO weights (default: the shipped food detector).
         segmenter: what :func:`~detseg.segmenter.factory.build_segmenter` takes (``grabcut``, a SAM checkpoint...).
         device: ``auto``, ``cpu``, ``cuda``; a Ray worker sees only the GPUs Ray gave it.
+        sam: :class:`~detseg.segmenter.factory.SamOptions` of a SAM segmenter (multimask, precision, input size).
         detector_options: other :class:`~detseg.detectors.YoloDetector` arguments (conf, iou, classes, ...).
     """
 
     detector: str | None = None
     segmenter: str = "grabcut"
     device: str = "auto"
-    multimask: str = "single"
-    precision: str = "fp32"
+    sam: SamOptions = field(default_factory=SamOptions)
     detector_options: dict = field(default_factory=dict)
 
     def build_detector(self):
@@ -84,7 +85,7 @@ class PipelineSpec:
         """Build and load the pipeline (what a worker does once)."""
         from detseg.pipeline.factory import build_pipeline
 
-        return build_pipeline(self.build_detector(), self.segmenter, self.device, self.multimask, self.precision)[0]
+        return build_pipeline(self.build_detector(), self.segmenter, self.device, self.sam)[0]
 
 
 class PredictWorker:

@@ -191,8 +191,10 @@ class KeyframePipeline:
             yield Frame(item.index, item.path, item.image, dets, "", seconds, frame=item.frame, name=name)
 
 
-def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = "auto", fps: float = 30.0):
-    """A :class:`KeyframePipeline` with the SAM 2 checkpoint ``segmenter`` ('auto': ``sam2.1_t.pt``).
+def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = "auto", fps: float = 30.0,
+                            sam_imgsz: int | None = None):
+    """A :class:`KeyframePipeline` with the SAM 2 checkpoint ``segmenter`` ('auto': ``sam2.1_t.pt``), at the
+    input side ``sam_imgsz`` (None: SAM 2's own, 1024).
 
     Returns:
         ``(pipeline, note)``; raises WeightsError / InputError for a missing or non-SAM 2 checkpoint.
@@ -205,6 +207,9 @@ def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = 
     checkpoint = "sam2.1_t.pt" if segmenter in ("auto", None) else segmenter
     if checkpoint in (*WEIGHT_FREE, OWN_MASKS):
         raise InputError(f"--keyframe-every needs a SAM 2 --segmenter (e.g. sam2.1_t.pt), not {checkpoint!r}")
-    memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense"))
-    note = f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}) video memory between"
+    size = {} if sam_imgsz is None else {"imgsz": sam_imgsz}
+    memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense", **size))
+    at = "" if sam_imgsz is None else f" at {sam_imgsz} px"
+    note = (f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}{at}) video memory "
+            "between")
     return KeyframePipeline(detector, memory, every=every, fps=fps), note

@@ -72,14 +72,21 @@ def test_detector_flags_reach_the_detector(one_image, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "out" / "run.json").read_text())["augment"] is True
 
 
-def test_a_run_made_before_augment_existed_resumes_without_it_and_refuses_it(one_image, tmp_path):
+@pytest.mark.parametrize("key, default", [("augment", False), ("sam_imgsz", None)])
+def test_a_run_made_before_a_setting_existed_resumes_without_it(one_image, tmp_path, key, default):
     out = tmp_path / "out"
     run = ["predict", str(one_image), "--out", str(out), "--segmenter", "box", "-q"]
     assert main(run) == 0
     settings = json.loads((out / "run.json").read_text())
-    assert settings.pop("augment") is False
+    assert settings.pop(key) is default
     (out / "run.json").write_text(json.dumps(settings))  # as a run.json written before the flag
     assert main([*run, "--resume"]) == 0
+
+
+def test_a_run_with_augment_resumes_only_with_it(one_image, tmp_path):
+    out = tmp_path / "out"
+    run = ["predict", str(one_image), "--out", str(out), "--segmenter", "box", "-q"]
+    assert main(run) == 0
     assert main([*run, "--resume", "--augment"]) != 0  # another setting: refused
     assert main([*run, "--augment", "--exist-ok"]) == 0
     assert main([*run, "--resume"]) != 0  # made with --augment: resuming without it is refused too
@@ -116,3 +123,39 @@ def test_python_dash_m_runs_the_command(module):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--conf" in done.stdout and "--imgsz" in done.stdout
+
+
+def test_sam_imgsz_reaches_sam_and_is_recorded(one_image, tmp_path, capsys, mobile_sam_checkpoint):
+    out = tmp_path / "out"
+    run = ["predict", str(one_image), "--out", str(out), "--segmenter", str(mobile_sam_checkpoint), "--device", "cpu",
+           "--conf", "0.01"]
+    assert main([*run, "--sam-imgsz", "512"]) == 0
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("segmenter:")]
+    assert len(note) == 1 and note[0].startswith("segmenter: mobile_sam from") and note[0].endswith("at 512 px")
+    assert json.loads((out / "run.json").read_text())["sam_imgsz"] == 512
+    assert main([*run, "--resume"]) != 0  # made at 512: SAM's own 1024 is another setting
+
+
+@pytest.mark.parametrize("segmenter, flags, message", [
+    ("box", ["--sam-imgsz", "512"], "sam_imgsz 512 is for SAM segmenters"),
+    ("SAM", ["--sam-imgsz", "500"], "imgsz must be a multiple of 64 and at least 256"),
+    ("SAM", ["--sam-imgsz", "0"], "--sam-imgsz must be"),
+])
+def test_bad_sam_imgsz_is_one_clear_error(one_image, tmp_path, capsys, mobile_sam_checkpoint, segmenter, flags,
+                                          message):
+    segmenter = str(mobile_sam_checkpoint) if segmenter == "SAM" else segmenter
+    code = main(["predict", str(one_image), "--out", str(tmp_path / "out"), "--segmenter", segmenter, "--device",
+                 "cpu", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+@pytest.mark.parametrize("flags", [["--multimask", "best"], ["--precision", "bf16"]])
+def test_keyframe_mode_refuses_sam_image_options_it_would_not_use(tmp_path, capsys, flags):
+    from detseg.data.synth.synth_video import write_video
+
+    video = write_video(tmp_path / "clip.mp4", [textured_image(64, 96, i) for i in range(2)], 10)
+    code = main(["predict", str(video), "--out", str(tmp_path / "out"), "--keyframe-every", "2", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{flags[0]} {flags[1]} does not apply to --keyframe-every" in err and "Traceback" not in err
