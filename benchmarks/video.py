@@ -14,7 +14,7 @@
 
 Usage:
     python benchmarks/video.py [--frames 60] [--sam2-frames 6] [--keyframe-every 5] [--threads 2] [--device cpu]
-        [--sam2-batch 16]
+        [--sam2-batch 16] [--sam-imgsz 1024]
 
 On a GPU (``--device cuda``) each SAM 2 mode first runs ``--keyframe-every`` + 1 frames untimed (CUDA context,
 kernel selection), so neither mode pays the other's start-up.
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ... (detector and SAM 2)")
     ap.add_argument("--sam2-batch", type=int, default=16, help="most carried objects propagated in one SAM 2 call")
+    ap.add_argument("--sam-imgsz", type=int, default=1024, help="SAM 2's input side in both modes (imgsz)")
     args = ap.parse_args()
 
     import torch
@@ -84,7 +85,7 @@ def main() -> None:
     # biased to "present" (both modes get the same checkpoint), as real weights do for real objects
     ckpt = save_random_checkpoint(tmp / "sam2.1_t.pt", "sam2.1_t", objects_present=True)
     n = args.sam2_frames
-    image_pipe = Pipeline(detector, SamSegmenter(str(ckpt), device=device))
+    image_pipe = Pipeline(detector, SamSegmenter(str(ckpt), device=device, imgsz=args.sam_imgsz))
     if warmup:  # then its embedding cache is emptied: the timed run encodes every frame, as keyframe mode does
         run_predict(image_pipe, video, tmp / "warmup_frames", RunOptions(max_frames=warmup, progress=False))
         image_pipe.segmenter.clear_cache()
@@ -110,7 +111,8 @@ def main() -> None:
             self.most_objects = max(self.most_objects, len(self.objects))
             return out
 
-    memory = PeakMemory(SamSegmenter(str(ckpt), device=device, output="dense"), batch=args.sam2_batch)
+    memory = PeakMemory(SamSegmenter(str(ckpt), device=device, output="dense", imgsz=args.sam_imgsz),
+                        batch=args.sam2_batch)
     pipe = KeyframePipeline(detector, memory, every=args.keyframe_every, fps=truth["fps"])
     if warmup:  # the run resets the pipeline's objects and ids; the peak is taken from the timed run
         run_predict(pipe, video, tmp / "warmup_keyframes", RunOptions(max_frames=warmup, progress=False))
@@ -121,7 +123,8 @@ def main() -> None:
     t_key = time.perf_counter() - t
     peak, objects = memory.peak, memory.most_objects
     where = f"{args.threads} CPU threads" if device == "cpu" else f"{torch.cuda.get_device_name(device)}"
-    print(f"\nSAM 2.1-t (random weights), first {n} frames, {where}, both written by run_predict:")
+    print(f"\nSAM 2.1-t (random weights) at {args.sam_imgsz} px, first {n} frames, {where}, both written by "
+          "run_predict:")
     print(f"per-frame SAM 2 image pipeline: {n / t_image:.3f} fps ({per_frame['seconds_per_stage']})")
     print(f"keyframe mode k={args.keyframe_every}: {n / t_key:.3f} fps ({keyframes['seconds_per_stage']})")
     print(f"keyframe / per-frame fps: {t_image / t_key:.2f}x (target >= 2x)")
