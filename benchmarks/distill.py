@@ -9,8 +9,9 @@ Usage:
 2. Teacher = the shipped detector (``detectors/weights/food-yolov5nu.pt``) + ``GrabCutSegmenter``; it
    labels the pool with ``detseg predict --save-dataset`` (``run_predict``).
 3. Student = ``yolov8n-seg.yaml`` trained only on those labels with ``detseg train --task segment``
-   (``--init teacher`` starts its backbone and box head from the teacher's detector weights, the
-   default; ``--init scratch`` from random weights); ``--time`` hours caps the training.
+   (``--init stage-d``, the default, starts its backbone, neck and box head from the stage-D YOLOv8n, the
+   teacher of the documented runs; ``--init teacher`` from the weights of today's teacher, a YOLOv5u, that
+   fit; ``--init scratch`` from random weights); ``--time`` hours caps the training.
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
@@ -39,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_WEIGHTS = ROOT / "detectors" / "weights" / "food-yolov5nu.pt"
+STAGE_D_WEIGHTS = ROOT / "detectors" / "weights" / "candidates" / "stage-D-food-yolov8n.pt"  # the teacher until 12-07
 
 
 def build_runner(kind: str, weights: str, conf: float, imgsz: int | None = None, mask_mode: str = "box"):
@@ -136,8 +138,10 @@ def main(argv=None) -> int:
                         help="comma-separated sizes: the student's mask mAP on its own validation split (the "
                              "teacher's labels, never the test scenes) at each, to choose --predict-imgsz")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--init", choices=("teacher", "scratch"), default="teacher",
-                        help="student start: the teacher detector's weights (backbone + box head) or random")
+    parser.add_argument("--init", choices=("teacher", "stage-d", "scratch"), default="stage-d",
+                        help="student start: the weights that fit of the teacher detector (a YOLOv5u since "
+                             "2026-12-07: 115 of a YOLOv8n-seg's 417 tensors), of the stage-D YOLOv8n the "
+                             "documented runs started from (349 of 417), or random")
     parser.add_argument("--eval-conf", type=float, default=0.05, help="detector confidence for AP (both models)")
     parser.add_argument("--timing-images", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="timing: runs per image, the fastest counts")
@@ -174,8 +178,8 @@ def main(argv=None) -> int:
                               RunOptions(save_dataset=labelled, val_fraction=0.1, resume=labelled.is_dir()))
         report["labelling"] = {"seconds": round(time.perf_counter() - t, 1), "dataset": summary["dataset"]}
         extra = {"time": args.time} if args.time else {}
-        if args.init == "teacher":
-            extra["pretrained"] = str(TEACHER_WEIGHTS)
+        if args.init != "scratch":
+            extra["pretrained"] = str(TEACHER_WEIGHTS if args.init == "teacher" else STAGE_D_WEIGHTS)
         t = time.perf_counter()
         result = train(labelled / "data.yaml", model="yolov8n-seg.yaml", task="segment", epochs=args.epochs,
                        imgsz=args.student_imgsz, batch=args.batch, device="cpu", out=work / "student", workers=2,
