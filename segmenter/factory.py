@@ -45,6 +45,10 @@ class SamOptions:
         kwargs = {"multimask": self.multimask, "precision": self.precision}
         return kwargs if self.imgsz is None else {**kwargs, "imgsz": self.imgsz}
 
+    def size_note(self) -> str:
+        """What a segmenter note adds for the input side: ``" at 512 px"``, or nothing at SAM's own."""
+        return "" if self.imgsz is None else f" at {self.imgsz} px"
+
 
 def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | None = None) -> tuple[object, str]:
     """A segmenter from a spec, and a one-line note of what was chosen.
@@ -68,8 +72,9 @@ def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | 
 
     spec = (spec or "").strip()
     sam = sam or SamOptions()
-    if spec in WEIGHT_FREE and sam.changed():
-        name, value = sam.changed()[0]
+    changed = sam.changed()
+    if spec in WEIGHT_FREE and changed:
+        name, value = changed[0]
         raise InputError(f"{name} {value!r} is for SAM segmenters; {spec} "
                          f"{'gives one mask per box' if name == 'multimask' else 'has no model'}")
     if spec == "grabcut":
@@ -89,5 +94,4 @@ def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | 
             raise
         return GrabCutSegmenter(), (f"segmenter: GrabCut, because {AUTO_SAM} is neither here nor downloadable "
                                     "(pass --segmenter PATH for a SAM checkpoint)")
-    size = "" if sam.imgsz is None else f" at {sam.imgsz} px"
-    return segmenter, f"segmenter: {segmenter.arch} from {name}{size}"
+    return segmenter, f"segmenter: {segmenter.arch} from {name}{sam.size_note()}"

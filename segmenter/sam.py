@@ -31,7 +31,6 @@ from detseg.segmenter.cache import EmbeddingCache, image_key
 from detseg.segmenter.upsample import Grid, upsample_mask, upsample_masks_on_device
 
 INPUT_SIZE = 1024  # SAM's square input side, the size every SAM was trained at (the default imgsz)
-LOW_RES = 256  # side of the decoder's mask logits at that size (imgsz / 4)
 MULTIMASK = ("single", "best", "all")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DECODERS = ("auto", "reference")

@@ -197,13 +197,8 @@ def _cmd_predict(args) -> int:
     if args.keyframe_every > 1:  # keyframe mode: SAM 2 video memory between detector keyframes
         from detseg.pipeline.video.keyframes import build_keyframe_pipeline
 
-        unused = replace(sam_options(args), imgsz=None).changed()
-        if unused:
-            raise InputError(f"--{unused[0][0]} {unused[0][1]} does not apply to --keyframe-every: SAM 2's video "
-                             "memory gives one mask per object, in fp32")
-
         pipeline, note = build_keyframe_pipeline(detector, args.segmenter, args.keyframe_every, args.device,
-                                                 fps=source.video.fps / args.stride, sam_imgsz=args.sam_imgsz)
+                                                 fps=source.video.fps / args.stride, sam=sam_options(args))
     else:  # --segmenter detector: a -seg detector's own masks
         from detseg.pipeline.factory import build_pipeline
 

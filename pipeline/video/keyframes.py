@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
 
 from detseg.errors import ImageReadError, InputError
 from detseg.pipeline.frame import Frame
+from detseg.segmenter.factory import WEIGHT_FREE, SamOptions
 
 
 def match_to_objects(detections: np.ndarray, objects: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
@@ -192,24 +193,28 @@ class KeyframePipeline:
 
 
 def build_keyframe_pipeline(detector, segmenter: str, every: int, device: str = "auto", fps: float = 30.0,
-                            sam_imgsz: int | None = None):
+                            sam: SamOptions | None = None):
     """A :class:`KeyframePipeline` with the SAM 2 checkpoint ``segmenter`` ('auto': ``sam2.1_t.pt``), at the
-    input side ``sam_imgsz`` (None: SAM 2's own, 1024).
+    input side ``sam.imgsz`` (None: SAM 2's own, 1024).
 
     Returns:
-        ``(pipeline, note)``; raises WeightsError / InputError for a missing or non-SAM 2 checkpoint.
+        ``(pipeline, note)``; raises WeightsError / InputError for a missing or non-SAM 2 checkpoint, and
+        InputError for ``sam`` options other than the input side (SAM 2's video memory gives one mask per
+        object, in fp32).
     """
     from detseg.pipeline.factory import OWN_MASKS
     from detseg.segmenter import SamSegmenter
-    from detseg.segmenter.factory import WEIGHT_FREE
     from detseg.segmenter.sam2_video import Sam2VideoMemory
 
     checkpoint = "sam2.1_t.pt" if segmenter in ("auto", None) else segmenter
     if checkpoint in (*WEIGHT_FREE, OWN_MASKS):
         raise InputError(f"--keyframe-every needs a SAM 2 --segmenter (e.g. sam2.1_t.pt), not {checkpoint!r}")
-    size = {} if sam_imgsz is None else {"imgsz": sam_imgsz}
-    memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense", **size))
-    at = "" if sam_imgsz is None else f" at {sam_imgsz} px"
-    note = (f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}{at}) video memory "
-            "between")
+    sam = sam or SamOptions()
+    unused = replace(sam, imgsz=None).changed()
+    if unused:
+        raise InputError(f"--{unused[0][0]} {unused[0][1]} does not apply to --keyframe-every: SAM 2's video "
+                         "memory gives one mask per object, in fp32")
+    memory = Sam2VideoMemory(SamSegmenter(checkpoint, device=device, output="dense", **sam.segmenter_kwargs()))
+    note = (f"keyframe mode: detector every {every} frames, SAM 2 ({memory.segmenter.arch}{sam.size_note()}) video "
+            "memory between")
     return KeyframePipeline(detector, memory, every=every, fps=fps), note

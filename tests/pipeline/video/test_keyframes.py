@@ -286,7 +286,8 @@ def test_keyframe_mode_refuses_a_segmenter_without_video_memory(spec):
 @pytest.mark.parametrize("sam_imgsz, size, said", [(None, 1024, ""), (512, 512, " at 512 px")])
 def test_keyframe_pipeline_runs_sam2_at_the_input_side_asked(sam2_checkpoint_present, sam_imgsz, size, said):
     from detseg.pipeline.video.keyframes import build_keyframe_pipeline
+    from detseg.segmenter.factory import SamOptions
 
-    pipe, note = build_keyframe_pipeline(None, str(sam2_checkpoint_present), 5, "cpu", sam_imgsz=sam_imgsz)
+    pipe, note = build_keyframe_pipeline(None, str(sam2_checkpoint_present), 5, "cpu", sam=SamOptions(imgsz=sam_imgsz))
     assert pipe.memory.segmenter.imgsz == size and pipe.memory.model.image_size == size
     assert f"(sam2.1_t{said}) video memory" in note
