@@ -268,11 +268,11 @@ def run_bakery(args) -> int:
 
 def _detector(weights: str, args):
     """The detector a benchmark run measures: every box down to the sweep's lowest confidence, with the
-    run's ``--imgsz``, ``--device``, ``--augment`` and ``--classes``."""
+    run's ``--imgsz``, ``--iou``, ``--device``, ``--augment`` and ``--classes``."""
     from detseg.detectors import YoloDetector
 
-    return YoloDetector(weights, conf=min(SWEEP), imgsz=args.imgsz, device=args.device, augment=args.augment,
-                        classes=args.classes).load()
+    return YoloDetector(weights, conf=min(SWEEP), iou=args.iou, imgsz=args.imgsz, device=args.device,
+                        augment=args.augment, classes=args.classes).load()
 
 
 def _plot(curves: dict, left: tuple, right: tuple, title: str, path: str) -> None:
@@ -303,11 +303,13 @@ def _plot(curves: dict, left: tuple, right: tuple, title: str, path: str) -> Non
     print(f"plot: {path}")
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder with annotations.json and images/")
     parser.add_argument("--weights", nargs="+", default=None, help="detector weights (default: the shipped one)")
     parser.add_argument("--imgsz", type=int, default=None, help="inference size (default: the model's)")
+    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: detseg's, 0.7)")
     parser.add_argument("--classes", nargs="+", type=int, default=None,
                         help="keep only these class ids (e.g. 0 1 2 of a model trained with a look-alike class 3)")
     parser.add_argument("--augment", action="store_true", help="test-time augmentation (ultralytics' augment=True)")
@@ -321,6 +323,11 @@ def main(argv=None) -> int:
                         help="instead of --data: the real-bakery-photos folder (default when given alone: %(const)s)")
     parser.add_argument("--bakery-boxes", default=None, help="box file (default: data/real/bakery-boxes.json)")
     parser.add_argument("--split", default="dev", choices=("dev", "train"), help="--bakery split (default: dev)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.bakery:
         return run_bakery(args)

@@ -93,14 +93,14 @@ def test_real_detector_on_labelled_photos_skips_or_refuses_cleanly(tmp_path):
     assert res.returncode == 2 and "--images" in res.stderr
 
 
-@pytest.mark.parametrize(("augment", "classes"), [(False, None), (True, [1])])
-def test_real_detector_runs_the_detector_with_the_runs_flags(tiny_weights, augment, classes):
-    from types import SimpleNamespace
-
+@pytest.mark.parametrize(("augment", "classes", "iou"), [(False, None, 0.7), (True, [1], 0.45)])
+def test_real_detector_runs_the_detector_with_the_runs_flags(tiny_weights, augment, classes, iou):
     module = _benchmark_module("real_detector")
-    args = SimpleNamespace(imgsz=96, device="cpu", augment=augment, classes=classes)
+    args = module.build_parser().parse_args(["--imgsz", "96", "--iou", str(iou)] + (["--augment"] if augment else [])
+                                    + (["--classes", *map(str, classes)] if classes else []))
     det = module._detector(str(tiny_weights), args)
-    assert (det.conf, det._imgsz, det.augment, det._class_ids) == (min(module.SWEEP), 96, augment, classes)
+    assert (det.conf, det.iou, det._imgsz, det.augment, det._class_ids) == (min(module.SWEEP), iou, 96, augment,
+                                                                            classes)
 
 
 def test_real_detector_skips_cleanly_without_the_validation_photos(tmp_path):
