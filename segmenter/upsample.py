@@ -8,7 +8,11 @@ for, so the windowed result equals the full-frame result bit for bit.
 
 The sampling grid is ultralytics' (``ops.scale_masks`` with ``padding=False``): the
 image content covers ``content = src * 256 / 1024 * gain`` low-res pixels from the
-top-left corner, and output pixel ``x`` samples ``content * (x + 0.5) / W - 0.5``.
+top-left corner, and output pixel ``x`` samples ``content * (x + 0.5) / W - 0.5``. Where the
+content ends on a whole low-res pixel on both axes, ultralytics crops the logits to it before
+interpolating, so the last output rows and columns take the content's edge, not the letterbox
+padding beyond it; where it ends mid-pixel, it samples the whole logit map (border padding).
+``Grid.build`` does the same.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Axis:
 
     @classmethod
     def build(cls, n_out: int, content: float, n_in: int) -> Axis:
+        """``n_out`` output pixels over ``content`` input pixels; samples clamp to ``[0, n_in - 1]``."""
         src = (np.arange(n_out, dtype=np.float64) + 0.5) * (content / n_out) - 0.5
         src = np.clip(src, 0.0, n_in - 1)
         lo = np.floor(src).astype(np.int64)
@@ -56,7 +61,9 @@ class Grid:
         scale = low_res / input_size
         content_h = max(round(h * gain), 1) * scale
         content_w = max(round(w * gain), 1) * scale
-        return cls(Axis.build(h, content_h, low_res), Axis.build(w, content_w, low_res), (h, w))
+        whole = abs(content_h - round(content_h)) + abs(content_w - round(content_w)) <= 1e-3  # scale_masks' test
+        limit_h, limit_w = (max(round(content_h), 1), max(round(content_w), 1)) if whole else (low_res, low_res)
+        return cls(Axis.build(h, content_h, limit_h), Axis.build(w, content_w, limit_w), (h, w))
 
 
 def upsample_window(logits: np.ndarray, grid: Grid, window: tuple[int, int, int, int]) -> np.ndarray:

@@ -25,7 +25,7 @@ def test_sam2_parity_with_ultralytics_sam2_predictor(sam2_checkpoint):
     predictor.set_image(image)
     ref, _ = SAM2Predictor.inference_features(predictor, predictor.features, src_shape=(240, 320), bboxes=boxes)
     for i in range(2):
-        assert (ref[i].numpy() == ours[i]).mean() >= 0.999
+        assert (ref[i].numpy() == ours[i]).mean() >= 0.9999  # a few pixels of float rounding
     assert scores.shape == (2,)
 
 
