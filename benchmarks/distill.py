@@ -11,7 +11,9 @@ Usage:
 3. Student = ``yolov8n-seg.yaml`` trained only on those labels with ``detseg train --task segment``
    (``--init stage-d``, the default, starts its backbone, neck and box head from the stage-D YOLOv8n, the
    teacher of the documented runs; ``--init teacher`` from the weights of today's teacher, a YOLOv5u, that
-   fit; ``--init scratch`` from random weights); ``--time`` hours caps the training.
+   fit; ``--init scratch`` from random weights); ``--time`` hours caps the training. ``--student-model
+   yolov5n-seg.yaml`` (a YOLOv5u with a mask head, :mod:`detseg.detectors.model_configs`) with ``--init
+   teacher`` takes all of today's teacher but the two mask branches.
 4. Both are scored with ``detseg evaluate``'s machinery (pycocotools mask AP50:95 against the generator's
    exact masks) on the held-out scenes, at the same detector confidence (``--eval-conf``), and timed
    end to end (image in memory -> masks) at the operating confidence 0.25 on the same images, each model
@@ -140,8 +142,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--init", choices=("teacher", "stage-d", "scratch"), default="stage-d",
                         help="student start: the weights that fit of the teacher detector (a YOLOv5u since "
-                             "2026-12-07: 115 of a YOLOv8n-seg's 417 tensors), of the stage-D YOLOv8n the "
-                             "documented runs started from (349 of 417), or random")
+                             "2026-12-07: 115 of a YOLOv8n-seg's 417 tensors, 427 of a YOLOv5n-seg's 489), of "
+                             "the stage-D YOLOv8n the documented runs started from (349 of 417), or random")
+    parser.add_argument("--student-model", default="yolov8n-seg.yaml",
+                        choices=("yolov8n-seg.yaml", "yolov5n-seg.yaml"),
+                        help="the student's architecture (yolov5n-seg.yaml: the teacher's, with a mask head)")
     parser.add_argument("--eval-conf", type=float, default=0.05, help="detector confidence for AP (both models)")
     parser.add_argument("--timing-images", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="timing: runs per image, the fastest counts")
@@ -181,7 +186,7 @@ def main(argv=None) -> int:
         if args.init != "scratch":
             extra["pretrained"] = str(TEACHER_WEIGHTS if args.init == "teacher" else STAGE_D_WEIGHTS)
         t = time.perf_counter()
-        result = train(labelled / "data.yaml", model="yolov8n-seg.yaml", task="segment", epochs=args.epochs,
+        result = train(labelled / "data.yaml", model=args.student_model, task="segment", epochs=args.epochs,
                        imgsz=args.student_imgsz, batch=args.batch, device="cpu", out=work / "student", workers=2,
                        **extra)
         report["training"] = {"seconds": round(time.perf_counter() - t, 1), "val_on_teacher_labels": result.metrics}

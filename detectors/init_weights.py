@@ -139,7 +139,8 @@ def init_checkpoint(model_cfg: str | Path, init: str | Path, names: Sequence[str
     """Build ``model_cfg`` for ``names``, copy what matches from ``init``, save an ultralytics checkpoint at ``out``.
 
     Args:
-        model_cfg: an ultralytics model ``.yaml`` (``yolov5n.yaml``, ``yolov8n.yaml``, ``yolov8n-seg.yaml``, a path).
+        model_cfg: an ultralytics model ``.yaml`` (``yolov5n.yaml``, ``yolov8n.yaml``, ``yolov8n-seg.yaml``, a path),
+            or ``yolov5n-seg.yaml`` (any scale; :mod:`detseg.detectors.model_configs`, written beside ``out``).
         init: a state dict or checkpoint file (see :func:`read_tensors`).
         names: the dataset's class names, in class-id order (sets the head's size).
         out: where to write the checkpoint that ``YOLO(out).train(...)`` then starts from.
@@ -151,7 +152,9 @@ def init_checkpoint(model_cfg: str | Path, init: str | Path, names: Sequence[str
     from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 
     from detseg.atomic import atomic_write_bytes
+    from detseg.detectors.model_configs import resolve_model_config
 
+    model_cfg = resolve_model_config(model_cfg, Path(out).parent)
     try:
         cfg = yaml_model_load(str(model_cfg))
     except FileNotFoundError as e:

@@ -25,6 +25,7 @@ import yaml
 
 from detseg.assets import keep_torch_threads, load_error, offline_fonts, resolve_device, resolve_weights
 from detseg.atomic import atomic_write_json, atomic_write_text
+from detseg.detectors.model_configs import is_derived, resolve_model_config
 from detseg.errors import DatasetError, WeightsError
 
 
@@ -141,7 +142,7 @@ def _check_task(model: str, task: str) -> None:
     from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 
     try:
-        found = guess_model_task(yaml_model_load(str(model)))
+        found = "segment" if is_derived(model) else guess_model_task(yaml_model_load(str(model)))
     except FileNotFoundError as e:
         raise WeightsError(f"model config {model} not found ({e})") from None
     if found != task:
@@ -192,7 +193,9 @@ def train(
         data: an ultralytics dataset file (``data/food.yaml``, a synth output's
             ``data.yaml``, a Roboflow "YOLOv8" export's ``data.yaml``).
         model: ``.yaml`` to train from scratch (works offline) or ``.pt`` weights to
-            fine-tune (a local file, or a name ultralytics downloads when online).
+            fine-tune (a local file, or a name ultralytics downloads when online). ``yolov5n-seg.yaml``
+            (any scale), which ultralytics does not ship, is a YOLOv5u with a mask head
+            (:mod:`detseg.detectors.model_configs`), written into ``out``.
         epochs, imgsz, batch, workers, seed: as in ultralytics.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
@@ -224,6 +227,7 @@ def train(
         data_yaml = out / "data.yaml"
     else:
         _check_task(model, task)
+        model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
         data_yaml = resolve_data_yaml(data, out)
         is_yaml = str(model).endswith((".yaml", ".yml"))
         model_path = str(model) if is_yaml else str(resolve_weights(model, unreadable=_NOT_YOLO))

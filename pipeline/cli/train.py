@@ -21,7 +21,9 @@ def add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a YOLO detector with ultralytics (offline from a .yaml)")
     p.add_argument("--data", required=True, help="data.yaml: data/food.yaml, a synth output, a Roboflow export")
     p.add_argument("--model", default=None,
-                   help="yolov8n.yaml / yolov8n-seg.yaml (from scratch) or weights .pt (default: by --task)")
+                   help="yolov8n.yaml / yolov8n-seg.yaml (from scratch) or weights .pt (default: by --task); "
+                        "yolov5n-seg.yaml: a YOLOv5u with a mask head, which a YOLOv5u detector's weights fit via "
+                        "--init")
     p.add_argument("--init", default=None, metavar="PATH",
                    help="start --model (a .yaml) from a state dict or checkpoint: every tensor matching by name "
                         "and shape is copied and the count printed (e.g. COCO-pretrained YOLOv5n weights into "
