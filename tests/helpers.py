@@ -83,3 +83,16 @@ def carry_boxes(memory, frames, boxes) -> list:
         assert ids == list(range(len(boxes)))
         carried.append(masks)
     return carried
+
+
+def random_yolov5n_state_dict(nc: int, seed: int) -> dict:
+    """A ``yolov5n.yaml`` detector's state dict for ``nc`` classes, random weights made distinct by ``seed``."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    model = DetectionModel("yolov5n.yaml", nc=nc, verbose=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    return model.state_dict()

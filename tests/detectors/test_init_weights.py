@@ -5,6 +5,7 @@ import torch
 
 from detseg.detectors.init_weights import copy_matching, init_checkpoint, read_tensors
 from detseg.errors import WeightsError
+from tests.helpers import random_yolov5n_state_dict
 
 NAMES = ["croissant", "cookie", "cupcake"]
 
@@ -12,14 +13,7 @@ NAMES = ["croissant", "cookie", "cupcake"]
 @pytest.fixture(scope="module")
 def donor():
     """A yolov5n.yaml model with 80 classes (as COCO weights are), random weights made distinct by a fixed seed."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(3)
-    model = DetectionModel("yolov5n.yaml", nc=80, verbose=False)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    return model.state_dict()
+    return random_yolov5n_state_dict(nc=80, seed=3)
 
 
 def _backbone_and_neck(sd):

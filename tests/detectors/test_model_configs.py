@@ -5,6 +5,7 @@ import torch
 
 from detseg.detectors.init_weights import init_checkpoint
 from detseg.detectors.model_configs import is_derived, resolve_model_config
+from tests.helpers import random_yolov5n_state_dict
 
 NAMES = ["croissant", "cookie", "cupcake"]
 MASK_BRANCHES = ("model.24.proto.", "model.24.cv4.")  # what Segment has and Detect has not
@@ -13,14 +14,7 @@ MASK_BRANCHES = ("model.24.proto.", "model.24.cv4.")  # what Segment has and Det
 @pytest.fixture(scope="module")
 def detector_sd():
     """A 3-class YOLOv5u-n detector (yolov5n.yaml) with random weights made distinct by a fixed seed."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(5)
-    model = DetectionModel("yolov5n.yaml", nc=3, verbose=False)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    return model.state_dict()
+    return random_yolov5n_state_dict(nc=3, seed=5)
 
 
 def test_derived_config_is_yolov5_with_a_segment_head(detector_sd, tmp_path):
