@@ -116,6 +116,13 @@ def count_objects(rows: np.ndarray, min_frames: int = 1) -> dict[int, int]:
     return counts
 
 
+def frame_count(coco: dict, gt: np.ndarray, tracks: np.ndarray) -> int:
+    """The sequence's length: the last frame that ``annotations.json`` (image ids are frame numbers) or either
+    MOT file names, so a ground truth that lists only the frames with objects loses no row past its count."""
+    last_image = max((int(im["id"]) for im in coco["images"]), default=0)
+    return max(len(coco["images"]), last_image, int(gt[:, 0].max(initial=0)), int(tracks[:, 0].max(initial=0)))
+
+
 def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[int, str] | None = None,
                    min_track_frames: int = 3) -> dict:
     """Tracking and mask quality of a tracked run against a ground-truth folder.
@@ -142,7 +149,7 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
     gt_json, predictions_json = gt_dir / "annotations.json", run_dir / "predictions.json"
     coco = validate_coco(read_json(gt_json), gt_json, unique_file_names=False, evaluation=True)  # frames share a name
     predictions = validate_coco_results(read_json(predictions_json), predictions_json, coco["images"])
-    frames = len(coco["images"])
+    frames = frame_count(coco, gt, tracks)
     if class_names is None:
         class_names = {c["id"] - 1: c["name"] for c in coco["categories"]}
     report = tracking_metrics(gt, tracks, frames)

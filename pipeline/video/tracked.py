@@ -73,7 +73,8 @@ def tracking_for(pipeline, source, track, fps: float | None = None) -> VideoTrac
         pipeline: the run's pipeline; ``assigns_track_ids = True`` means its detections already
             carry ``tracker_id`` (keyframe mode), so no tracker is added.
         source: the video path (its fps sets the tracker's time step, unless ``fps`` is given).
-        track: False, True (ByteTrack, default settings) or a :class:`Tracker`.
+        track: False, True (ByteTrack, default settings) or a :class:`Tracker` (reset here, so one
+            instance can serve video after video).
         fps: the video's frame rate, when the caller already knows it.
     """
     names = {int(k): str(v) for k, v in dict(getattr(pipeline.detector, "class_names", None) or {}).items()}
@@ -87,6 +88,8 @@ def tracking_for(pipeline, source, track, fps: float | None = None) -> VideoTrac
 
             fps = video_info(Path(source))["fps"]
         track = Tracker(fps=fps)
+    else:  # a Tracker given by the caller may have run on another video: start it afresh (ids from 1)
+        track.reset()
     settings = {"tracker": "bytetrack (roboflow trackers)", "fps": track.fps, "lost_seconds": track.lost_seconds,
                 "activation": track.activation, "min_frames": track.min_frames, "match_iou": track.match_iou}
     return VideoTracking(track, names, settings=settings)

@@ -107,6 +107,17 @@ def test_ids_stable_on_slow_clip_and_outputs_consistent(clip_dir, tmp_path):
     assert (tmp_path / "annotated.mp4").stat().st_size > 0
 
 
+def test_one_tracker_instance_serves_video_after_video(clip_dir, tmp_path):
+    """A Tracker given in RunOptions starts afresh on each video: the second run's tracks equal the
+    first's (before the reset, the second video's early timestamps lay behind the first's last one)."""
+    clip, options = render_video_frames(**CLIP), RunOptions(progress=False, track=Tracker(fps=12))
+    for run in ("a", "b"):
+        run_predict(Pipeline(GroundTruthDetector(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path / run,
+                    options)
+    first, second = (tmp_path / "a" / "tracks.txt").read_text(), (tmp_path / "b" / "tracks.txt").read_text()
+    assert first and second == first
+
+
 def test_new_item_gets_new_id():
     tracker = Tracker(fps=12)
     box = np.array([[10, 10, 50, 50]], np.float32)
@@ -225,3 +236,13 @@ def test_tracking_metrics_on_a_sequence_counted_by_hand():
     # IDF1 = 2 IDTP / (gt boxes + track boxes): best one-to-one ids 1<->7 (2 frames), 2<->9 (2 frames): 8 / 12
     assert m["IDF1"] == pytest.approx(8 / 12)
     assert m["MT"] == 1 and m["ML"] == 0  # object 2 tracked in 2 of 3 frames: mostly tracked needs 80%
+
+
+def test_the_sequence_length_is_the_last_frame_named_not_the_number_of_frames_listed():
+    from detseg.pipeline.evaluation.track_eval import frame_count
+
+    coco = {"images": [{"id": f} for f in (1, 2, 7)]}  # a ground truth listing only the frames with objects
+    rows = np.array([[7, 1, 0, 0, 5, 5, 1, 1]], np.float64)  # as load_mot reads it
+    assert frame_count(coco, rows, rows[:0]) == 7  # was 3: frame 7's rows fell out of HOTA / MOTA / IDF1
+    assert frame_count(coco, rows[:0], np.array([[9, 1, 0, 0, 5, 5, 1, 1]], np.float64)) == 9
+    assert frame_count({"images": [{"id": f} for f in range(1, 31)]}, rows, rows) == 30
