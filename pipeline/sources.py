@@ -131,7 +131,7 @@ class Source:
                     yield SourceItem(i, "", None, "input is None, expected an image array or a path",
                                      name=f"array_{i:06d}")
                 else:
-                    yield _read_item(i, Path(item), self.names.get(str(item), f"array_{i:06d}"))
+                    yield _read_item(i, Path(item), self.names[str(Path(item))])
             return
         for i, path in enumerate(self.files):
             if only is None or str(path) in only:

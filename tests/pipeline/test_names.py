@@ -84,6 +84,16 @@ def test_the_same_file_twice_gets_one_name_and_arrays_reserve_theirs(tmp_path):
     assert [i.name for i in items] == ["array_000000", "array_000000_jpg", "array_000000_jpg"]
 
 
+def test_a_list_path_written_with_dot_slash_keeps_its_own_name(tmp_path, monkeypatch):
+    """``./p.jpg`` and ``p.jpg`` are one file: it is named ``p``, not an array's ``array_000000``."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("p.jpg", "array_000000.jpg"):
+        cv2.imwrite(name, np.zeros((4, 4, 3), np.uint8))
+    items = list(resolve_source(["./p.jpg", "array_000000.jpg"]).items())
+    assert [i.name for i in items] == ["p", "array_000000"]
+    assert not any(i.error for i in items)
+
+
 @pytest.mark.parametrize("stem, shortened", [
     ("a" * 200, False), ("a" * 201, True),  # ASCII: one byte a character
     ("\u00e9" * 100, False), ("\u00e9" * 101, True),  # two bytes a character: 202 bytes
