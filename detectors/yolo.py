@@ -181,15 +181,17 @@ class YoloDetector:
             raise WeightsError(f"{path} is a {model.task!r} model; a detector needs a detection (or -seg) model")
         if self.augment:
             _check_augment(model, path, exported=bool(exported_format(self.weights)))
-        self._model = model
         if is_open_vocabulary(model) and self.classes is not None:
             set_vocabulary(model, self.classes, self.class_embeddings)
-            self._class_ids = None  # every class of the vocabulary
+            class_ids = None  # every class of the vocabulary
         else:
-            self._class_ids = self._resolve_classes(self.classes)
+            class_ids = _resolve_classes(dict(model.names), self.classes)
         train_args = (getattr(model, "ckpt", None) or {}).get("train_args", {})  # empty for models built from .yaml
-        self._imgsz = fixed or self.imgsz or train_args.get("imgsz") or 640  # fixed: an export's own size
-        self._device = ultralytics_device(self.device)
+        imgsz = fixed or self.imgsz or train_args.get("imgsz") or 640  # fixed: an export's own size
+        device = ultralytics_device(self.device)
+        # set together, last: a load that raised (an unknown class, no such device) leaves nothing half-built,
+        # so the next call raises the same clear error instead of failing on a missing attribute
+        self._model, self._class_ids, self._imgsz, self._device = model, class_ids, imgsz, device
         return self
 
     @property
@@ -201,24 +203,6 @@ class YoloDetector:
     def class_names(self) -> dict[int, str]:
         """``{class_id: name}`` read from the model."""
         return dict(self.load()._model.names)
-
-    def _resolve_classes(self, classes):
-        if classes is None:
-            return None
-        names = dict(self._model.names)
-        by_name = {v: k for k, v in names.items()}
-        items = [classes] if isinstance(classes, (str, int)) else list(classes)
-        ids = []
-        for c in items:
-            if isinstance(c, str) and not c.isdigit():
-                if c not in by_name:
-                    raise InputError(f"unknown class name {c!r}; this model knows {sorted(by_name)}")
-                ids.append(by_name[c])
-            else:
-                if int(c) not in names:
-                    raise InputError(f"class id {c} out of range; this model has ids 0..{len(names) - 1}")
-                ids.append(int(c))
-        return ids
 
     def __call__(self, image):
         """Detect objects.
@@ -257,3 +241,22 @@ class YoloDetector:
         dets = sv.Detections.from_ultralytics(result)
         dets.mask = None
         return dets
+
+
+def _resolve_classes(names: dict[int, str], classes) -> list[int] | None:
+    """The class ids that ``classes`` (names, ids, or None for all) picks from a model's ``names``."""
+    if classes is None:
+        return None
+    by_name = {v: k for k, v in names.items()}
+    items = [classes] if isinstance(classes, (str, int)) else list(classes)
+    ids = []
+    for c in items:
+        if isinstance(c, str) and not c.isdigit():
+            if c not in by_name:
+                raise InputError(f"unknown class name {c!r}; this model knows {sorted(by_name)}")
+            ids.append(by_name[c])
+        else:
+            if int(c) not in names:
+                raise InputError(f"class id {c} out of range; this model has ids 0..{len(names) - 1}")
+            ids.append(int(c))
+    return ids

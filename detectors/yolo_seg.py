@@ -164,7 +164,8 @@ class YoloSegModel(YoloDetector):
     def load(self) -> YoloSegModel:
         super().load()
         if self._model.task != "segment":
-            raise WeightsError(f"{self.weights} is a {self._model.task} model; YoloSegModel needs a -seg model")
+            task, self._model = self._model.task, None  # nothing half-built: the next load raises again
+            raise WeightsError(f"{self.weights} is a {task} model; YoloSegModel needs a -seg model")
         return self
 
     def __call__(self, image):
