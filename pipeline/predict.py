@@ -375,9 +375,17 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
     Raises:
         InputError: ``out`` holds another run's outputs or files detseg did not write (see
             :func:`claim_output_folder`), the source is bad, or ``resume`` finds an earlier run with other
-            settings.
+            settings, or ``min_mask_score`` / ``batch_size > 1`` with a pipeline that is not a
+            :class:`Pipeline` (keyframe mode: SAM 2's memory carries each object from frame to frame).
     """
     options = options if options is not None else RunOptions()
+    if not isinstance(pipeline, Pipeline):
+        if options.min_mask_score is not None:
+            raise InputError("--min-mask-score filters a Pipeline's masks; it does not apply in keyframe mode "
+                             "(--keyframe-every), where SAM 2's memory carries each object between keyframes")
+        if options.batch_size > 1:
+            raise InputError(f"batch size {options.batch_size}: keyframe mode (--keyframe-every) takes frames "
+                             "one by one; use a batch size of 1")
     src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
     claim_output_folder(out, resume=options.resume, exist_ok=options.exist_ok)

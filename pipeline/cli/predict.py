@@ -179,6 +179,9 @@ def _cmd_predict(args) -> int:
     claim_output_folder(Path(args.out), resume=args.resume, exist_ok=args.exist_ok)
     if args.keyframe_every > 1 and (not source.is_video or args.track is False):
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
+    if args.keyframe_every > 1 and args.min_mask_score is not None:  # said before any model loads
+        raise InputError(f"--min-mask-score {args.min_mask_score} does not apply to --keyframe-every: SAM 2's "
+                         "memory carries each object between keyframes")
     _check_writable(Path(args.out))
     ignored = ignored_video_options(args, source)
     for line in ignored:  # said before the run starts, and kept in summary.json's notes

@@ -151,8 +151,8 @@ def test_bad_sam_imgsz_is_one_clear_error(one_image, tmp_path, capsys, mobile_sa
     assert not list((tmp_path / "out").glob("*.json"))
 
 
-@pytest.mark.parametrize("flags", [["--multimask", "best"], ["--precision", "bf16"]])
-def test_keyframe_mode_refuses_sam_image_options_it_would_not_use(tmp_path, capsys, flags):
+@pytest.mark.parametrize("flags", [["--multimask", "best"], ["--precision", "bf16"], ["--min-mask-score", "0.5"]])
+def test_keyframe_mode_refuses_options_it_would_not_use(tmp_path, capsys, flags):
     from detseg.data.synth.synth_video import write_video
 
     video = write_video(tmp_path / "clip.mp4", [textured_image(64, 96, i) for i in range(2)], 10)

@@ -258,6 +258,20 @@ def test_run_restarts_ids(tmp_path):
     assert set(pipe.memory.objects) == {1} and pipe._next_id == 2
 
 
+@pytest.mark.parametrize("option, said", [({"min_mask_score": 0.5}, "--min-mask-score"),
+                                           ({"batch_size": 4}, "batch size 4")])
+def test_run_predict_refuses_pipeline_options_in_keyframe_mode(tmp_path, option, said):
+    from detseg.pipeline.predict import RunOptions, run_predict
+    from detseg.pipeline.video.keyframes import KeyframePipeline
+
+    world = World([(100, 20, 1)], speed=15)
+    pipe = KeyframePipeline(WorldDetector(world, every=2), PerfectMemory(world), every=2)
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((200, 1200, 3), np.uint8)] * 3, 10)
+    with pytest.raises(InputError, match=said):
+        run_predict(pipe, video, tmp_path / "out", RunOptions(progress=False, **option))
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
 @pytest.mark.parametrize("dets, objs, expected", [
     (np.zeros((0, 4)), np.array([[0, 0, 10, 10]]), []),
     (np.array([[0, 0, 10, 10]]), np.zeros((0, 4)), []),
