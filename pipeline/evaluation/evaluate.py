@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,13 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     split = split or ("val" if "val" in dataset.splits else next(iter(dataset.splits)))
     if split not in dataset.splits:
         raise InputError(f"split {split!r} not in dataset (has {sorted(dataset.splits)})")
+    records = dataset.splits[split][::every]
+    box_only = sum(not a.has_mask for r in records for a in r.annotations)
+    if box_only:  # pycocotools cannot rasterise an empty segmentation, and a box is no mask to score against
+        total = sum(len(r.annotations) for r in records)
+        raise InputError(f"mask AP needs a mask (polygon or RLE) for every ground-truth instance: {box_only} of "
+                         f"{total} in split {split!r} have only a box (a detection dataset?); `detseg val` scores "
+                         "boxes")
     det = _detector(detector, dataset, split, conf, device) if isinstance(detector, str) else detector
     det_names = getattr(det, "class_names", None) or dict(enumerate(dataset.names))
     mapping = class_id_mapping(det_names, dataset.names, class_map)
@@ -114,7 +122,6 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
             if not isinstance(det, YoloSegModel):  # one given as a YoloSegModel keeps its mask_mode
                 det = YoloSegModel.from_detector(det)
         segs = {s: DetectorMasks(det) if s == OWN_MASKS else _segmenter(s, device) for s in segmenters}
-    records = dataset.splits[split][::every]
     gt = coco_dict(dataset, split)
     keep_ids = {r.image_id for r in records}
     gt["images"] = [im for im in gt["images"] if im["id"] in keep_ids]
@@ -188,11 +195,13 @@ def metrics_table(report: dict) -> str:
     """The comparison table (markdown): one row per configuration."""
     head = "| segmenter | mask AP50:95 | AP50 | AP75 | AP_s | AP_m | AP_l | box AP50:95 | mean IoU (matched) |"
     lines = [head, "|" + "---|" * 9]
+    shown = Counter(Path(name).name for name in report["configs"])
     for name, m in report["configs"].items():
         s, b = m["segm"], m["bbox"]
         cells = ["—" if s[k] is None else f"{s[k]:.3f}" for k in STAT_NAMES]
         box_ap = "—" if b["AP"] is None else f"{b['AP']:.3f}"
-        lines.append(f"| {Path(name).name} | " + " | ".join(cells) + f" | {box_ap} | {s['mean_iou']:.3f} |")
+        label = Path(name).name if shown[Path(name).name] == 1 else name  # a full path where file names repeat
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {box_ap} | {s['mean_iou']:.3f} |")
     return "\n".join(lines)
 
 
@@ -200,9 +209,25 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(name).name)
 
 
+def folder_names(names) -> dict[str, str]:
+    """``name -> output folder name``: the file name made safe, numbered ``_2``, ``_3``, ... where two
+    segmenters share one (``a/sam.pt``, ``b/sam.pt`` -> ``sam.pt``, ``sam.pt_2``), in the order given."""
+    out, taken = {}, set()
+    for name in names:
+        base = folder = _safe(name)
+        k = 1
+        while folder.lower() in taken:
+            k += 1
+            folder = f"{base}_{k}"
+        out[name] = folder
+        taken.add(folder.lower())
+    return out
+
+
 def _write(out: Path, report: dict, gt: dict, preds: dict, plots: bool) -> None:
+    folders = folder_names(preds)
     for name, p in preds.items():
-        atomic_write_json(out / _safe(name) / "predictions.json", p)
+        atomic_write_json(out / folders[name] / "predictions.json", p)
     atomic_write_json(out / "ground_truth.json", gt)
     atomic_write_json(out / "metrics.json", report, indent=2)
     table = metrics_table(report)

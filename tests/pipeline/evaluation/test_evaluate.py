@@ -8,7 +8,7 @@ from detseg.data.io import load_dataset
 from detseg.errors import InputError
 from detseg.pipeline.cli import main
 from detseg.pipeline.cli.evaluate import parse_class_map
-from detseg.pipeline.evaluation.evaluate import class_id_mapping, evaluate
+from detseg.pipeline.evaluation.evaluate import class_id_mapping, evaluate, folder_names, metrics_table
 from detseg.pipeline.evaluation.metrics import coco_ap, result_entry
 
 
@@ -132,3 +132,22 @@ def test_cli_evaluate_with_a_yolo_detector(tiny_dataset, tiny_weights, tmp_path,
     assert code == 0
     assert "| box |" in capsys.readouterr().out
     assert (tmp_path / "ev" / "box" / "predictions.json").is_file()
+
+
+def test_ground_truth_with_only_a_box_is_refused_with_one_clear_error(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    first = next(a for r in ds.splits["val"] for a in r.annotations)
+    first.polygons = []  # one instance of a segmentation dataset left with its box only
+    total = sum(len(r.annotations) for r in ds.splits["val"])
+    with pytest.raises(InputError, match=rf"1 of {total} in split 'val' have only a box"):
+        evaluate(ds, segmenters=("box",), split="val", progress=False)
+
+
+def test_segmenters_whose_file_names_repeat_get_their_own_folders_and_rows():
+    assert folder_names(["a/sam.pt", "b/sam.pt", "box", "c/sam.pt"]) == {
+        "a/sam.pt": "sam.pt", "b/sam.pt": "sam.pt_2", "box": "box", "c/sam.pt": "sam.pt_3"}
+    stats = {"AP": 0.5, "AP50": 0.5, "AP75": 0.5, "AP_small": None, "AP_medium": None, "AP_large": None,
+             "mean_iou": 0.5}
+    report = {"configs": {n: {"segm": stats, "bbox": stats} for n in ("a/sam.pt", "b/sam.pt", "box")}}
+    table = metrics_table(report)
+    assert "| a/sam.pt |" in table and "| b/sam.pt |" in table and "| box |" in table
