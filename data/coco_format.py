@@ -270,7 +270,8 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
         records[image_id] = ImageRecord(path.resolve(), im["width"], im["height"], [], image_id=image_id)
     for ann in coco["annotations"]:  # every value checked by validate_coco
         x, y, bw, bh = ann["bbox"]
-        a = Annotation(cat_index[ann["category_id"]], np.array([x, y, x + bw, y + bh], np.float32))
+        a = Annotation(cat_index[ann["category_id"]], np.array([x, y, x + bw, y + bh], np.float32),
+                       iscrowd=bool(ann.get("iscrowd", 0)))
         seg = ann.get("segmentation")
         if isinstance(seg, list) and seg:
             a.polygons = [np.asarray(p, np.float32).reshape(-1, 2) for p in seg]
@@ -307,7 +308,7 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
         for a in r.annotations:
             x0, y0, x1, y1 = (float(v) for v in a.xyxy)
             entry = {"id": len(anns) + 1, "image_id": image_id, "category_id": a.class_id + 1,
-                     "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0}
+                     "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(a.iscrowd)}
             if a.rle is not None:
                 entry["segmentation"] = a.rle
                 entry["area"] = float(a.mask(r.height, r.width).sum())

@@ -30,12 +30,16 @@ class Annotation:
         xyxy: ``(4,)`` float box in pixels.
         polygons: list of ``(K, 2)`` float polygons in pixels (empty for a box-only label).
         rle: a COCO RLE dict when the source gave the mask as RLE (exact), else None.
+        iscrowd: COCO's ``iscrowd``: a region of many instances, which COCO evaluation ignores (a
+            detection there is neither right nor wrong) and YOLO training leaves out, as ultralytics'
+            ``convert_coco`` does.
     """
 
     class_id: int
     xyxy: np.ndarray
     polygons: list = field(default_factory=list)
     rle: dict | None = None
+    iscrowd: bool = False
 
     @property
     def has_mask(self) -> bool:

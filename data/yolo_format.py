@@ -334,18 +334,29 @@ def yolo_line(class_id: int, polygon: np.ndarray, width: int, height: int) -> st
 
 
 def save_yolo(ds: Dataset, out: Path) -> Path:
-    """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask).
+    """Write ``ds`` as a YOLO-seg dataset (boxes only where an instance has no mask). Crowd regions
+    (COCO ``iscrowd``) are left out, as ultralytics' ``convert_coco`` leaves them out.
 
     Raises:
-        DatasetError: two images of a split share a file name (see :meth:`Dataset.check_unique_file_names`).
+        DatasetError: two images of a split share a file name (see :meth:`Dataset.check_unique_file_names`),
+            or a stem (``x.jpg``, ``x.png``: both would be labelled by ``labels/<split>/x.txt``).
     """
     ds.check_unique_file_names()
+    for split, records in ds.splits.items():
+        stems: dict[str, Path] = {}
+        for r in records:
+            if r.path.stem in stems:
+                raise DatasetError(f"{split} has two images with the stem {r.path.stem!r} ({stems[r.path.stem].name} "
+                                   f"and {r.path.name}); YOLO names label files by stem, so one label file would "
+                                   "replace the other: rename one first", ds.source)
+            stems[r.path.stem] = r.path
     for split, records in ds.splits.items():
         for r in records:
             place_file(r.path, out / "images" / split / r.path.name)
             lines = []
-            outlines = any(a.has_mask for a in r.annotations)  # one box line among polygons is invalid
-            for a in r.annotations:
+            instances = [a for a in r.annotations if not a.iscrowd]
+            outlines = any(a.has_mask for a in instances)  # one box line among polygons is invalid
+            for a in instances:
                 if a.rle is not None:
                     poly = merge_polygons(mask_to_polygons(a.mask(r.height, r.width)))
                 elif a.polygons:

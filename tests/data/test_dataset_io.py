@@ -237,3 +237,36 @@ def test_yaml_aliases_are_refused_before_they_expand(tiny_dataset, tmp_path, cap
     assert main(["data", "check", str(ds_dir / "data.yaml")]) == 2
     err = capsys.readouterr().err
     assert "aliases" in err and len(err.strip().splitlines()) == 1
+
+
+def test_crowd_regions_survive_coco_and_are_left_out_of_yolo_labels(tiny_dataset, tmp_path):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    path = ds_dir / "annotations" / "val.json"
+    coco = json.loads(path.read_text())
+    crowd = coco["annotations"][0]
+    crowd["iscrowd"] = 1
+    path.write_text(json.dumps(coco))
+    ds = load_dataset(path)
+    assert [a.iscrowd for r in ds.splits["val"] for a in r.annotations].count(True) == 1
+    assert main(["data", "convert", str(path), "--to", "coco", "--out", str(tmp_path / "c")]) == 0
+    back = json.loads((tmp_path / "c" / "annotations" / "val.json").read_text())["annotations"]
+    assert [a["iscrowd"] for a in back] == [a.get("iscrowd", 0) for a in coco["annotations"]]
+    assert main(["data", "convert", str(path), "--to", "yolo", "--out", str(tmp_path / "y")]) == 0
+    yolo = load_dataset(tmp_path / "y")
+    assert sum(len(r.annotations) for r in yolo.splits["val"]) == len(coco["annotations"]) - 1
+
+
+def test_two_images_with_one_stem_are_refused_before_yolo_writes_a_label(tiny_dataset, tmp_path, capsys):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    path = ds_dir / "annotations" / "val.json"
+    coco = json.loads(path.read_text())
+    first = coco["images"][0]["file_name"]
+    twin = first.rsplit(".", 1)[0] + ".png"
+    shutil.copy(ds_dir / "images" / "val" / first, ds_dir / "images" / "val" / twin)
+    coco["images"].append(dict(coco["images"][0], id=999, file_name=twin))
+    path.write_text(json.dumps(coco))
+    out = tmp_path / "y"
+    assert main(["data", "convert", str(path), "--to", "yolo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "two images with the stem" in err and "Traceback" not in err
+    assert not list(out.rglob("*.txt"))
