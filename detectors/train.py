@@ -59,9 +59,10 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     from detseg.data.yolo_format import dataset_root, read_data_yaml, resolve_folder, split_folders
 
     cfg = read_data_yaml(src)
-    missing = [k for k in (*require, "names") if k not in cfg]
+    missing = [k for k in (*require, "names") if not cfg.get(k)]  # `val:` left blank is as missing as no `val`
     if missing:
-        raise DatasetError(f"missing key(s) {missing}; an ultralytics dataset file needs train, val and names", src)
+        raise DatasetError(f"missing or empty key(s) {missing}; an ultralytics dataset file needs "
+                           f"{', '.join(require)} and names", src)
     root = dataset_root(cfg, src)
     resolved = dict(cfg)
     resolved["path"] = str(root.resolve())
@@ -154,14 +155,25 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
                       batch: int = 16, device: str = "auto", out: str | Path | None = None) -> dict:
     """Box mAP (and mask mAP, for a segmentation model) on a dataset split, via ultralytics' validator.
 
+    ``weights``: a ``.pt``, or a ``detseg export`` (``.onnx``, ``*_openvino_model/``), run at the size it was
+    exported for.
+
     Returns:
         ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}`` for boxes; a ``-seg``
         model adds ``"mask"`` with the same keys for masks.
     """
 
+    from detseg.detectors.export import exported_format, exported_metadata, open_export
+
     out_dir = Path(out) if out else Path("runs/val")
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
-    model = load_yolo(resolve_weights(weights, unreadable=_NOT_YOLO))
+    if exported_format(weights):  # an ONNX file / OpenVINO folder: ultralytics validates it at its fixed size
+        path, _ = open_export(weights)
+        from ultralytics import YOLO
+
+        model = YOLO(str(path), task=exported_metadata(path).get("task", "detect"))
+    else:
+        model = load_yolo(resolve_weights(weights, unreadable=_NOT_YOLO))
     with keep_torch_threads(model, "on_val_start"), offline_fonts():
         metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
                             device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
@@ -199,7 +211,9 @@ def train(
         epochs, imgsz, batch, workers, seed: as in ultralytics.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
-        resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``.
+        resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``, on ``device``, with the
+            ``overrides`` ultralytics allows on resume (``time``, ``workers``, ``batch``, ...); a finished run
+            (its ``last.pt`` stripped of the optimizer) is a WeightsError.
         plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
             curves, training batches); they work offline (a font download is skipped).
         task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
@@ -214,17 +228,22 @@ def train(
         :class:`TrainResult` with the run folder, best weights and metrics on ``val`` (box; with
         ``task="segment"`` also ``metrics["mask"]``).
     """
-    from ultralytics import YOLO
-
     out = Path(out).resolve()
     if resume:
         last = out / "weights" / "last.pt"
         if not last.is_file():
             raise WeightsError(f"nothing to resume: {last} does not exist")
-        yolo = YOLO(str(last))
+        yolo = load_yolo(last)
+        ckpt = getattr(yolo, "ckpt", None) or {}
+        if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:  # ultralytics strips last.pt when a run ends
+            raise WeightsError(f"the run in {out} has finished ({last} keeps no optimizer state): nothing to resume; "
+                               f"to train on, start a new --out with --model {out / 'weights' / 'best.pt'}")
+        # the device is this machine's, the run stays in `out` (also when the folder was moved), and ultralytics
+        # takes the overrides it allows on resume (time, workers, batch, ...) and names the ones it ignores
+        data_yaml = out / "data.yaml"  # the run's own resolved copy, which moves with the folder
+        where = {"save_dir": str(out), **({"data": str(data_yaml)} if data_yaml.is_file() else {})}
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
-            final = yolo.train(resume=True)
-        data_yaml = out / "data.yaml"
+            final = yolo.train(resume=True, device=resolve_device(device), **where, **overrides)
     else:
         _check_task(model, task)
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml

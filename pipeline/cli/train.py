@@ -50,7 +50,8 @@ def add_train_command(sub) -> None:
 
 
 _TRAIN_FLAGS = {"data", "model", "init", "task", "epochs", "imgsz", "batch", "device", "workers", "seed", "time",
-                "resume", "plots", "project", "name"}
+                "resume", "plots"}
+_RUN_FOLDER = {"project", "name", "exist_ok", "save_dir"}  # ultralytics' run-folder arguments: --out is detseg's one
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -71,6 +72,8 @@ def parse_overrides(items: list[str]) -> dict:
             raise DetsegError(f"training override {item!r} is not KEY=VALUE (e.g. lr0=0.002)")
         if key in _TRAIN_FLAGS:
             raise DetsegError(f"{key!r} has its own flag: use --{key.replace('_', '-')} instead of {item!r}")
+        if key in _RUN_FOLDER:
+            raise DetsegError(f"{item!r}: the run folder is --out (a run writes into it, resuming or not)")
         if key not in DEFAULT_CFG_DICT:
             raise DetsegError(f"unknown ultralytics training argument {key!r} in {item!r}")
         try:

@@ -232,3 +232,18 @@ def test_predict_cli_runs_an_exported_detector(exports, tiny_dataset, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processed"] == 3 and not summary.get("failed")
     assert json.loads((out / "run.json").read_text())["detector"] == str(exports["openvino"])
+
+
+def test_detseg_val_measures_an_export_as_it_measures_the_pt(food_seg, exports, tiny_dataset, tmp_path, capsys):
+    import json
+
+    figures = {}
+    for name, weights in (("pt", food_seg), ("openvino", exports["openvino"]), ("onnx", exports["onnx"])):
+        code = main(["val", "--model", str(weights), "--data", str(tiny_dataset / "data.yaml"), "--imgsz", "320",
+                     "--device", "cpu", "--out", str(tmp_path / name)])
+        assert code == 0, capsys.readouterr().err
+        figures[name] = json.loads((tmp_path / name / "metrics_val.json").read_text())
+    assert figures["pt"]["mAP50"] > 0  # the borrowed box head finds the generated items
+    for fmt in ("openvino", "onnx"):  # the same network; only ultralytics' batching (1 for an export) differs
+        assert figures[fmt]["mAP50-95"] == pytest.approx(figures["pt"]["mAP50-95"], abs=0.03), fmt
+        assert "mask" in figures[fmt]

@@ -85,6 +85,44 @@ def test_detseg_val_on_a_split_without_train(tiny_dataset, tiny_weights, tmp_pat
     assert metrics["split"] == "test" and 0 <= metrics["mAP50-95"] <= 1
 
 
+def test_a_finished_run_is_not_resumed(trained_run):
+    """ultralytics strips last.pt when a run ends; resume=True on it would start a new run elsewhere."""
+    with pytest.raises(WeightsError, match="has finished .* nothing to resume"):
+        train(None, out=trained_run.run_dir, resume=True)
+
+
+def test_an_interrupted_run_resumes_in_its_folder_after_a_move(tiny_dataset, tmp_path, monkeypatch):
+    from ultralytics.engine.trainer import BaseTrainer
+
+    validate, calls = BaseTrainer.validate, []
+
+    def interrupted_in_epoch_two(self):
+        calls.append(self.epoch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after epoch 1's last.pt, before epoch 2's
+        return validate(self)
+
+    monkeypatch.setattr(BaseTrainer, "validate", interrupted_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_dataset / "data.yaml", model="yolov8n.yaml", epochs=2, imgsz=64, batch=4, device="cpu",
+              out=tmp_path / "run", workers=0, plots=False)
+    monkeypatch.setattr(BaseTrainer, "validate", validate)
+    shutil.move(tmp_path / "run", tmp_path / "moved")  # e.g. copied to another machine
+    result = train(None, out=tmp_path / "moved", resume=True, device="cpu", workers=0)
+    assert result.run_dir == (tmp_path / "moved").resolve() and not (tmp_path / "run").exists()
+    rows = (tmp_path / "moved" / "results.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]  # epoch 2 ran once, after epoch 1
+    metrics = json.loads((tmp_path / "moved" / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP50-95"] <= 1.0 and metrics["weights"] == str(result.best_weights)
+
+
+def test_a_blank_split_in_the_dataset_file_is_one_clear_error(tiny_dataset, tmp_path):
+    (tmp_path / "data.yaml").write_text(f"path: {tiny_dataset}\ntrain: images/train\nval: images/val\ntest:\n"
+                                        "names: [a, b, c]\n")
+    with pytest.raises(DatasetError, match=r"missing or empty key\(s\) \['test'\]"):
+        resolve_data_yaml(tmp_path / "data.yaml", tmp_path / "out", require=("test",))
+
+
 def test_train_overrides_are_parsed_as_yaml_scalars():
     from detseg.pipeline.cli.train import parse_overrides
 
@@ -96,6 +134,8 @@ def test_train_overrides_are_parsed_as_yaml_scalars():
     ("lr0", "is not KEY=VALUE"),
     ("not_an_arg=1", "unknown ultralytics training argument 'not_an_arg'"),
     ("epochs=5", "use --epochs"),
+    ("exist_ok=false", "the run folder is --out"),
+    ("name=exp", "the run folder is --out"),
 ])
 def test_bad_train_overrides_are_clear_errors(item, message, capsys):
     from detseg.pipeline.cli import main
