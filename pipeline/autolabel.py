@@ -22,6 +22,7 @@ goes there, so a tiny set still trains.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -131,12 +132,15 @@ class DatasetWriter:
         self.video_frames = 0
 
     def _relative(self, path: str) -> str:
+        """The path under the source folder as written (a symlink inside it is named where it lies, not where
+        it points: a folder of links to one shared store keeps ``a/IMG_1.jpg`` and ``b/IMG_1.jpg`` apart),
+        else where it resolves to, else its file name."""
         p = Path(path)
         if self.root is not None:
-            try:
-                return p.resolve().relative_to(self.root.resolve()).as_posix()
-            except ValueError:
-                pass
+            for mine, root in ((Path(os.path.abspath(p)), Path(os.path.abspath(self.root))),
+                               (p.resolve(), self.root.resolve())):
+                with contextlib.suppress(ValueError):
+                    return mine.relative_to(root).as_posix()
         return p.name
 
     def _stem(self, relative: str, suffix: str) -> str:

@@ -89,6 +89,22 @@ def test_nested_duplicate_names_give_unique_matching_pairs_of_original_files(nes
     assert cfg["train"] == "images/train" and cfg["val"] == "images/val"
 
 
+def test_a_folder_of_symlinks_to_one_store_keeps_each_link_apart(tmp_path):
+    """a/IMG_1.jpg and b/IMG_1.jpg link to files outside the folder (as a dataset view of links does): each is
+    named and split by where it lies, so neither replaces the other."""
+    store, src = tmp_path / "store", tmp_path / "view"
+    store.mkdir()
+    for sub, seed in (("a", 1), ("b", 2)):
+        cv2.imwrite(str(store / f"{sub}.jpg"), textured_image(48, 64, seed))
+        (src / sub).mkdir(parents=True)
+        (src / sub / "IMG_1.jpg").symlink_to(store / f"{sub}.jpg")
+    summary, ds = _save(src, tmp_path)
+    record = json.loads((ds / "autolabel.json").read_text())["files"]
+    assert sorted(e["relative"] for e in record.values()) == ["a/IMG_1.jpg", "b/IMG_1.jpg"]
+    stems = [s for split in _pairs(ds).values() for s in split]
+    assert sorted(stems) == ["a__IMG_1", "b__IMG_1"]
+
+
 def test_same_stem_files_each_keep_their_own_labels(nested, tmp_path):
     """x.jpg (two detections) and the dark x.png (none) share predict's labels/x.txt; the dataset keeps both."""
     _, ds = _save(nested, tmp_path)
