@@ -54,7 +54,8 @@ class MinConfidence:
 
 
 class ClassAwareNMS:
-    """Non-maximum suppression within each class (supervision's ``with_nms``)."""
+    """Non-maximum suppression within each class (supervision's ``with_nms``); over all boxes when the
+    detections carry no ``class_id`` (a class-agnostic detector), where supervision would raise."""
 
     def __init__(self, iou: float = 0.5):
         self.iou = iou
@@ -62,7 +63,7 @@ class ClassAwareNMS:
     def __call__(self, dets: sv.Detections) -> sv.Detections:
         if len(dets) < 2 or dets.confidence is None:
             return dets
-        return dets.with_nms(threshold=self.iou, class_agnostic=False)
+        return dets.with_nms(threshold=self.iou, class_agnostic=dets.class_id is None)
 
 
 class MaxBoxes:

@@ -97,6 +97,14 @@ def test_class_aware_nms_keeps_other_classes():
     assert sorted(kept.confidence.tolist()) == [0.7, 0.9]
 
 
+def test_class_aware_nms_without_class_ids_suppresses_over_all_boxes():
+    boxes = [[0, 0, 10, 10], [1, 0, 11, 10], [30, 30, 40, 40]]
+    dets = _dets(3, conf=[0.9, 0.8, 0.7], classes=[0, 0, 0], boxes=boxes)
+    dets.class_id = None  # a class-agnostic detector's boxes (supervision's with_nms raised ValueError)
+    kept = ClassAwareNMS(0.5)(dets)
+    assert sorted(kept.confidence.tolist()) == [0.7, 0.9]
+
+
 def test_max_boxes_keeps_the_most_confident_in_order():
     dets = _dets(4, conf=[0.2, 0.9, 0.5, 0.8])
     np.testing.assert_array_equal(MaxBoxes(2)(dets).confidence, [0.9, 0.8])
