@@ -14,7 +14,7 @@ import hashlib
 from tqdm import tqdm
 
 from detseg.data.dataset import Dataset
-from detseg.images import open_pil
+from detseg.images import open_pil, shown_size
 
 
 def verify_dataset(dataset: Dataset, progress: bool = True) -> list[str]:
@@ -31,7 +31,7 @@ def verify_dataset(dataset: Dataset, progress: bool = True) -> list[str]:
             data = r.path.read_bytes()
             with open_pil(r.path) as im:
                 im.load()  # decodes everything: a truncated file fails here, not in the header read
-                size = im.size
+                size = shown_size(im)  # as read_image returns it: EXIF orientation applied
         except Exception as e:  # Pillow raises many types for broken files
             problems.append(f"{r.path}: does not decode ({type(e).__name__}: {e})")
             continue

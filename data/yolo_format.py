@@ -19,7 +19,7 @@ from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
 from detseg.data.polygons import mask_to_polygons, merge_polygons
 from detseg.data.validate import got, read_text
 from detseg.errors import DatasetError
-from detseg.images import IMAGE_SUFFIXES, open_pil
+from detseg.images import IMAGE_SUFFIXES, open_pil, shown_size
 
 _TOL = 1e-6  # rounding slack on the [0, 1] range
 
@@ -200,7 +200,7 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
 def _image_size(path: Path) -> tuple[int, int]:
     try:
         with open_pil(path) as im:
-            return im.size
+            return shown_size(im)  # labels are normalised to the image as read, EXIF orientation applied
     except Exception as e:  # PIL raises many types for broken files
         raise DatasetError(f"unreadable image ({type(e).__name__}: {e})", path) from None
 

@@ -189,6 +189,18 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def shown_size(im) -> tuple[int, int]:
+    """``(width, height)`` of an open PIL image as :func:`read_image` returns it: EXIF orientations 5-8
+    (a quarter turn, as phone cameras write portrait photos) swap the stored width and height, as
+    ultralytics' ``exif_size`` does for its labels."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # no or broken EXIF: the pixels as stored
+        orientation = 1
+    w, h = im.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def _apply_exif_orientation(path: Path, image: np.ndarray) -> np.ndarray:
     # OpenCV's TIFF decoder already applies the orientation tag; JPEG, WebP and PNG it leaves to us
     if path.suffix.lower() not in (".jpg", ".jpeg", ".webp", ".png"):

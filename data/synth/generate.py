@@ -204,11 +204,10 @@ def _render_image(job: tuple) -> tuple[bytes, list[str], list[dict], list[int], 
 
 def _size_of(path: Path) -> tuple[int, int]:
     """(width, height) as ultralytics and image viewers see it (EXIF rotation applied)."""
-    from detseg.images import open_pil
+    from detseg.images import open_pil, shown_size
 
     with open_pil(path) as im:
-        w, h = im.size
-        return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+        return shown_size(im)
 
 
 def read_name_list(path: str | Path) -> set[str]:

@@ -270,3 +270,25 @@ def test_two_images_with_one_stem_are_refused_before_yolo_writes_a_label(tiny_da
     err = capsys.readouterr().err
     assert "two images with the stem" in err and "Traceback" not in err
     assert not list(out.rglob("*.txt"))
+
+
+def test_a_phone_photo_turned_by_exif_is_measured_as_it_is_read(tmp_path):
+    """A portrait photo stored 60x40 with EXIF orientation 6: YOLO labels are normalised to the turned image
+    (40x60, as read_image and ultralytics read it), and verify compares the turned size."""
+    from PIL import Image
+
+    from detseg.data.verify import verify_dataset
+    from detseg.images import read_image
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "images" / "train" / "r.jpg", exif=exif)
+    (tmp_path / "labels" / "train" / "r.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+    record = load_dataset(tmp_path / "data.yaml").splits["train"][0]
+    assert read_image(record.path).shape[:2] == (60, 40)
+    assert (record.width, record.height) == (40, 60)
+    np.testing.assert_allclose(record.annotations[0].xyxy, [10, 22.5, 30, 37.5])
+    assert verify_dataset(load_dataset(tmp_path / "data.yaml"), progress=False) == []
