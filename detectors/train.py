@@ -211,9 +211,10 @@ def train(
         epochs, imgsz, batch, workers, seed: as in ultralytics.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
-        resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``, on ``device``, with the
-            ``overrides`` ultralytics allows on resume (``time``, ``workers``, ``batch``, ...); a finished run
-            (its ``last.pt`` stripped of the optimizer) is a WeightsError.
+        resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``, on ``device`` with
+            ``workers``, and the ``overrides`` ultralytics allows on resume (``time``, ``patience``, ...); the
+            rest come from the checkpoint. A finished run (its ``last.pt`` stripped of the optimizer) is a
+            WeightsError.
         plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
             curves, training batches); they work offline (a font download is skipped).
         task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
@@ -243,7 +244,7 @@ def train(
         data_yaml = out / "data.yaml"  # the run's own resolved copy, which moves with the folder
         where = {"save_dir": str(out), **({"data": str(data_yaml)} if data_yaml.is_file() else {})}
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
-            final = yolo.train(resume=True, device=resolve_device(device), **where, **overrides)
+            final = yolo.train(resume=True, device=resolve_device(device), workers=workers, **where, **overrides)
     else:
         _check_task(model, task)
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
