@@ -130,6 +130,26 @@ def test_real_detector_counts_false_detections_and_found_cookies():
     assert (high["free_photos"], high["cookies"]) == (2, 2)
 
 
+def test_real_detector_matches_one_detection_to_one_cookie_and_counts_cookies_found_as_cookies():
+    import numpy as np
+    import supervision as sv
+
+    module = _benchmark_module("real_detector")
+    # two overlapping cookies (IoU 0.6 with the one wide box): one box finds one of them, not both
+    cookies = np.array([[0, 0, 10, 10], [4, 0, 14, 10]], float)
+    np.testing.assert_array_equal(module.matched(cookies, np.array([[2, 0, 12, 10]], float), [0.9]), [True, False])
+    # in falling confidence each box takes the truth it overlaps most; a second box then finds the other
+    both = module.matched(cookies, np.array([[4, 0, 14, 10], [0, 0, 10, 10]], float), [0.5, 0.9])
+    np.testing.assert_array_equal(both, [True, True])
+    assert module.matched(cookies, np.zeros((0, 4)), []).tolist() == [False, False]
+    assert module.matched(np.zeros((0, 4)), np.array([[0, 0, 1, 1]], float), [0.9]).tolist() == []
+    photos = [{"cookies": cookies}]
+    dets = [sv.Detections(xyxy=np.array([[0, 0, 10, 10], [4, 0, 14, 10]], float), confidence=np.array([0.9, 0.8]),
+                          class_id=np.array([1, 2]), data={"class_name": np.array(["cookie", "cupcake"])})]
+    r = module.rates(photos, dets, 0.25)
+    assert (r["cookie_recall"], r["cookie_recall_as_cookie"]) == (1.0, 0.5)  # the cupcake box finds no cookie
+
+
 def _bakery_fixture():
     import numpy as np
     import supervision as sv
@@ -169,6 +189,9 @@ def test_real_detector_bakery_ap_and_counts():
     assert rates["items"] == 3 and rates["recall"] == pytest.approx(2 / 3)  # muffins are not items
     assert rates["majority_class"] == 0.5  # photo 1 (cupcake) right, photo 2 (croissant seen as cookie) wrong
     assert module.bakery_rates(photos, noisy, names, 0.05)["false_per_lookalike_photo"] == 1.0
+    one_box_two_cupcakes = [det([[0, 0, 40, 45]], [0.9], [2]), det([], [], []), det([], [], []), det([], [], [])]
+    photos[0]["boxes"][1] = ("cupcake", [0, 0, 40, 50], False)  # the box overlaps both cupcakes at IoU 0.89 / 0.9
+    assert module.bakery_rates(photos, one_box_two_cupcakes, names, 0.25)["recall"] == pytest.approx(1 / 3)
 
 
 def test_real_detector_bakery_skips_cleanly_without_the_photos(tmp_path):
