@@ -1,11 +1,13 @@
-"""Read and write ultralytics checkpoint files (the ``.pt`` dicts ultralytics saves), for the tools that
-rewrite a trained detector's weights: :mod:`detseg.detectors.average` and :mod:`detseg.detectors.heads`."""
+"""Read and write ultralytics checkpoint files (the ``.pt`` dicts ultralytics saves): :func:`load_yolo` for
+training, validation and export, and for the tools that rewrite a trained detector's weights
+(:mod:`detseg.detectors.average`, :mod:`detseg.detectors.heads`) :func:`load` and :func:`save_stripped`."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+from detseg.assets import load_error
 from detseg.atomic import place_file
 from detseg.errors import WeightsError
 
@@ -38,3 +40,22 @@ def save_stripped(ckpt: dict, out: str | Path, updates: dict | None = None) -> P
         torch.save(ckpt, staged)
         strip_optimizer(staged, updates=updates)
         return place_file(staged, out)
+
+
+NOT_YOLO = "{path} is not a loadable ultralytics YOLO model"  # the message for a file that is not one
+
+
+def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
+    """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
+    from ultralytics import YOLO
+
+    from detseg.pickle_scan import check_weights_file
+
+    check_weights_file(path, NOT_YOLO)
+    try:
+        model = YOLO(str(path))
+    except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
+        raise WeightsError(f"{path} is not a loadable ultralytics YOLO model ({load_error(e)})") from None
+    if model.task not in tasks:
+        raise WeightsError(f"{path} is a {model.task!r} model; expected one of {list(tasks)}")
+    return model

@@ -118,7 +118,7 @@ def export(weights: str | Path, fmt: str = "openvino", imgsz: int | None = None,
         WeightsError: ``weights`` is not a loadable detect/segment model, or the exporter failed.
     """
     from detseg.assets import keep_torch_threads, resolve_weights
-    from detseg.detectors.train import load_yolo
+    from detseg.detectors.checkpoint import load_yolo
 
     check_runtime(fmt)
     if imgsz is not None and (int(imgsz) < 32 or int(imgsz) % 32):

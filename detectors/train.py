@@ -23,8 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from detseg.assets import keep_torch_threads, load_error, offline_fonts, resolve_device, resolve_weights
+from detseg.assets import keep_torch_threads, offline_fonts, resolve_device, resolve_weights
 from detseg.atomic import atomic_write_json, atomic_write_text
+from detseg.detectors.checkpoint import NOT_YOLO, load_yolo
 from detseg.detectors.model_configs import is_derived, resolve_model_config
 from detseg.errors import DatasetError, WeightsError
 
@@ -87,25 +88,6 @@ def resolve_data_yaml(data: str | Path, out_dir: Path, require: tuple[str, ...] 
     dst = out_dir / "data.yaml"
     atomic_write_text(dst, yaml.safe_dump(resolved, sort_keys=False))
     return dst
-
-
-_NOT_YOLO = "{path} is not a loadable ultralytics YOLO model"
-
-
-def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
-    """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
-    from ultralytics import YOLO
-
-    from detseg.pickle_scan import check_weights_file
-
-    check_weights_file(path, _NOT_YOLO)
-    try:
-        model = YOLO(str(path))
-    except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
-        raise WeightsError(f"{path} is not a loadable ultralytics YOLO model ({load_error(e)})") from None
-    if model.task not in tasks:
-        raise WeightsError(f"{path} is a {model.task!r} model; expected one of {list(tasks)}")
-    return model
 
 
 TASKS = ("detect", "segment")
@@ -173,7 +155,7 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
 
         model = YOLO(str(path), task=exported_metadata(path).get("task", "detect"))
     else:
-        model = load_yolo(resolve_weights(weights, unreadable=_NOT_YOLO))
+        model = load_yolo(resolve_weights(weights, unreadable=NOT_YOLO))
     with keep_torch_threads(model, "on_val_start"), offline_fonts():
         metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
                             device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
@@ -250,7 +232,7 @@ def train(
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
         data_yaml = resolve_data_yaml(data, out)
         is_yaml = str(model).endswith((".yaml", ".yml"))
-        model_path = str(model) if is_yaml else str(resolve_weights(model, unreadable=_NOT_YOLO))
+        model_path = str(model) if is_yaml else str(resolve_weights(model, unreadable=NOT_YOLO))
         if init is not None:
             model_path = str(_init_from(model, init, data_yaml, out))
         yolo = load_yolo(model_path)
