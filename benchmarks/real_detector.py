@@ -229,7 +229,7 @@ def bakery_rates(photos: list[dict], detections, names: dict, conf: float) -> di
         truth = [(n, b) for n, b, crowd in p["boxes"] if not crowd and n in names.values()]
         scores = dets.confidence[keep]
         for name in {n for n, _ in truth}:
-            same = np.array([c == name for c in cls], bool).reshape(-1)
+            same = np.array([c == name for c in cls], bool)
             boxes = np.array([b for n, b in truth if n == name], float)
             total += len(boxes)
             found += int(matched(boxes, xyxy[same], scores[same]).sum())

@@ -55,7 +55,7 @@ def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
     try:
         model = YOLO(str(path))
     except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
-        raise WeightsError(f"{path} is not a loadable ultralytics YOLO model ({load_error(e)})") from None
+        raise WeightsError(f"{NOT_YOLO.format(path=path)} ({load_error(e)})") from None
     if model.task not in tasks:
         raise WeightsError(f"{path} is a {model.task!r} model; expected one of {list(tasks)}")
     return model

@@ -144,6 +144,7 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
         ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}`` for boxes; a ``-seg``
         model adds ``"mask"`` with the same keys for masks.
     """
+    from ultralytics import YOLO
 
     from detseg.detectors.export import exported_format, exported_metadata, open_export
 
@@ -151,8 +152,6 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
     if exported_format(weights):  # an ONNX file / OpenVINO folder: ultralytics validates it at its fixed size
         path, _ = open_export(weights)
-        from ultralytics import YOLO
-
         model = YOLO(str(path), task=exported_metadata(path).get("task", "detect"))
     else:
         model = load_yolo(resolve_weights(weights, unreadable=NOT_YOLO))
