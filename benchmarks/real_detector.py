@@ -103,6 +103,17 @@ def load_photos_from(coco: dict, images: Path) -> list[dict]:
             for im in coco["images"] if im["id"] in annotated]
 
 
+def per_class(detections, thresholds: dict[int, float]):
+    """Each ``sv.Detections`` of a list filtered to confidence >= its class's threshold (``{class_id: conf}``;
+    a class missing from the map keeps nothing). The same boxes a detector run at the lowest threshold and
+    filtered per class returns: a box below that lowest threshold can only suppress lower boxes in NMS."""
+    out = []
+    for dets in detections:
+        limit = np.array([thresholds.get(int(c), np.inf) for c in dets.class_id], float)
+        out.append(dets[dets.confidence >= limit] if len(dets) else dets)
+    return out
+
+
 def load_box_photos(labels_json: Path, images: Path) -> list[dict]:
     """``[{"path", "cookies": (K, 4) xyxy}]`` for the photos of a COCO JSON of cookie boxes (pixels)."""
     return load_photos_from(json.loads(Path(labels_json).read_text()), Path(images))

@@ -197,3 +197,39 @@ def test_real_detector_bakery_ap_and_counts():
 def test_real_detector_bakery_skips_cleanly_without_the_photos(tmp_path):
     res = _run("benchmarks/real_detector.py", "--bakery", str(tmp_path / "absent"))
     assert res.returncode == 0 and res.stdout.startswith("skipped:") and "bakery" in res.stdout
+
+
+def test_real_detector_per_class_thresholds_filter_each_class_on_its_own():
+    import numpy as np
+    import supervision as sv
+
+    module = _benchmark_module("real_detector")
+    many = sv.Detections(xyxy=np.tile([[0, 0, 10, 10]], (4, 1)).astype(float),
+                         confidence=np.array([0.9, 0.3, 0.3, 0.5]), class_id=np.array([0, 1, 2, 3]))
+    one = sv.Detections(xyxy=np.array([[0, 0, 5, 5]], float), confidence=np.array([0.28]), class_id=np.array([1]))
+    empty = sv.Detections.empty()
+    out = module.per_class([many, one, empty], {0: 0.95, 1: 0.25, 2: 0.35})
+    assert out[0].class_id.tolist() == [1]  # 0 under its 0.95, 2 under its 0.35, 3 has no threshold: dropped
+    assert out[1].confidence.tolist() == [0.28] and len(out[2]) == 0
+    # one threshold for every class is the plain confidence filter
+    assert module.per_class([many], dict.fromkeys(range(4), 0.4))[0].confidence.tolist() == [0.9, 0.5]
+
+
+def test_round13_rule_needs_a_margin_and_no_worse_figure():
+    from tests.helpers import load_script
+
+    module = load_script("detectors/weights/recipe_round13.py")
+
+    def row(triple, dets, found, items=0.6, uj_false=0.4):
+        return {"triple": triple, "lookalike_dets": dets, "lookalike_photos": 60, "lookalike": dets / 60,
+                "items": items, "uj_false": uj_false, "uj_found": found, "uj_cookies": 69}
+
+    ref = row([0.35] * 3, 30, 37)
+    rows = module.judge([row([0.35] * 3, 30, 37), row([0.5, 0.35, 0.35], 28, 37),  # 2 fewer: under the margin
+                         row([0.4, 0.35, 0.35], 27, 37), row([0.35, 0.3, 0.35], 20, 36),  # a cookie fewer: worse
+                         row([0.35, 0.25, 0.35], 30, 41), row([0.35, 0.25, 0.4], 30, 42, items=0.5),  # too silent
+                         row([0.35, 0.25, 0.45], 30, 40, uj_false=0.6)], ref)
+    improving = [r["triple"] for r in rows if r["improves"]]
+    assert improving == [[0.35, 0.25, 0.35], [0.4, 0.35, 0.35]]  # 12.4 target errors before 13.4
+    assert rows[0]["target_errors"] == pytest.approx((30 - 18) + (0.6 * 69 - 41))
+    assert rows[1]["target_errors"] == pytest.approx((27 - 18) + (0.6 * 69 - 37))
