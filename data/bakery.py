@@ -96,9 +96,17 @@ def coco_box_in_photo(xyxy, width: int, height: int) -> tuple[list[float], bool]
 
 def check_boxes(coco: dict, categories: tuple[str, ...] = CATEGORIES) -> list[str]:
     """Every problem of a box file, one line each (empty when it is sound); its categories must be ``categories``."""
+    if not isinstance(coco, dict):
+        return [f"a box file is a COCO JSON object, got a {type(coco).__name__}"]
+    for key in ("images", "annotations", "categories"):
+        entries = coco.get(key, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            return [f"{key!r} must be a list of objects"]
     problems: list[str] = []
-    cats = {c.get("id"): c.get("name") for c in coco.get("categories", [])}
-    if sorted(cats.values()) != sorted(categories):
+    cats = {c["id"]: c.get("name") for c in coco.get("categories", []) if isinstance(c.get("id"), int)}
+    if len(cats) != len(coco.get("categories", [])):
+        problems.append("category ids must be distinct whole numbers")
+    if sorted(map(str, cats.values())) != sorted(categories):
         problems.append(f"categories must be {list(categories)}, got {sorted(map(str, cats.values()))}")
     images = {}
     for im in coco.get("images", []):
@@ -107,29 +115,37 @@ def check_boxes(coco: dict, categories: tuple[str, ...] = CATEGORIES) -> list[st
             problems.append(f"image {im.get('id')}: file_name {name!r} must be a plain file name")
         if not (isinstance(im.get("sha256"), str) and len(im["sha256"]) == 64):
             problems.append(f"{name}: sha256 missing or not 64 hex digits")
+        if not all(isinstance(im.get(k), int) and not isinstance(im.get(k), bool) and im[k] > 0
+                   for k in ("width", "height")):
+            problems.append(f"{name}: width and height must be positive whole numbers")
+            im = {**im, "width": float("inf"), "height": float("inf")}  # its boxes are still checked for form
         if im.get("split") not in SPLITS:
             problems.append(f"{name}: split must be one of {SPLITS}")
+        if not isinstance(im.get("id"), int):
+            problems.append(f"{name}: image id must be a whole number")
+            continue
         if im.get("id") in images:
             problems.append(f"{name}: image id {im.get('id')} used twice")
         images[im.get("id")] = im
-    names = [im.get("file_name") for im in images.values()]
+    names = [str(im.get("file_name")) for im in images.values()]
     if len(set(names)) != len(names):
         problems.append("a file_name appears twice")
     for a in coco.get("annotations", []):
-        im = images.get(a.get("image_id"))
+        im = images.get(a.get("image_id")) if isinstance(a.get("image_id"), int) else None
         where = f"annotation {a.get('id')}"
         if im is None:
             problems.append(f"{where}: unknown image_id {a.get('image_id')}")
             continue
-        if a.get("category_id") not in cats:
-            problems.append(f"{where} ({im['file_name']}): unknown category_id {a.get('category_id')}")
+        if not isinstance(a.get("category_id"), int) or a["category_id"] not in cats:
+            problems.append(f"{where} ({im.get('file_name')}): unknown category_id {a.get('category_id')}")
         bbox = a.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            problems.append(f"{where} ({im['file_name']}): bbox must be [x, y, w, h]")
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+            problems.append(f"{where} ({im.get('file_name')}): bbox must be [x, y, w, h]")
             continue
         x, y, w, h = bbox
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > im["width"] + 0.5 or y + h > im["height"] + 0.5:
-            problems.append(f"{where} ({im['file_name']}): box {bbox} not inside the {im['width']}x{im['height']} "
+            problems.append(f"{where} ({im.get('file_name')}): box {bbox} not inside the {im['width']}x{im['height']} "
                             "photo")
     return problems
 
@@ -158,6 +174,9 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
     detector, like every other look-alike. Photos with a crowd box are left out (a group box is neither one
     item nor background). Photos without a line get empty label files: they are the real negatives.
 
+    Written again into the same ``out`` (e.g. after the box file changed), links and label files of photos no
+    longer in the view are removed, so ultralytics does not train on stale labels; regular files there are kept.
+
     Returns:
         ``{"images", "boxes", "negatives", "skipped_crowd"}`` counts.
     """
@@ -170,6 +189,7 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
     cat_name = {c["id"]: c["name"] for c in coco["categories"]}
     by_image = boxes_by_image(coco)
     counts = {"images": 0, "boxes": 0, "negatives": 0, "skipped_crowd": 0}
+    written: set[str] = set()
     for im in photos_of_split(coco, split):
         anns = by_image[im["id"]]
         if skip_crowd_photos and any(a.get("iscrowd") for a in anns):
@@ -193,4 +213,9 @@ def write_yolo_split(coco: dict, images_dir: str | Path, out: str | Path, split:
         counts["images"] += 1
         counts["boxes"] += len(lines)
         counts["negatives"] += not lines
+        written.add(im["file_name"])
+    for link in (out / "images").iterdir():
+        if link.is_symlink() and link.name not in written:
+            link.unlink()
+            (out / "labels" / (link.stem + ".txt")).unlink(missing_ok=True)
     return counts

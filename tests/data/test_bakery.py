@@ -170,3 +170,47 @@ def test_shipped_file_is_the_default(shipped):
 ])
 def test_boxes_are_clipped_to_the_photo_as_coco_boxes(xyxy, expected):
     assert coco_box_in_photo(xyxy, 200, 80) == expected
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda c: c["images"][0].pop("width"), "width and height"),
+    (lambda c: c["images"][0].update(height="50"), "width and height"),
+    (lambda c: c["images"][0].update(id=[1]), "image id"),
+    (lambda c: c["images"][0].pop("file_name"), "plain file name"),
+    (lambda c: c["annotations"][0].update(image_id=[1]), "unknown image_id"),
+    (lambda c: c["annotations"][0].update(category_id={"a": 1}), "unknown category_id"),
+    (lambda c: c["annotations"][0].update(bbox=[10, 10, True, 20]), "bbox must be"),
+    (lambda c: c["categories"].append({"id": [7], "name": "x"}), "category ids"),
+    (lambda c: c["categories"][0].update(name=None), "categories must be"),
+    (lambda c: c.update(images={"a": 1}), "'images' must be a list"),
+    (lambda c: c["annotations"].append(5), "'annotations' must be a list"),
+])
+def test_a_malformed_box_file_gets_a_message_not_a_traceback(tmp_path, break_it, message):
+    coco = copy.deepcopy(_tiny())
+    break_it(coco)
+    assert any(message in p for p in check_boxes(coco))
+    (tmp_path / "b.json").write_text(json.dumps(coco))
+    with pytest.raises(DatasetError, match=r"b\.json: "):
+        load_boxes(tmp_path / "b.json")
+
+
+def test_a_box_file_that_is_not_an_object_is_refused(tmp_path):
+    (tmp_path / "b.json").write_text("[1, 2]")
+    with pytest.raises(DatasetError, match="COCO JSON object, got a list"):
+        load_boxes(tmp_path / "b.json")
+
+
+def test_yolo_view_written_again_drops_photos_no_longer_in_it(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in "abcd":
+        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+    out = tmp_path / "yolo"
+    write_yolo_split(_tiny(), photos, out, "train")
+    (out / "images" / "mine.jpg").write_bytes(b"a user's own file")
+    changed = copy.deepcopy(_tiny())
+    changed["images"][1]["split"] = "dev"  # b.jpg moves to dev: its link and label must go
+    counts = write_yolo_split(changed, photos, out, "train")
+    assert counts["images"] == 1
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "mine.jpg"]  # regular files stay
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["a.txt"]
