@@ -53,14 +53,16 @@ class Sam2VideoMemory:
     """
 
     def __init__(self, segmenter, max_cond_frames: int = 2, batch: int = 16):
+        if batch < 1:
+            raise InputError(f"batch must be >= 1, got {batch}")
+        if max_cond_frames < 1:  # 0 would drop the prompt an object was just given
+            raise InputError(f"max_cond_frames must be >= 1, got {max_cond_frames}")
         self.segmenter = segmenter.load()
         if not self.segmenter.arch.startswith("sam2"):
             raise InputError(f"keyframe mode needs a SAM 2 checkpoint (e.g. sam2.1_t.pt), got {segmenter.arch}")
         self.model = self.segmenter.model
         self.model.set_binarize(True)  # as SAM2VideoPredictor: binarised masks go to the memory encoder
         self.max_cond_frames = max_cond_frames
-        if batch < 1:
-            raise InputError(f"batch must be >= 1, got {batch}")
         self.batch = batch
         self.objects: dict[int, _Object] = {}
         self._frame = None

@@ -124,3 +124,17 @@ def test_objects_present_checkpoint_biases_the_presence_head_and_needs_sam2(sam2
     assert changed == ["sam_mask_decoder.pred_obj_score_head.layers.2.bias"]  # the same weights otherwise
     with pytest.raises(InputError, match="SAM 2"):
         save_random_checkpoint(tmp_path / "m.pt", "mobile_sam", objects_present=True)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"max_cond_frames": 0}, "max_cond_frames must be >= 1"),
+                                                 ({"batch": 0}, "batch must be >= 1")])
+def test_memory_settings_that_would_lose_the_prompt_are_refused_before_loading(kwargs, message):
+    from detseg.errors import InputError
+    from detseg.segmenter.sam2_video import Sam2VideoMemory
+
+    class NotLoaded:
+        def load(self):
+            raise AssertionError("the settings are checked before the model is loaded")
+
+    with pytest.raises(InputError, match=message):
+        Sam2VideoMemory(NotLoaded(), **kwargs)
