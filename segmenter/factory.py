@@ -67,6 +67,8 @@ def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | 
         WeightsError: the checkpoint is missing (and not downloadable) or unreadable. With
             ``"auto"``, a ``mobile_sam.pt`` that is present but unreadable (a half-finished
             download) is an error too, never a silent fall back.
+        InputError: ``sam`` options with a weight-free ``spec``, or with ``"auto"`` when it would fall back
+            to GrabCut (which would ignore them).
     """
     from detseg.segmenter import BoxSegmenter, EllipseSegmenter, GrabCutSegmenter, SamSegmenter
 
@@ -92,6 +94,10 @@ def build_segmenter(spec: str = "auto", device: str = "auto", sam: SamOptions | 
     except WeightsError:
         if spec != "auto" or Path(AUTO_SAM).exists():
             raise
+        if changed:  # GrabCut would silently ignore what the user asked SAM for
+            name, value = changed[0]
+            raise InputError(f"{name} {value!r} is for SAM segmenters, and {AUTO_SAM} is neither here nor "
+                             "downloadable: pass --segmenter PATH for a SAM checkpoint") from None
         return GrabCutSegmenter(), (f"segmenter: GrabCut, because {AUTO_SAM} is neither here nor downloadable "
                                     "(pass --segmenter PATH for a SAM checkpoint)")
     return segmenter, f"segmenter: {segmenter.arch} from {name}{sam.size_note()}"

@@ -49,3 +49,21 @@ def test_a_ray_pipeline_spec_carries_the_sam_options(mobile_sam_checkpoint, tiny
 
     pipeline = PipelineSpec(str(tiny_weights), str(mobile_sam_checkpoint), "cpu", SamOptions(imgsz=512))()
     assert pipeline.segmenter.imgsz == 512
+
+
+def test_auto_falls_back_to_grabcut_without_mobile_sam_but_never_drops_sam_options(tmp_path, monkeypatch):
+    from detseg.errors import WeightsError
+    from detseg.segmenter import GrabCutSegmenter
+
+    def offline(self):
+        raise WeightsError("mobile_sam.pt not found and not downloadable")
+
+    monkeypatch.chdir(tmp_path)  # no mobile_sam.pt here
+    monkeypatch.setattr(SamSegmenter, "load", offline)
+    segmenter, note = build_segmenter("auto", "cpu")
+    assert isinstance(segmenter, GrabCutSegmenter) and note.startswith("segmenter: GrabCut, because mobile_sam.pt")
+    with pytest.raises(InputError, match="multimask 'all' is for SAM segmenters, and mobile_sam.pt is neither"):
+        build_segmenter("auto", "cpu", SamOptions(multimask="all"))
+    (tmp_path / "mobile_sam.pt").write_bytes(b"half a download")  # present but unreadable: the error, no fallback
+    with pytest.raises(WeightsError):
+        build_segmenter("auto", "cpu")
