@@ -76,6 +76,8 @@ class Source:
         video: fps, size and announced frame count of a video.
         arrays: the images of an ``"arrays"`` source (paths of a list go to ``files``).
         warnings: things the user should know (skipped links, ...).
+        positions: for ``"arrays"``, each item's place in the list the user gave (a repeated path is run once,
+            so an array keeps the name ``array_{place}`` it had in that list); empty: ``0, 1, 2, ...``.
     """
 
     kind: str
@@ -85,6 +87,7 @@ class Source:
     video: VideoProperties | None = None
     arrays: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
 
     @property
     def is_video(self) -> bool:
@@ -124,7 +127,7 @@ class Source:
             yield from iter_video(self.files[0], stride, max_frames, self.video)
             return
         if self.kind == "arrays":
-            for i, item in enumerate(self.arrays):
+            for i, item in zip(self.positions or range(len(self.arrays)), self.arrays):
                 if isinstance(item, np.ndarray):
                     yield SourceItem(i, "", item, name=f"array_{i:06d}")
                 elif item is None:
@@ -247,6 +250,26 @@ def _walk_files(folder: Path, warnings: list[str]) -> list[Path]:
     return sorted(found)
 
 
+def _without_repeats(items: list) -> tuple[list[int], list[str]]:
+    """A list source with each file once (the first time it is named; ``a.jpg``, ``./a.jpg`` and its absolute
+    path are one file, whose outputs share one name): its outputs would otherwise be written over and listed
+    twice. Arrays are kept as given. Returns the places of the items kept and a note for the summary (empty
+    when none repeat)."""
+    seen, kept, repeats = set(), [], []
+    for place, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            key = os.path.realpath(item)
+            if key in seen:
+                repeats.append(str(item))
+                continue
+            seen.add(key)
+        kept.append(place)
+    if not repeats:
+        return kept, []
+    return kept, [f"{len(repeats)} repeated path{'s' if len(repeats) > 1 else ''} in the list run once "
+                  f"(first: {repeats[0]})"]
+
+
 def resolve_source(source) -> Source:
     """Resolve what the user gave, once, failing early with one clear message.
 
@@ -256,9 +279,12 @@ def resolve_source(source) -> Source:
     if isinstance(source, np.ndarray):
         source = [source]
     if isinstance(source, (list, tuple)):
-        paths = [Path(p) for p in source if isinstance(p, (str, os.PathLike))]
-        arrays = [f"array_{i:06d}" for i, p in enumerate(source) if not isinstance(p, (str, os.PathLike))]
-        return Source("arrays", arrays=list(source), names=unique_names(paths, None, reserved=arrays))
+        positions, warnings = _without_repeats(list(source))
+        kept = [source[i] for i in positions]
+        paths = [Path(p) for p in kept if isinstance(p, (str, os.PathLike))]
+        arrays = [f"array_{i:06d}" for i, p in zip(positions, kept) if not isinstance(p, (str, os.PathLike))]
+        return Source("arrays", arrays=kept, names=unique_names(paths, None, reserved=arrays), warnings=warnings,
+                      positions=positions)
     text = str(source)
     if not text.strip():
         raise InputError("empty source: pass an image, a folder, a glob or a video file")

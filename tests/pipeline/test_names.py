@@ -76,12 +76,16 @@ def test_colliding_names_are_suffixed_and_others_keep_todays_form(relatives, exp
         assert names_of(shuffled) == expected
 
 
-def test_the_same_file_twice_gets_one_name_and_arrays_reserve_theirs(tmp_path):
+def test_the_same_file_twice_runs_once_and_arrays_reserve_their_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "array_000000.jpg").write_bytes(b"")
     path = str(tmp_path / "array_000000.jpg")
-    src = resolve_source([np.zeros((4, 4, 3), np.uint8), path, path])
+    array = np.zeros((4, 4, 3), np.uint8)
+    src = resolve_source([array, path, "array_000000.jpg", array, "./array_000000.jpg"])
     items = list(src.items())
-    assert [i.name for i in items] == ["array_000000", "array_000000_jpg", "array_000000_jpg"]
+    assert [i.name for i in items] == ["array_000000", "array_000000_jpg", "array_000003"]  # arrays: never merged
+    assert src.warnings == ["2 repeated paths in the list run once (first: array_000000.jpg)"]
+    assert resolve_source([path]).warnings == []
 
 
 def test_a_list_path_written_with_dot_slash_keeps_its_own_name(tmp_path, monkeypatch):

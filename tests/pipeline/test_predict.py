@@ -402,3 +402,15 @@ def test_resume_accepts_a_run_json_from_before_the_source_was_structured(image_f
     (out / "run.json").write_text(json.dumps(old))
     with pytest.raises(InputError, match="other settings \\(source: "):
         run_predict(_pipe(), image_folder, out, replace(options, resume=True))
+
+
+def test_a_list_naming_one_image_twice_gives_one_image_entry(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("a.jpg", textured_image(60, 80, 1))
+    summary = run_predict(_pipe(), ["a.jpg", str(tmp_path / "a.jpg")], tmp_path / "out", RunOptions(progress=False))
+    assert (summary["inputs"], summary["processed"]) == (1, 1)
+    assert any("repeated path" in n for n in summary["notes"])
+    images = json.loads((tmp_path / "out" / "images.json").read_text())
+    assert [im["file_name"] for im in images["images"]] == ["a.jpg"]
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert {p["image_id"] for p in predictions} == {images["images"][0]["id"]}
