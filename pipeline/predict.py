@@ -59,7 +59,8 @@ class RunOptions:
         resume: finish an earlier run in ``out``: skip inputs whose outputs are complete.
         exist_ok: write into a non-empty ``out`` that :func:`claim_output_folder` would refuse.
         strict: stop at the first input that fails.
-        image_ids: file name -> image id of a COCO dataset: predictions.json uses those ids.
+        image_ids: ``file_name`` -> image id of a COCO dataset: predictions.json uses those ids (matched as
+            :func:`_assign_image_ids` says).
         categories: a dataset's COCO categories: predictions.json uses their ids (matched by name).
         track: videos only: True for ByteTrack ids with default settings, or a
             :class:`~detseg.pipeline.video.tracking.Tracker`; a pipeline that assigns ``tracker_id`` itself
@@ -104,21 +105,43 @@ class RunOptions:
         return {"source": source, **described, **(self.settings or {})}
 
 
-def _assign_image_ids(src, image_ids: dict[str, int]) -> dict[str, int]:
-    """``output name -> image id``: a dataset's ids (``--image-ids``, matched by file name) where
-    given, fresh ids above all of them elsewhere, so two images never share an id."""
-    ids, taken = {}, set(image_ids.values())
-    next_id = max(taken, default=0) + 1
+def _assign_image_ids(src, image_ids: dict[str, int], kept: dict[str, int] | None = None) -> dict[str, int]:
+    """``output name -> image id``, no id given twice.
+
+    ``kept`` (``--resume``): ``output name -> id`` of inputs already done; they keep their ids and nobody else
+    gets one of them (files added to or removed from a folder since would otherwise shift the ids). Other inputs
+    take a dataset's id (``--image-ids``: ``file_name`` -> id) where it names them, matched by their path
+    relative to the source folder (``sub/x.jpg``), or by base name where only one of the dataset's file names
+    has it; the rest get fresh ids above all of the dataset's.
+    """
+    from collections import Counter
+
+    kept = kept or {}
+    ids = dict(kept)
+    taken = set(image_ids.values()) | set(kept.values())
+    used = set(kept.values())
+    by_base = Counter(Path(f).name for f in image_ids)
+    base_id = {Path(f).name: i for f, i in image_ids.items() if by_base[Path(f).name] == 1}
+    next_id = max(image_ids.values(), default=0) + 1
     for path in src.files if not src.is_video else []:
         name = src.names[str(path)]
-        given = image_ids.get(Path(path).name)
-        if given is not None and given not in ids.values():
+        if name in kept:
+            continue
+        relative = None
+        if src.root is not None:
+            try:
+                relative = Path(path).resolve().relative_to(Path(src.root).resolve()).as_posix()
+            except ValueError:
+                pass
+        given = image_ids.get(relative) if relative in image_ids else base_id.get(Path(path).name)
+        if given is not None and given not in used:
             ids[name] = given
         else:
             while next_id in taken:
                 next_id += 1
             ids[name] = next_id
             taken.add(next_id)
+        used.add(ids[name])
     return ids
 
 
@@ -419,8 +442,7 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
         total = -(-src.video.frames // stride)
         total = min(total, max_frames) if max_frames else total
     bar = tqdm(desc="predict", unit="frame" if video else "img", total=total, disable=not options.progress)
-    ids = _assign_image_ids(src, options.image_ids or {})
-    only = None
+    only, kept = None, {}
     if resume and not video and src.kind != "arrays":
         # skip finished inputs before reading them; every input keeps its name and image id
         only = set()
@@ -432,12 +454,14 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
                 notes = [*notes, unusable]
             if part is not None:
                 parts.append(part)
+                kept[name] = part["image"]["id"]
                 skipped += 1
                 bar.update(1)
                 if dataset is not None:
                     dataset.add(str(f), out / "labels" / f"{name}.txt")
             else:
                 only.add(str(f))
+    ids = _assign_image_ids(src, options.image_ids or {}, kept)
     # outputs are written by background threads while the next input is detected and segmented (numpy,
     # OpenCV and torch release the GIL); a video has one (its frames go into one file, in order), a folder
     # one per 4 cores (on a GPU machine writing is the bottleneck); results are collected in input order

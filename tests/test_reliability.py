@@ -210,6 +210,37 @@ def test_image_ids_never_repeat_when_an_input_is_not_in_the_json(tmp_path, capsy
     assert images["known.jpg"] == 2 and images["other.jpg"] not in (1, 2)
 
 
+def test_image_ids_are_matched_by_path_in_the_folder_then_by_a_unique_base_name(tmp_path, capsys):
+    folder = _images(tmp_path / "in" / "a", ["x.jpg", "y.jpg"]).parent
+    _images(folder / "b", ["x.jpg"])
+    ids = {"images": [{"id": 7, "file_name": "a/x.jpg"}, {"id": 8, "file_name": "b/x.jpg"},
+                      {"id": 9, "file_name": "elsewhere/y.jpg"}]}
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "box", "-q",
+                     "--image-ids", tmp_path / "ids.json")
+    assert code == 0, err
+    listed = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    images = {im["output_name"]: im["id"] for im in listed}
+    assert images == {"a__x": 7, "b__x": 8, "a__y": 9}  # y.jpg: the one file_name of that base name
+
+
+def test_resume_after_a_file_is_added_never_gives_two_images_one_id(tmp_path, capsys):
+    from detseg.pipeline.outputs import read_part
+
+    folder = _images(tmp_path / "in", ["a.jpg", "b.jpg"])
+    out = tmp_path / "out"
+    assert _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q")[0] == 0
+    before = {p.stem: read_part(p)["image"]["id"] for p in (out / "parts").glob("*.json")}
+    _images(folder, ["0.jpg"])  # sorts first: by its place it would take a.jpg's id
+    code, err = _run(capsys, "predict", folder, "--out", out, "--segmenter", "box", "-q", "--resume")
+    assert code == 0, err
+    images = {im["output_name"]: im["id"] for im in json.loads((out / "images.json").read_text())["images"]}
+    assert {k: images[k] for k in before} == before  # finished inputs keep their ids
+    assert len(set(images.values())) == 3
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert {p["image_id"] for p in predictions} <= set(images.values())
+
+
 def test_an_interrupted_video_run_publishes_no_truncated_video(tmp_path, monkeypatch):
     from detseg.data.synth.generate import render_clip
     from detseg.pipeline import Pipeline

@@ -53,7 +53,8 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
 
     The file is a COCO JSON object whose ``images`` are objects with an integer ``id`` (each once) and a
     ``file_name`` that stays inside the image folder (no absolute path, no ``..`` out of it, as
-    :func:`~detseg.data.coco_format.load_coco` requires); inputs are matched by base name.
+    :func:`~detseg.data.coco_format.load_coco` requires); inputs are matched by their path relative to the source
+    folder (``sub/x.jpg``), or by base name where only one ``file_name`` has it.
 
     Raises:
         DatasetError: the first problem, in one line: ``file: images[3].id: expected an integer, got list``.
@@ -74,7 +75,7 @@ def load_image_ids(coco_json: str | Path | None) -> dict[str, int]:
         if image_id in seen:
             fail(path, at(where, "id"), f"duplicate image id {image_id} (also images[{seen[image_id]}])")
         seen[image_id] = i
-        ids[Path(file_name).name] = image_id
+        ids[Path(file_name).as_posix()] = image_id
     return ids
 
 

@@ -270,8 +270,7 @@ def predict(pipeline, source, out, options: RunOptions | None = None, engine: Ra
         _check_settings(out, options.run_json(source_setting), options.resume)
         writer = OutputWriter(out, class_names, save_masks=options.save_masks, categories=options.categories,
                               root=src.root)
-        ids = _assign_image_ids(src, options.image_ids or {})
-        parts, failures, seconds, todo = [], [], [], []
+        parts, failures, seconds, todo, kept = [], [], [], [], {}
         for i, f in enumerate(src.files):
             name = src.names[str(f)]
             part, unusable = writer.finished(name) if options.resume else (None, "")
@@ -280,8 +279,12 @@ def predict(pipeline, source, out, options: RunOptions | None = None, engine: Ra
                 notes = [*notes, unusable]
             if part is not None:
                 parts.append(part)
+                kept[name] = part["image"]["id"]
             else:
-                todo.append({"index": i, "path": str(f), "name": name, "image_id": ids[name]})
+                todo.append({"index": i, "path": str(f), "name": name})
+        ids = _assign_image_ids(src, options.image_ids or {}, kept)
+        for item in todo:
+            item["image_id"] = ids[item["name"]]
         skipped = len(parts)
         start = time.perf_counter()
         if todo:
