@@ -160,6 +160,9 @@ def _same(before, now) -> bool:
         if now["path"] is None:
             return before == "arrays" and now["kind"] == "arrays"
         return Path(before).resolve() == Path(now["path"])
+    if isinstance(before, dict) and isinstance(now, dict) and before.get("kind") == now.get("kind") == "glob" \
+            and before.get("path") is None:  # written before 2026-12-08, when a glob's pattern was not recorded
+        return True
     return _compared(before) == _compared(now)
 
 

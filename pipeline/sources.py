@@ -70,7 +70,8 @@ class Source:
     Attributes:
         kind: ``"image"``, ``"folder"``, ``"glob"``, ``"video"`` or ``"arrays"``.
         files: the input files in order (the video file for a video; empty for arrays).
-        root: the folder output names are relative to (None for arrays and videos).
+        root: the folder output names are relative to: a folder, a glob's matches' common folder (None for
+            arrays and videos).
         names: ``str(file) -> output name``: a flat stem, unique within the run (case-insensitively)
             and at most :data:`MAX_NAME_BYTES` long (see :func:`unique_names`).
         video: fps, size and announced frame count of a video.
@@ -78,6 +79,7 @@ class Source:
         warnings: things the user should know (skipped links, ...).
         positions: for ``"arrays"``, each item's place in the list the user gave (a repeated path is run once,
             so an array keeps the name ``array_{place}`` it had in that list); empty: ``0, 1, 2, ...``.
+        pattern: a glob's pattern, made absolute (what ``--resume`` compares of it).
     """
 
     kind: str
@@ -88,6 +90,7 @@ class Source:
     arrays: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    pattern: str | None = None
 
     @property
     def is_video(self) -> bool:
@@ -96,10 +99,12 @@ class Source:
     def record(self) -> dict:
         """What ``run.json`` says of the source: ``{"kind", "path", "files"}`` (JSON, absolute path).
 
-        ``path`` is the folder (a folder or a glob's common folder), the file (an image or a video) or None
-        (arrays). ``--resume`` compares ``kind`` and ``path`` only: files added since are simply new inputs.
+        ``path`` is the folder, the glob pattern (absolute), the file (an image or a video) or None (arrays).
+        ``--resume`` compares ``kind`` and ``path`` only: files added since are simply new inputs.
         """
-        if self.kind in ("folder", "glob") and self.root is not None:
+        if self.kind == "glob" and self.pattern is not None:
+            path = self.pattern
+        elif self.kind in ("folder", "glob") and self.root is not None:
             path = str(Path(self.root).resolve())
         elif self.files and self.kind in ("image", "video"):
             path = str(Path(self.files[0]).resolve())
@@ -317,7 +322,8 @@ def resolve_source(source) -> Source:
             raise InputError(f"no files match {text!r}")
         if all(is_video(p) for p in files):
             raise InputError(f"{text!r} matches only videos: run each video on its own (detseg predict VIDEO)")
-        return Source("glob", files=files, names=unique_names(files, None))
+        root = Path(os.path.commonpath([str(f.parent.resolve()) for f in files]))
+        return Source("glob", files=files, root=root, names=unique_names(files, root), pattern=os.path.abspath(text))
     if is_video(text):
         raise InputError(f"video not found: {text}")
     raise InputError(f"source not found: {text} (expected an image, a folder, a glob or a video file)")

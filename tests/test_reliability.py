@@ -281,6 +281,33 @@ def test_tiff_orientation_is_applied_once(tmp_path):
         assert np.abs(image.astype(int) - shown).mean() < 3  # the same pixels, not a flipped copy
 
 
+def test_a_glob_resumes_only_its_own_run_and_never_reads_its_outputs(tmp_path, capsys):
+    _images(tmp_path / "a", ["x.jpg", "y.jpg"])
+    _images(tmp_path / "b", ["x.jpg"])
+    out = tmp_path / "o"
+    assert _run(capsys, "predict", f"{tmp_path}/a/*.jpg", "--out", out, "--segmenter", "box", "-q")[0] == 0
+    code, err = _run(capsys, "predict", f"{tmp_path}/b/*.jpg", "--out", out, "--segmenter", "box", "-q", "--resume")
+    assert code == 2 and "other settings (source" in err  # b/x.jpg is not a/x.jpg
+    code, err = _run(capsys, "predict", f"{tmp_path}/a/*.jpg", "--out", out, "--segmenter", "box", "-q", "--resume")
+    assert code == 0, err
+    # a glob over a folder that holds --out: the run's own annotated images are not inputs
+    root = _images(tmp_path / "p", ["m.jpg"])
+    _images(root / "sub", ["n.jpg"])
+    for flags in ([], ["--exist-ok"]):
+        code, err = _run(capsys, "predict", f"{root}/**/*.jpg", "--out", root / "pred", "--segmenter", "box", "-q",
+                         *flags)
+        assert code == 0, err
+        summary = json.loads((root / "pred" / "summary.json").read_text())
+        assert (summary["inputs"], summary["processed"]) == (2, 2)
+    names = {im["file_name"] for im in json.loads((root / "pred" / "images.json").read_text())["images"]}
+    assert names == {"m.jpg", "sub/n.jpg"}  # relative to the matches' common folder, as for a folder
+    from detseg.pipeline.predict import _same
+
+    now = {"kind": "glob", "path": f"{tmp_path}/a/*.jpg", "files": 2}
+    assert _same({"kind": "glob", "path": None, "files": 2}, now)  # a run.json from before patterns were recorded
+    assert not _same({**now, "path": f"{tmp_path}/b/*.jpg"}, now)
+
+
 def test_a_symlink_loop_does_not_repeat_images(tmp_path, capsys):
     folder = _images(tmp_path / "in", ["a.jpg", "b.jpg"])
     (folder / "loop").symlink_to(folder, target_is_directory=True)
