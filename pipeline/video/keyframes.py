@@ -139,7 +139,8 @@ class KeyframePipeline:
                 del self._carried[oid]
 
     def process(self, image: np.ndarray, index: int, keyframe: bool) -> tuple[sv.Detections, dict]:
-        """One frame (in order): returns the tracked rows and seconds per stage."""
+        """One frame (in order; ``index``: its place among the processed frames, 0, 1, 2, ... whatever the
+        stride): returns the tracked rows and seconds per stage."""
         seconds = {}
         t = time.perf_counter()
         self.memory.set_frame(image, index)
@@ -180,6 +181,8 @@ class KeyframePipeline:
 
         src = source if isinstance(source, Source) else resolve_source(source)
         self.reset()
+        step = 0  # the memory's frame index: processed frames, one apart (SAM 2 looks its memories up at
+        # index - 1, - 2, ...; with --stride the video's own frame numbers would skip them)
         for n, item in enumerate(src.items(stride=stride, max_frames=max_frames)):
             name = src.name_of(item)
             if item.error:
@@ -187,7 +190,8 @@ class KeyframePipeline:
                     raise ImageReadError(item.error)
                 yield Frame(item.index, item.path, None, None, item.error, frame=item.frame, name=name)
                 continue
-            dets, seconds = self.process(item.image, item.frame, keyframe=n % self.every == 0)
+            dets, seconds = self.process(item.image, step, keyframe=n % self.every == 0)
+            step += 1
             seconds["read"] = item.seconds
             yield Frame(item.index, item.path, item.image, dets, "", seconds, frame=item.frame, name=name)
 

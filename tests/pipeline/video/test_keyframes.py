@@ -305,3 +305,19 @@ def test_keyframe_pipeline_runs_sam2_at_the_input_side_asked(sam2_checkpoint_pre
     pipe, note = build_keyframe_pipeline(None, str(sam2_checkpoint_present), 5, "cpu", sam=SamOptions(imgsz=sam_imgsz))
     assert pipe.memory.segmenter.imgsz == size and pipe.memory.model.image_size == size
     assert f"(sam2.1_t{said}) video memory" in note
+
+
+def test_with_a_stride_the_memory_sees_consecutive_frame_indices(tmp_path):
+    from detseg.pipeline.video.keyframes import KeyframePipeline
+
+    class Recording(PerfectMemory):
+        def set_frame(self, image, frame_idx):
+            self.seen = [*getattr(self, "seen", []), frame_idx]
+            super().set_frame(image, frame_idx)
+
+    world = World([(100, 20, 1)], speed=1)
+    pipe = KeyframePipeline(WorldDetector(world, every=2), Recording(world), every=2)
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((200, 1200, 3), np.uint8)] * 9, 10)
+    frames = list(pipe.run(video, stride=3))
+    assert [f.frame for f in frames] == [0, 3, 6]  # the outputs keep the video's frame numbers
+    assert pipe.memory.seen == [0, 1, 2]  # SAM 2's memory: one step a processed frame
