@@ -56,7 +56,8 @@ def add_evaluate_video_command(sub) -> None:
                                               "of a tracked run against video ground truth")
     p.add_argument("gt", help="ground-truth folder: gt.txt + annotations.json (detseg data synth-video)")
     p.add_argument("run", help="run folder: tracks.txt + predictions.json (detseg predict VIDEO --track)")
-    p.add_argument("--out", default=None, help="write metrics.json and metrics.md here (default: the run folder)")
+    p.add_argument("--out", default=None,
+                   help="write video_metrics.json and video_metrics.md here (default: the run folder)")
     p.set_defaults(func=_cmd_evaluate_video)
 
 
@@ -70,4 +71,7 @@ def _cmd_evaluate_video(args) -> int:
     table = report_table(report)
     atomic_write_text(out / "video_metrics.md", table + "\n")
     print(table)
+    if report["frames_not_run"]:
+        print(f"{report['frames_not_run']} frames of the ground truth were not run (--stride / --max-frames) and "
+              "are not scored")
     return 0

@@ -123,6 +123,17 @@ def frame_count(coco: dict, gt: np.ndarray, tracks: np.ndarray) -> int:
     return max(len(coco["images"]), last_image, int(gt[:, 0].max(initial=0)), int(tracks[:, 0].max(initial=0)))
 
 
+def _frames_run(images_json: Path) -> set[int] | None:
+    """The frame numbers (image ids) a run wrote outputs for, from its ``images.json``; None without one."""
+    if not images_json.is_file():
+        return None
+    data = read_json(images_json)
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not all(isinstance(im, dict) and isinstance(im.get("id"), int) for im in images):
+        raise DatasetError('expected the {"images": [{"id": ...}, ...]} detseg predict writes', images_json)
+    return {im["id"] for im in images}
+
+
 def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[int, str] | None = None,
                    min_track_frames: int = 3) -> dict:
     """Tracking and mask quality of a tracked run against a ground-truth folder.
@@ -133,8 +144,11 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
         class_names: class id -> name (default: the ground truth's categories).
         min_track_frames: tracks shorter than this are not counted as objects (as ``summary.json``).
 
+    Only the frames the run processed (its ``images.json``) are scored: a ``--stride`` or ``--max-frames``
+    run is not charged with the frames it skipped (``frames_not_run`` says how many).
+
     Returns:
-        ``tracking_metrics`` over all classes, plus ``per_class`` (the same per class),
+        ``tracking_metrics`` over all classes, plus ``frames_not_run``, ``per_class`` (the same per class),
         ``counts`` (true and predicted distinct objects per class, relative error), ``mask`` (COCO
         mask AP, AP50, AP75 over all frames) and ``box`` (box AP).
     """
@@ -150,9 +164,16 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
     coco = validate_coco(read_json(gt_json), gt_json, unique_file_names=False, evaluation=True)  # frames share a name
     predictions = validate_coco_results(read_json(predictions_json), predictions_json, coco["images"])
     frames = frame_count(coco, gt, tracks)
+    ran = _frames_run(run_dir / "images.json")
+    not_run = sorted({int(im["id"]) for im in coco["images"]} - ran) if ran is not None else []
+    if not_run:  # --stride / --max-frames: frames the run never saw are not its misses
+        gt = gt[np.isin(gt[:, 0], sorted(ran))]
+        coco = {**coco, "images": [im for im in coco["images"] if int(im["id"]) in ran],
+                "annotations": [a for a in coco["annotations"] if int(a["image_id"]) in ran]}
     if class_names is None:
         class_names = {c["id"] - 1: c["name"] for c in coco["categories"]}
     report = tracking_metrics(gt, tracks, frames)
+    report["frames_not_run"] = len(not_run)
     report["per_class"] = {}
     for c, name in sorted(class_names.items()):
         g, t = gt[gt[:, 7] == c + 1], tracks[tracks[:, 7] == c + 1]

@@ -246,3 +246,20 @@ def test_the_sequence_length_is_the_last_frame_named_not_the_number_of_frames_li
     assert frame_count(coco, rows, rows[:0]) == 7  # was 3: frame 7's rows fell out of HOTA / MOTA / IDF1
     assert frame_count(coco, rows[:0], np.array([[9, 1, 0, 0, 5, 5, 1, 1]], np.float64)) == 9
     assert frame_count({"images": [{"id": f} for f in range(1, 31)]}, rows, rows) == 30
+
+
+def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path):
+    from detseg.pipeline.evaluation.track_eval import evaluate_video
+
+    class EveryOther(GroundTruthDetector):
+        def __call__(self, image):  # the run sees frames 0, 2, 4, ...
+            dets = super().__call__(image)
+            self.calls += 1
+            return dets
+
+    clip = render_video_frames(**CLIP)
+    run_predict(Pipeline(EveryOther(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path,
+                RunOptions(progress=False, track=True, stride=2))
+    report = evaluate_video(clip_dir, tmp_path)
+    assert report["frames_not_run"] == CLIP["frames"] // 2
+    assert report["MOTA"] > 0.85 and report["HOTA"] > 0.8 and report["box"]["AP50"] > 0.8  # no misses charged
