@@ -46,21 +46,22 @@ def test_the_control_sees_ultralytics_reach_for_the_network():
 
 
 def test_predict_val_and_train_attempt_no_connection(tiny_weights, tiny_dataset, tmp_path):
-    res, attempts = _run_blocked("cli", "predict", str(tiny_dataset / "images" / "val"), "--detector",
-                                 str(tiny_weights), "--segmenter", "box", "--imgsz", "64", "--quiet",
-                                 "--out", str(tmp_path / "pred"))
-    assert res.returncode == 0, res.stderr
-    assert attempts == []
-    res, attempts = _run_blocked("cli", "val", "--weights", str(tiny_weights), "--data",
-                                 str(tiny_dataset / "data.yaml"), "--imgsz", "64", "--device", "cpu",
-                                 "--out", str(tmp_path / "val"))
-    assert res.returncode == 0, res.stderr
-    assert attempts == []
-    res, attempts = _run_blocked("cli", "train", "--data", str(tiny_dataset / "data.yaml"), "--model",
-                                 "yolov8n.yaml", "--epochs", "1", "--imgsz", "64", "--batch", "4", "--device",
-                                 "cpu", "--workers", "0", "--out", str(tmp_path / "train"))
-    assert res.returncode == 0, res.stderr
-    assert attempts == []
+    from concurrent.futures import ThreadPoolExecutor
+
+    commands = {
+        "predict": ("cli", "predict", str(tiny_dataset / "images" / "val"), "--detector", str(tiny_weights),
+                    "--segmenter", "box", "--imgsz", "64", "--quiet", "--out", str(tmp_path / "pred")),
+        "val": ("cli", "val", "--weights", str(tiny_weights), "--data", str(tiny_dataset / "data.yaml"), "--imgsz",
+                "64", "--device", "cpu", "--out", str(tmp_path / "val")),
+        "train": ("cli", "train", "--data", str(tiny_dataset / "data.yaml"), "--model", "yolov8n.yaml", "--epochs",
+                  "1", "--imgsz", "64", "--batch", "4", "--device", "cpu", "--workers", "0", "--out",
+                  str(tmp_path / "train")),
+    }
+    with ThreadPoolExecutor(len(commands)) as pool:  # three interpreters at once: most of each is start-up
+        results = dict(zip(commands, pool.map(lambda argv: _run_blocked(*argv), commands.values())))
+    for name, (res, attempts) in results.items():
+        assert res.returncode == 0, f"{name}: {res.stderr}"
+        assert attempts == [], name
 
 
 def test_a_user_who_set_yolo_offline_keeps_their_value(monkeypatch):

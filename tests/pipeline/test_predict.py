@@ -102,8 +102,11 @@ def test_yolo_seg_labels_train_an_ultralytics_seg_model(tmp_path):
 
 
 def test_large_image_uses_compact_masks(tmp_path):
-    big = np.zeros((6000, 8000, 3), np.uint8)
-    big[1000:3000, 2000:5000] = (40, 120, 200)
+    from detseg.segmenter.base import COMPACT_FROM_PIXELS
+
+    big = np.zeros((1000, 1100, 3), np.uint8)  # just over the ~1 megapixel where "auto" output turns compact
+    assert big.shape[0] * big.shape[1] >= COMPACT_FROM_PIXELS > 1000 * 1000
+    big[200:600, 300:800] = (40, 120, 200)
     cv2.imwrite(str(tmp_path / "big.png"), big)
     pipe = Pipeline(FakeDetector(), GrabCutSegmenter())
     frames = list(pipe.run(str(tmp_path / "big.png")))
