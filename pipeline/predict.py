@@ -437,7 +437,8 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
     writer = OutputWriter(out, class_names, save_masks=options.save_masks, categories=options.categories,
                           root=src.root)
     video = src.is_video
-    tracking = tracking_for(pipeline, src.files[0], options.track, fps=src.video.fps) if video else None
+    # the tracker's time step is the processed frames': with --stride 3 its lost-track buffer still means seconds
+    tracking = tracking_for(pipeline, src.files[0], options.track, fps=src.video.fps / stride) if video else None
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
     total = None if video else (len(src.files) if src.kind != "arrays" else len(src.arrays))
@@ -480,7 +481,7 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
             if video_state["sink"] is None:
                 h, w = frame.image.shape[:2]
                 video_state["tmp"] = temp_name(out / "annotated.mp4", ".part.mp4")
-                video_state["sink"] = VideoWriter(video_state["tmp"], fps=max(1, round(src.video.fps / stride)))
+                video_state["sink"] = VideoWriter(video_state["tmp"], fps=src.video.fps / stride)  # 29.97 stays 29.97
             video_state["sink"].write(annotated)
         part = writer.write(frame.name, image_id, frame.path, frame.image, frame.detections, annotated,
                             frame=frame.frame)

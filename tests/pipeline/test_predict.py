@@ -241,6 +241,11 @@ def test_video_run_writes_annotated_video_of_same_size_and_fps(tmp_path):
     assert summary["processed"] == 3
     assert sorted(p.stem for p in (tmp_path / "out2" / "labels").iterdir()) == \
         ["clip_000000", "clip_000002", "clip_000004"]
+    # a stride keeps the playing speed, whatever the rate: 25 fps every 2nd frame is 12.5 fps, not 12
+    run_predict(_pipe(), _video(tmp_path / "pal.mp4", frames=6, fps=25), tmp_path / "out3",
+                RunOptions(stride=2, progress=False))
+    info = video_info(tmp_path / "out3" / "annotated.mp4")
+    assert (info["fps"], info["frames"]) == (12.5, 3)
 
 
 @pytest.mark.parametrize("bad", ["missing_dir", "missing.mp4", "empty.mp4", "garbage.mp4", "emptydir"])

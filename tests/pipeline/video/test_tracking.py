@@ -10,6 +10,7 @@ from detseg.data.synth.food_items import CLASS_NAMES
 from detseg.data.synth.synth_video import generate_video, render_video_frames
 from detseg.pipeline import Pipeline
 from detseg.pipeline.predict import RunOptions, run_predict
+from detseg.pipeline.sources import video_info
 from detseg.pipeline.video.tracking import NO_TRACK, Tracker
 from detseg.segmenter import BoxSegmenter
 
@@ -258,8 +259,10 @@ def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path)
             return dets
 
     clip = render_video_frames(**CLIP)
-    run_predict(Pipeline(EveryOther(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path,
-                RunOptions(progress=False, track=True, stride=2))
+    summary = run_predict(Pipeline(EveryOther(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path,
+                          RunOptions(progress=False, track=True, stride=2))
+    fps = video_info(clip_dir / "video.mp4")["fps"]
+    assert summary["tracking"]["fps"] == fps / 2  # the tracker's step: a processed frame
     report = evaluate_video(clip_dir, tmp_path)
     assert report["frames_not_run"] == CLIP["frames"] // 2
     assert report["MOTA"] > 0.85 and report["HOTA"] > 0.8 and report["box"]["AP50"] > 0.8  # no misses charged
