@@ -187,7 +187,9 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
         "predicted": {n: pred_counts.get(c, 0) for c, n in sorted(class_names.items())},
         "relative_error": abs(total_pred - total_true) / max(total_true, 1),
     }
-    gt_coco = {k: coco[k] for k in ("images", "annotations", "categories")}
+    gt_coco = {k: coco[k] for k in ("images", "categories")}
+    # numbered from 1: pycocotools counts a match to an annotation with id 0 as no match (0-based ids are common)
+    gt_coco["annotations"] = [{**a, "id": i} for i, a in enumerate(coco["annotations"], 1)]
     have_masks = any("segmentation" in p for p in predictions)
     if have_masks:
         bare = next((i for i, a in enumerate(coco["annotations"]) if not a.get("segmentation")), None)

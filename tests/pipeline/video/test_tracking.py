@@ -266,3 +266,20 @@ def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path)
     report = evaluate_video(clip_dir, tmp_path)
     assert report["frames_not_run"] == CLIP["frames"] // 2
     assert report["MOTA"] > 0.85 and report["HOTA"] > 0.8 and report["box"]["AP50"] > 0.8  # no misses charged
+
+
+def test_evaluation_takes_ground_truth_annotation_ids_from_zero(clip_dir, tmp_path):
+    import shutil
+
+    from detseg.pipeline.evaluation.track_eval import evaluate_video
+
+    clip = render_video_frames(**CLIP)
+    run_predict(Pipeline(GroundTruthDetector(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path / "run",
+                RunOptions(progress=False, track=True))
+    zero = tmp_path / "gt0"
+    shutil.copytree(clip_dir, zero)
+    coco = json.loads((zero / "annotations.json").read_text())
+    for i, a in enumerate(coco["annotations"]):
+        a["id"] = i  # a converter's 0-based ids
+    (zero / "annotations.json").write_text(json.dumps(coco))
+    assert evaluate_video(zero, tmp_path / "run")["box"] == evaluate_video(clip_dir, tmp_path / "run")["box"]
