@@ -69,12 +69,15 @@ def coco_ap(gt: dict, predictions: list[dict], iou_type: str = "segm") -> dict:
 
     Returns:
         ``{"AP", "AP50", ..., "per_class": {name: AP}, "mean_iou": float, "matched": int}``.
-        With no predictions every AP is 0.0.
+        With no predictions every AP is 0.0. A class with no ground-truth instance has a per-class AP of
+        None (pycocotools' -1: undefined, and left out of the overall AP), not 0.0.
     """
     names = {c["id"]: c["name"] for c in gt["categories"]}
     ev = coco_eval(gt, predictions, iou_type)
     if ev is None:
-        return {**{k: 0.0 for k in STAT_NAMES}, "per_class": {n: 0.0 for n in names.values()},
+        present = {a["category_id"] for a in gt.get("annotations", []) if not a.get("iscrowd")}
+        return {**{k: 0.0 for k in STAT_NAMES},
+                "per_class": {n: (0.0 if i in present else None) for i, n in names.items()},
                 "mean_iou": 0.0, "matched": 0}
     # pycocotools reports -1 where a metric is undefined (e.g. no large objects): keep that as None
     stats = {k: (float(v) if v >= 0 else None) for k, v in zip(STAT_NAMES, ev.stats[:6])}
@@ -82,7 +85,7 @@ def coco_ap(gt: dict, predictions: list[dict], iou_type: str = "segm") -> dict:
     per_class = {}
     for k, cat_id in enumerate(ev.params.catIds):
         p = precision[:, :, k, 0, -1]
-        per_class[names[cat_id]] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
+        per_class[names[cat_id]] = float(p[p > -1].mean()) if (p > -1).any() else None
     miou, matched = matched_mean_iou(ev)
     return {**stats, "per_class": per_class, "mean_iou": miou, "matched": matched}
 

@@ -55,10 +55,14 @@ def plot_per_class_ap(report: dict, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(classes) * max(1, len(configs)) / 2), 4))
     width = 0.8 / max(len(configs), 1)
     x = np.arange(len(classes))
+    undefined = set(classes)
     for i, name in enumerate(configs):
-        values = [report["configs"][name]["segm"]["per_class"].get(c, 0.0) for c in classes]
+        per_class = report["configs"][name]["segm"]["per_class"]
+        values = [np.nan if per_class.get(c) is None else per_class[c] for c in classes]  # None: no ground truth
+        undefined &= {c for c, v in zip(classes, values) if np.isnan(v)}
         ax.bar(x + i * width, values, width, label=Path(name).name)
-    ax.set_xticks(x + width * (len(configs) - 1) / 2, classes, rotation=30, ha="right")
+    labels = [f"{c} (none in the split)" if c in undefined else c for c in classes]
+    ax.set_xticks(x + width * (len(configs) - 1) / 2, labels, rotation=30, ha="right")
     ax.set(ylabel="mask AP50:95", ylim=(0, 1), title="per-class mask AP")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)

@@ -38,6 +38,19 @@ def test_perfect_predictions_give_ap_one():
     assert m["mean_iou"] == pytest.approx(1.0) and m["matched"] == 3
 
 
+def test_a_class_absent_from_the_ground_truth_has_no_ap_rather_than_zero(tmp_path):
+    from detseg.pipeline.evaluation.plots import plot_per_class_ap
+
+    masks = [_square(0, 0, 10), _square(20, 20, 15)]
+    gt = _gt(masks, categories=("a", "b", "c"), classes=[1, 2])  # no "c" in this split
+    preds = [result_entry(1, c, 0.9, m) for m, c in zip(masks, [1, 2])]
+    m = coco_ap(gt, preds, "segm")
+    assert m["per_class"] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0), "c": None}
+    assert coco_ap(gt, [], "segm")["per_class"] == {"a": 0.0, "b": 0.0, "c": None}  # nothing found: 0 where defined
+    report = {"configs": {"sam": {"segm": m}, "box": {"segm": coco_ap(gt, [], "segm")}}}
+    assert plot_per_class_ap(report, tmp_path / "per_class.png").stat().st_size > 0
+
+
 def test_hand_computed_case():
     """Two objects; one found exactly (score .9), one missed, one false positive (score .8).
 
