@@ -321,7 +321,10 @@ def test_a_symlink_loop_does_not_repeat_images(tmp_path, capsys):
 @pytest.mark.parametrize("rle, message", [({"counts": [5, 5]}, "size"),
                                           ({"size": [64, 64], "counts": [1, 2, 3]}, "summing"),
                                           ({"size": [64, 64], "counts": 7}, "counts must be"),
-                                          ({"size": [32, 32], "counts": [1024]}, "differs")])
+                                          ({"size": [32, 32], "counts": [1024]}, "differs"),
+                                          ({"size": [64, 64], "counts": "Xl4:"}, "does not decode"),  # 5,010 px
+                                          ({"size": [64, 64], "counts": "1"}, "does not decode"),  # 1 px of 4,096
+                                          ({"size": [64, 64], "counts": "0\x7f"}, "does not decode")])
 def test_a_malformed_rle_is_caught_by_check_before_convert(small_ds, tmp_path, capsys, rle, message):
     ds = _copy(small_ds, tmp_path / "ds")
     coco = json.loads((ds / "annotations" / "val.json").read_text())
