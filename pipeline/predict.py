@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import sys
 import time
@@ -35,7 +37,9 @@ if TYPE_CHECKING:
     from detseg.pipeline.video.tracking import Tracker
 
 RUN_SETTINGS = "run.json"  # what made the outputs in --out: --resume refuses other settings
-SETTINGS_ADDED_LATER = {"augment": False}  # a run.json written before a setting existed ran with this value
+# a run.json written before a setting was recorded ran with this value
+SETTINGS_ADDED_LATER = {"augment": False, "save_masks": False, "min_mask_score": None, "categories": None,
+                        "image_ids": None}
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,10 @@ class RunOptions:
     engine (:func:`detseg.pipeline.scale.ray_engine.predict`, beside its own engine settings).
 
     ``out/run.json`` records what made the outputs: the source (``resume`` compares only its kind and path),
-    the fields marked ``run_json`` below (``stride``) and ``settings``; ``resume`` refuses to finish a run
-    whose record differs, naming each field that does (:meth:`run_json`). The other fields are not recorded,
-    as run.json never held them: marking one would refuse to resume every run folder written before.
+    the fields marked ``run_json`` below (``stride``, ``save_masks``, ``min_mask_score``, ``categories``, and
+    ``image_ids`` as a digest) and ``settings``; ``resume`` refuses to finish a run whose record differs, naming
+    each field that does (:meth:`run_json`). A run.json written before a field was recorded counts as having
+    its default (``SETTINGS_ADDED_LATER``).
 
     Example:
         >>> from detseg.pipeline.predict import RunOptions, run_predict                         # doctest: +SKIP
@@ -82,17 +87,17 @@ class RunOptions:
 
     stride: int = field(default=1, metadata={"run_json": True})
     max_frames: int | None = None
-    save_masks: bool = False
+    save_masks: bool = field(default=False, metadata={"run_json": True})
     resume: bool = False
     exist_ok: bool = False
     strict: bool = False
-    image_ids: dict[str, int] | None = None
-    categories: list[dict] | None = None
+    image_ids: dict[str, int] | None = field(default=None, metadata={"run_json": True})
+    categories: list[dict] | None = field(default=None, metadata={"run_json": True})
     track: bool | Tracker = False
     batch_size: int = 1
     save_dataset: str | Path | None = None
     val_fraction: float = 0.2
-    min_mask_score: float | None = None
+    min_mask_score: float | None = field(default=None, metadata={"run_json": True})
     progress: bool = True
     verbose: bool = False
     notes: Sequence[str] = ()
@@ -102,6 +107,12 @@ class RunOptions:
         """What run.json records: ``source`` (the source's record), the fields that describe the outputs, then
         ``settings``; ``resume`` compares each key (of the source only its kind and path)."""
         described = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("run_json")}
+        if self.image_ids:  # a dataset's ids can be many: a digest of them says whether they changed
+            text = json.dumps(sorted(self.image_ids.items()), separators=(",", ":"))
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            described["image_ids"] = f"{len(self.image_ids)} ids, sha256 {digest}"
+        else:
+            described["image_ids"] = None
         return {"source": source, **described, **(self.settings or {})}
 
 
@@ -168,8 +179,15 @@ def _same(before, now) -> bool:
 
 def _check_settings(out: Path, settings: dict, resume: bool) -> None:
     """Write ``settings`` (:meth:`RunOptions.run_json`) to run.json; with ``resume``, first compare them key by
-    key with the earlier run's and refuse, naming every key that differs."""
+    key with the earlier run's and refuse, naming every key that differs.
+
+    A run that does not resume in a folder an earlier run wrote (``exist_ok``) starts its bookkeeping afresh: the
+    earlier run's part files go, so a later ``--resume`` never counts an input as done with other settings.
+    """
     path = out / RUN_SETTINGS
+    if not resume and path.is_file() and (out / "parts").is_dir():
+        for part in (out / "parts").glob("*.json"):
+            part.unlink(missing_ok=True)
     if resume and path.is_file():
         try:
             before = read_json(path)

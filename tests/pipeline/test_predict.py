@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import cv2
@@ -422,3 +423,32 @@ def test_a_list_naming_one_image_twice_gives_one_image_entry(tmp_path, monkeypat
     assert [im["file_name"] for im in images["images"]] == ["a.jpg"]
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert {p["image_id"] for p in predictions} == {images["images"][0]["id"]}
+
+
+def test_resume_refuses_other_mask_outputs_and_ids_and_never_counts_an_earlier_runs_parts(image_folder, tmp_path):
+    from dataclasses import replace
+
+    from detseg.errors import InputError
+
+    out = tmp_path / "out"
+    options = RunOptions(progress=False, settings={"conf": 0.25})
+    first = run_predict(_pipe(), image_folder, out, options)
+    for changed, said in (({"save_masks": True}, "save_masks: False -> True"),
+                          ({"min_mask_score": 0.8}, "min_mask_score: None -> 0.8"),
+                          ({"categories": [{"id": 7, "name": "croissant"}]}, "categories: None ->"),
+                          ({"image_ids": {"a.jpg": 5}}, "image_ids: None -> '1 ids, sha256 ")):
+        with pytest.raises(InputError, match=re.escape(said)):
+            run_predict(_pipe(), image_folder, out, replace(options, resume=True, **changed))
+
+    class StopsAfterOne(FakeDetector):
+        def __call__(self, image):
+            if self.calls == 1:
+                raise KeyboardInterrupt  # Ctrl-C on the second input
+            return super().__call__(image)
+
+    # --exist-ok with other settings, interrupted: a --resume with those settings must redo every other input
+    other = replace(options, exist_ok=True, settings={"conf": 0.5})
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(Pipeline(StopsAfterOne(), BoxSegmenter()), image_folder, out, other)
+    again = run_predict(_pipe(), image_folder, out, replace(other, exist_ok=False, resume=True))
+    assert again["resumed_skipped"] == 1 and again["processed"] == first["processed"]
