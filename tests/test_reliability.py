@@ -1109,6 +1109,8 @@ def _first_prediction(path, **changes):
     ("run/tracks.txt", lambda p: _mot(p, lambda f: ",".join([f[0], "1.5", *f[2:]])), ":2: id 1.5 is not an integer"),
     ("gt/gt.txt", lambda p: _mot(p, lambda f: ",".join([f[0], "one", *f[2:]])), ":2: id 'one' is not a number"),
     ("gt/gt.txt", lambda p: p.write_bytes(b"1,1,\xff"), ": not UTF-8 text"),
+    ("gt/gt.txt", lambda p: p.write_text("1,4,0,0,5,5,1,1\n2,4,0,0,5,5,1,1\n1,4,9,9,5,5,1,1\n"),
+     ":3: id 4 appears twice in frame 1 (also line 1)"),
     ("gt/annotations.json", lambda p: p.write_text("[]"), ": expected a COCO object"),
     ("gt/annotations.json", lambda p: p.write_text(p.read_text()[:-10]), ": line 1 column "),
     ("gt/annotations.json", lambda p: _coco_edit(p, lambda c: c["annotations"][0].pop("area")),

@@ -3,7 +3,9 @@
 (pycocotools) and distinct counts per class.
 
 Inputs are the files ``detseg data synth-video`` and ``detseg predict VIDEO --track`` write:
-MOTChallenge ``gt.txt`` / ``tracks.txt`` (frames from 1; class column = COCO category id) and COCO
+MOTChallenge ``gt.txt`` (frames from 1; 8th column the class = COCO category id) and ``tracks.txt`` (results:
+``frame,id,x,y,w,h,score,-1,-1,-1``; each row's class comes from ``predictions.json``'s ``category_id`` of that
+frame and ``track_id``; an older ``tracks.txt`` with the class in its 8th column is read as it is), and COCO
 ``annotations.json`` / ``predictions.json`` whose image ids are frame numbers.
 
 Boxes are matched by IoU, class-agnostically (track ids are unique across classes), as TrackEval
@@ -34,13 +36,14 @@ def load_mot(path: str | Path) -> np.ndarray:
     """A MOTChallenge file as an ``(N, 8)`` float array: frame, id, x, y, w, h, score, class (empty: (0, 8)).
 
     The MOT validator: a line has at least 6 comma-separated fields (a missing score or class reads as 0),
-    each a finite number; frame an integer >= 1, id and class integers, width and height not negative.
-    The first line that is not is one DatasetError ``file:line: what``.
+    each a finite number; frame an integer >= 1, id and class integers, width and height not negative; no
+    two lines give one id in one frame (TrackEval refuses that too). The first line that is not is one
+    DatasetError ``file:line: what``.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError("MOT file not found", path)
-    rows = []
+    rows, seen = [], {}
     for n, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -61,8 +64,25 @@ def load_mot(path: str | Path) -> np.ndarray:
             if (name == "frame" and value < 1) or (name in ("width", "height") and value < 0):
                 raise DatasetError(f"{name} is {'below 1' if name == 'frame' else 'negative'} ({text[:30]})", path, n)
             row.append(value)
+        key = (int(row[0]), int(row[1]))
+        if key in seen:
+            raise DatasetError(f"id {key[1]} appears twice in frame {key[0]} (also line {seen[key]})", path, n)
+        seen[key] = n
         rows.append(row + [0.0] * (8 - len(row)))
     return np.array(rows, np.float64).reshape(-1, 8)
+
+
+def classes_from_predictions(tracks: np.ndarray, predictions: list[dict]) -> np.ndarray:
+    """``tracks`` with its class column filled from ``predictions`` (``image_id`` = frame, ``track_id``,
+    ``category_id``) where the MOT results file leaves it at -1 (or 0); a row with no prediction keeps 0."""
+    unknown = tracks[:, 7] <= 0
+    if not unknown.any():
+        return tracks
+    category = {(int(p["image_id"]), int(p["track_id"])): int(p["category_id"]) for p in predictions
+                if isinstance(p.get("track_id"), int) and isinstance(p.get("category_id"), int)}
+    tracks = tracks.copy()
+    tracks[unknown, 7] = [category.get((int(f), int(t)), 0) for f, t in tracks[unknown, :2]]
+    return tracks
 
 
 def _sequence_data(gt: np.ndarray, tr: np.ndarray, frames: int) -> tuple[list, list, list]:
@@ -163,6 +183,7 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
     gt_json, predictions_json = gt_dir / "annotations.json", run_dir / "predictions.json"
     coco = validate_coco(read_json(gt_json), gt_json, unique_file_names=False, evaluation=True)  # frames share a name
     predictions = validate_coco_results(read_json(predictions_json), predictions_json, coco["images"])
+    tracks = classes_from_predictions(tracks, predictions)
     frames = frame_count(coco, gt, tracks)
     ran = _frames_run(run_dir / "images.json")
     not_run = sorted({int(im["id"]) for im in coco["images"]} - ran) if ran is not None else []

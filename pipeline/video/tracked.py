@@ -2,7 +2,7 @@
 
 On top of the per-frame outputs (:mod:`detseg.pipeline.outputs`), a tracked run writes::
 
-    tracks.txt        MOTChallenge frame,id,x,y,w,h,score,class,-1,-1 (frame from 1, class = class id + 1)
+    tracks.txt        MOTChallenge results frame,id,x,y,w,h,score,-1,-1,-1 (frame from 1; classes: predictions.json)
     predictions.json  every result also carries "track_id"
     annotated.mp4     one colour per track id, "#id class score" labels and a short trace
     summary.json      "instances_per_class" / "instances": distinct tracked objects (a track counts

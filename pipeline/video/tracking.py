@@ -5,8 +5,10 @@ Frame numbers: ``Frame.frame`` counts from 0 (the video's frame position); every
 (``tracks.txt``, COCO ``image_id``, ``images.json``'s ``frame``) counts from 1, so frame ``n`` of
 the files is the video's ``n``-th frame whatever ``--stride`` was.
 
-``tracks.txt`` is MOTChallenge: ``frame,id,x,y,w,h,score,class,-1,-1`` with ``x y w h`` the box
-in pixels (top-left and size) and ``class`` the COCO category id (class id + 1).
+``tracks.txt`` is MOTChallenge results: ``frame,id,x,y,w,h,score,-1,-1,-1`` with ``x y w h`` the box in
+pixels (top-left and size), as TrackEval and roboflow ``trackers`` read and write them (TrackEval takes an 8th
+column as the class and refuses any but pedestrian). Each row's class is in ``predictions.json`` (``image_id``
+= frame, ``track_id``, ``category_id``).
 
 Example:
     >>> import numpy as np, supervision as sv
@@ -120,7 +122,7 @@ class Tracker:
 
 
 def mot_lines(detections: sv.Detections, frame_number: int) -> list[str]:
-    """MOTChallenge lines ``frame,id,x,y,w,h,score,class,-1,-1`` of one frame's tracked rows.
+    """MOTChallenge result lines ``frame,id,x,y,w,h,score,-1,-1,-1`` of one frame's tracked rows.
 
     Args:
         detections: rows with ``tracker_id`` (xyxy pixels).
@@ -130,12 +132,8 @@ def mot_lines(detections: sv.Detections, frame_number: int) -> list[str]:
         return []
     detections = detections[np.asarray(detections.tracker_id) != NO_TRACK]
     conf = detections.confidence if detections.confidence is not None else np.ones(len(detections))
-    cls = detections.class_id if detections.class_id is not None else np.zeros(len(detections), int)
-    lines = []
-    for (x0, y0, x1, y1), tid, s, c in zip(detections.xyxy, detections.tracker_id, conf, cls):
-        lines.append(f"{frame_number},{int(tid)},{x0:.2f},{y0:.2f},{x1 - x0:.2f},{y1 - y0:.2f},{float(s):.4f},"
-                     f"{int(c) + 1},-1,-1")
-    return lines
+    return [f"{frame_number},{int(tid)},{x0:.2f},{y0:.2f},{x1 - x0:.2f},{y1 - y0:.2f},{float(s):.4f},-1,-1,-1"
+            for (x0, y0, x1, y1), tid, s in zip(detections.xyxy, detections.tracker_id, conf)]
 
 
 class TrackLog:

@@ -283,3 +283,21 @@ def test_evaluation_takes_ground_truth_annotation_ids_from_zero(clip_dir, tmp_pa
         a["id"] = i  # a converter's 0-based ids
     (zero / "annotations.json").write_text(json.dumps(coco))
     assert evaluate_video(zero, tmp_path / "run")["box"] == evaluate_video(clip_dir, tmp_path / "run")["box"]
+
+
+def test_tracks_txt_is_motchallenge_results_and_classes_come_from_the_predictions(clip_dir, tmp_path):
+    from detseg.pipeline.evaluation.track_eval import evaluate_video
+
+    clip = render_video_frames(**CLIP)
+    run_predict(Pipeline(GroundTruthDetector(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path / "run",
+                RunOptions(progress=False, track=True))
+    lines = (tmp_path / "run" / "tracks.txt").read_text().splitlines()
+    assert lines and all(line.split(",")[7:] == ["-1", "-1", "-1"] for line in lines)  # TrackEval's x, y, z
+    report = evaluate_video(clip_dir, tmp_path / "run")
+    truth = report["counts"]["true"]
+    assert report["counts"]["predicted"] == truth and sum(truth.values()) > 0  # per class, from predictions.json
+    assert set(report["per_class"]) == {n for n, k in truth.items() if k} and report["per_class"]
+    # an older tracks.txt with the class in its 8th column reads as it did
+    old = [",".join([*ln.split(",")[:7], "9", "-1", "-1"]) for ln in lines]
+    (tmp_path / "run" / "tracks.txt").write_text("\n".join(old) + "\n")
+    assert sum(evaluate_video(clip_dir, tmp_path / "run")["counts"]["predicted"].values()) == 0  # class 9: none
