@@ -377,4 +377,6 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
     cfg = {**{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
     if "val" not in cfg and "train" in cfg:
         cfg["val"] = cfg["train"]  # ultralytics insists on a val split
+    if "train" not in cfg and ds.splits:  # and on a train split: a val- or test-only dataset trains on what it has
+        cfg = {"train": f"images/{next(iter(ds.splits))}", **cfg}
     return atomic_write_text(out / "data.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

@@ -292,3 +292,15 @@ def test_a_phone_photo_turned_by_exif_is_measured_as_it_is_read(tmp_path):
     assert (record.width, record.height) == (40, 60)
     np.testing.assert_allclose(record.annotations[0].xyxy, [10, 22.5, 30, 37.5])
     assert verify_dataset(load_dataset(tmp_path / "data.yaml"), progress=False) == []
+
+
+def test_a_one_split_coco_file_becomes_a_yolo_dataset_ultralytics_accepts(tiny_dataset, tmp_path):
+    import yaml
+    from ultralytics.data.utils import check_det_dataset
+
+    out = tmp_path / "y"
+    assert main(["data", "convert", str(tiny_dataset / "annotations" / "val.json"), "--to", "yolo",
+                 "--out", str(out)]) == 0
+    cfg = yaml.safe_load((out / "data.yaml").read_text())
+    assert cfg["train"] == cfg["val"] == "images/val"
+    assert check_det_dataset(str(out / "data.yaml"), autodownload=False)["nc"] == 3
