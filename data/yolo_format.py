@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,12 @@ def validate_data_yaml(cfg, src: Path) -> list[str]:
     return names
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` or a folder between ``root`` and it is hidden (``._a.jpg``, ``.ipynb_checkpoints/``),
+    as ultralytics' globbing skips them."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def read_image_list(path: Path, root: Path) -> list[Path]:
     """The images a YOLO list file (``train: train.txt``) names, one a line, validated.
 
@@ -298,7 +305,8 @@ def load_yolo(data_yaml: Path) -> Dataset:
             if img_dir.is_file():
                 folder_images = read_image_list(img_dir, root)
             else:
-                folder_images = sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                folder_images = sorted(p for p in img_dir.rglob("*")
+                                       if p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, img_dir))
             for img in folder_images:
                 lbl = label_path_for(img)
                 if lbl in stems:
@@ -308,8 +316,13 @@ def load_yolo(data_yaml: Path) -> Dataset:
             label_dir = label_path_for(img_dir / "x.jpg").parent
             if img_dir.is_dir() and label_dir.is_dir():  # a list may name some of a folder's images
                 for lbl in sorted(label_dir.rglob("*.txt")):
-                    if lbl not in stems:
-                        raise DatasetError("label without image: no image of that name in " + str(img_dir), lbl)
+                    if lbl in stems or _hidden(lbl, label_dir) or lbl == label_dir / "classes.txt":
+                        continue  # macOS ._ files, .ipynb_checkpoints, LabelImg's class list: not labels
+                    others = sorted(p.name for p in (img_dir / lbl.relative_to(label_dir)).parent.glob(
+                        glob_escape(lbl.stem) + ".*") if p.suffix.lower() not in IMAGE_SUFFIXES)
+                    why = (f"its image {others[0]} is not a format detseg reads ({', '.join(IMAGE_SUFFIXES)})"
+                           if others else "no image of that name in " + str(img_dir))
+                    raise DatasetError("label without image: " + why, lbl)
             images += folder_images
         records = []
         for i, img in enumerate(images, 1):

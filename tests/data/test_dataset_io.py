@@ -121,6 +121,20 @@ def test_image_without_label_is_allowed(tiny_dataset, tmp_path):
     assert ds.summary()["val"]["background_images"] == 1
 
 
+def test_hidden_files_and_a_class_list_are_not_inputs_as_for_ultralytics(tiny_dataset, tmp_path):
+    ds_dir = _copy(tiny_dataset, tmp_path)
+    before = {s: len(r) for s, r in load_dataset(ds_dir).splits.items()}
+    (ds_dir / "images" / "val" / "._val_000000.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS
+    (ds_dir / "labels" / "val" / "classes.txt").write_text("croissant\ncookie\ncupcake\n")  # LabelImg
+    (ds_dir / "labels" / "val" / ".ipynb_checkpoints").mkdir()
+    (ds_dir / "labels" / "val" / ".ipynb_checkpoints" / "x-checkpoint.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    assert {s: len(r) for s, r in load_dataset(ds_dir).splits.items()} == before
+    (ds_dir / "images" / "val" / "phone.heic").write_bytes(b"heic")
+    (ds_dir / "labels" / "val" / "phone.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(DatasetError, match="its image phone.heic is not a format detseg reads"):
+        load_dataset(ds_dir)
+
+
 def _break(ds_dir, how):
     lbl = ds_dir / "labels" / "val" / "val_000000.txt"
     first = lbl.read_text().splitlines()[0].split()
