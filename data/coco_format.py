@@ -6,6 +6,7 @@ ids 1..3 and a YOLO file with ids 0..2 of the same names describe the same class
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -294,7 +295,9 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
         if not path.is_file():
             raise DatasetError(f"images[{i}].file_name: image {file_name!r} (id {image_id}) not found in {images}",
                                json_path)
-        records[image_id] = ImageRecord(path.resolve(), im["width"], im["height"], [], image_id=image_id)
+        # absolute, links not followed: a linked image (git-annex, DVC) keeps its own name, not its store key's
+        records[image_id] = ImageRecord(Path(os.path.abspath(path)), im["width"], im["height"], [],
+                                        image_id=image_id)
     for ann in coco["annotations"]:  # every value checked by validate_coco
         x, y, bw, bh = ann["bbox"]
         a = Annotation(cat_index[ann["category_id"]], np.array([x, y, x + bw, y + bh], np.float32),

@@ -318,3 +318,32 @@ def test_a_one_split_coco_file_becomes_a_yolo_dataset_ultralytics_accepts(tiny_d
     cfg = yaml.safe_load((out / "data.yaml").read_text())
     assert cfg["train"] == cfg["val"] == "images/val"
     assert check_det_dataset(str(out / "data.yaml"), autodownload=False)["nc"] == 3
+
+
+def test_linked_coco_images_keep_their_names_and_a_linked_leak_is_found(tiny_dataset, tmp_path):
+    """git-annex / DVC folders: images are links into a store named by content hash."""
+    from detseg.data.verify import verify_dataset
+
+    store, ds_dir = tmp_path / "store", tmp_path / "linked"
+    store.mkdir()
+    (ds_dir / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        shutil.copy(tiny_dataset / "annotations" / f"{split}.json", ds_dir / "annotations")
+        (ds_dir / "images" / split).mkdir(parents=True)
+        for image in (tiny_dataset / "images" / split).iterdir():
+            key = store / f"SHA256E-s{image.stat().st_size}--{image.stem}"  # no image suffix, as git-annex keys
+            shutil.copy(image, key)
+            (ds_dir / "images" / split / image.name).symlink_to(key)
+    ds = load_dataset(ds_dir / "annotations" / "val.json")
+    assert all(r.path.suffix == ".jpg" and r.path.parent == ds_dir / "images" / "val" for r in ds.splits["val"])
+    out = tmp_path / "yolo"
+    assert main(["data", "convert", str(ds_dir / "annotations" / "val.json"), "--to", "yolo", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "images" / "val").iterdir()) == \
+        sorted(p.name for p in (tiny_dataset / "images" / "val").iterdir())
+    # one stored file linked from train and from val is a leak, not one image
+    victim = next((ds_dir / "images" / "val").iterdir())
+    train_link = next((ds_dir / "images" / "train").iterdir())
+    train_link.unlink()
+    train_link.symlink_to(victim.resolve())
+    problems = verify_dataset(load_dataset(ds_dir), progress=False)
+    assert any(str(train_link) in p and str(victim) in p and "is the same image as" in p for p in problems), problems
