@@ -85,7 +85,8 @@ class Annotator:
         conf = dets.confidence if dets.confidence is not None else np.ones(len(dets))
         text = [f"{n} {c:.2f}" for n, c in zip(names, conf)]
         if self.by_track:
-            out = self._trace.annotate(out, dets)
+            tracked = dets[dets.tracker_id > 0] if dets.tracker_id is not None else dets[:0]
+            out = self._trace.annotate(out, tracked)  # id 0 (no track): unrelated rows, never one trace
             return labels.annotate(out, dets, labels=[f"#{t} {x}" if t else x for t, x in zip(dets.tracker_id, text)])
         out = labels.annotate(out, dets, labels=text)
         return self.legend(out, dets, names, scale)

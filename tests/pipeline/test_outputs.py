@@ -76,3 +76,16 @@ def test_annotated_images_draw_outlines_and_a_legend(n):
 def test_classes_get_colours_that_are_told_apart():
     colours = [np.array(PALETTE.by_idx(i).as_rgb(), float) for i in range(3)]
     assert min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 100
+
+
+def test_a_tracked_video_traces_tracks_only_never_the_untracked_rows():
+    from detseg.pipeline.outputs import Annotator
+
+    annotate = Annotator({0: "cookie"}, by_track=True)
+    image = np.zeros((100, 200, 3), np.uint8)
+    for x, track in [(10, 0), (150, 0), (40, 1), (60, 1)]:  # two unrelated untracked boxes, one track
+        annotate(image, sv.Detections(xyxy=np.array([[x, 10, x + 20, 30]], float), confidence=np.array([0.9]),
+                                      class_id=np.array([0]), tracker_id=np.array([track]),
+                                      data={"class_name": np.array(["cookie"])}))
+    assert len(annotate._trace.trace.get(0)) == 0  # a line from x=20 to x=160 would join two objects
+    assert len(annotate._trace.trace.get(1)) == 2
