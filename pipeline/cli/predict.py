@@ -113,7 +113,8 @@ def add_predict_command(sub) -> None:
     p.add_argument("--sam-imgsz", type=positive_int, default=None,
                    help="SAM: its square input side, a multiple of 64 from 256 (default: SAM's own, 1024); "
                         "512 runs the encoder about 4x faster, with coarser masks")
-    p.add_argument("--stride", type=positive_int, default=1, help="video: process every n-th frame")
+    p.add_argument("--stride", "--vid-stride", dest="stride", type=positive_int, default=1,
+                   help="video: process every n-th frame (ultralytics' vid_stride)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="video: stop after this many processed frames")
     p.add_argument("--save-masks", action="store_true", help="also write PNG instance masks")
     p.add_argument("--resume", action="store_true", help="finish an earlier run in --out: skip inputs whose "

@@ -22,7 +22,8 @@ def test_help_shows_defaults_and_the_ultralytics_names(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--conf", "--iou", "--imgsz", "--max-det", "--agnostic-nms", "--no-agnostic-nms", "-q", "-v"):
+    for flag in ("--conf", "--iou", "--imgsz", "--max-det", "--agnostic-nms", "--no-agnostic-nms", "-q", "-v",
+                 "--vid-stride"):
         assert flag in text
     assert f"(default: {DEFAULT_CONF})" in text and "(default: 300)" in text
     assert "(default: None)" not in text and "(default: False)" not in text  # nothing said twice or for nothing
@@ -72,7 +73,8 @@ def test_detector_flags_reach_the_detector(one_image, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "out" / "run.json").read_text())["augment"] is True
 
 
-@pytest.mark.parametrize("key, default", [("augment", False), ("sam_imgsz", None)])
+@pytest.mark.parametrize("key, default", [("augment", False), ("sam_imgsz", None), ("save_masks", False),
+                                          ("min_mask_score", None), ("categories", None), ("image_ids", None)])
 def test_a_run_made_before_a_setting_existed_resumes_without_it(one_image, tmp_path, key, default):
     out = tmp_path / "out"
     run = ["predict", str(one_image), "--out", str(out), "--segmenter", "box", "-q"]
