@@ -1,7 +1,9 @@
 """COCO instance datasets (one JSON per split + an image folder): read, check, write.
 
 Class ids are the positions of the categories sorted by COCO id, so a COCO file with
-ids 1..3 and a YOLO file with ids 0..2 of the same names describe the same classes.
+ids 1..3 and a YOLO file with ids 0..2 of the same names describe the same classes. What detseg
+writes in COCO of a COCO source (a conversion, ``evaluate``'s predictions) keeps the source's
+category ids (``Dataset.category_ids``); of a YOLO source, ids are 1, 2, 3, ...
 """
 
 from __future__ import annotations
@@ -308,7 +310,8 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
         elif isinstance(seg, dict):
             a.rle = seg
         records[ann["image_id"]].annotations.append(a)
-    return Dataset(names=names, splits={split: list(records.values())}, source=json_path, format="coco")
+    return Dataset(names=names, splits={split: list(records.values())}, source=json_path, format="coco",
+                   category_ids=[c["id"] for c in cats])
 
 
 def load_coco_folder(folder: Path) -> Dataset:
@@ -323,13 +326,17 @@ def load_coco_folder(folder: Path) -> Dataset:
             merged.source = folder
         elif ds.names != merged.names:
             raise DatasetError(f"categories differ from those of the first split ({merged.names[:5]}...)", f)
+        elif ds.category_ids != merged.category_ids:
+            raise DatasetError(f"category ids differ from those of the first split ({merged.category_ids[:5]}...)",
+                               f)
         else:
             merged.splits.update(ds.splits)
     return merged
 
 
 def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> dict:
-    """The COCO JSON of one split (polygons in pixels, exact RLE kept as RLE)."""
+    """The COCO JSON of one split (polygons in pixels, exact RLE kept as RLE; a COCO source's category ids)."""
+    category_ids = ds.coco_category_ids()
     images, anns = [], []
     for idx, r in enumerate(ds.splits[split], 1):
         image_id = r.image_id if r.image_id is not None else idx
@@ -337,7 +344,7 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
                        "width": r.width, "height": r.height})
         for a in r.annotations:
             x0, y0, x1, y1 = (float(v) for v in a.xyxy)
-            entry = {"id": len(anns) + 1, "image_id": image_id, "category_id": a.class_id + 1,
+            entry = {"id": len(anns) + 1, "image_id": image_id, "category_id": category_ids[a.class_id],
                      "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(a.iscrowd)}
             if a.rle is not None:
                 entry["segmentation"] = a.rle
@@ -351,7 +358,7 @@ def coco_dict(ds: Dataset, split: str, file_names: list[str] | None = None) -> d
                 entry["segmentation"] = []
                 entry["area"] = (x1 - x0) * (y1 - y0)
             anns.append(entry)
-    cats = [{"id": i + 1, "name": n, "supercategory": "none"} for i, n in enumerate(ds.names)]
+    cats = [{"id": i, "name": n, "supercategory": "none"} for i, n in zip(category_ids, ds.names)]
     return {"images": images, "annotations": anns, "categories": cats}
 
 

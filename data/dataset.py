@@ -71,12 +71,21 @@ class ImageRecord:
 
 @dataclass
 class Dataset:
-    """Splits of image records plus class names; loaded by :func:`load_dataset`."""
+    """Splits of image records plus class names; loaded by :func:`load_dataset`.
+
+    ``category_ids``: a COCO source's category ids, one per name (class id ``k`` is ``category_ids[k]``), so
+    what detseg writes of it in COCO keeps the source's ids; None (YOLO): ids 1, 2, 3, ...
+    """
 
     names: list[str]
     splits: dict[str, list[ImageRecord]]
     source: Path
     format: str
+    category_ids: list[int] | None = None
+
+    def coco_category_ids(self) -> list[int]:
+        """The COCO category id of each class id: the source's, or 1, 2, 3, ..."""
+        return list(self.category_ids) if self.category_ids else list(range(1, len(self.names) + 1))
 
     def check_unique_file_names(self) -> None:
         """Raise a DatasetError if two images of one split share a file name (a split read from several

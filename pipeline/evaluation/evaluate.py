@@ -123,6 +123,7 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
                 det = YoloSegModel.from_detector(det)
         segs = {s: DetectorMasks(det) if s == OWN_MASKS else _segmenter(s, device) for s in segmenters}
     gt = coco_dict(dataset, split)
+    category_ids = dataset.coco_category_ids()  # predictions.json scores against the user's own file
     keep_ids = {r.image_id for r in records}
     gt["images"] = [im for im in gt["images"] if im["id"] in keep_ids]
     gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep_ids]
@@ -134,7 +135,7 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
         dets = det(image)
         keep = np.array([int(c) in mapping for c in dets.class_id], bool) if len(dets) else np.zeros(0, bool)
         dets = dets[np.flatnonzero(keep)] if len(dets) else dets
-        category = [mapping[int(c)] + 1 for c in dets.class_id] if len(dets) else []
+        category = [category_ids[mapping[int(c)]] for c in dets.class_id] if len(dets) else []
         conf_values = dets.confidence if dets.confidence is not None else np.ones(len(dets))
         for name, seg in segs.items():
             if len(dets) == 0:

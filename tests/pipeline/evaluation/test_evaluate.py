@@ -164,3 +164,47 @@ def test_segmenters_whose_file_names_repeat_get_their_own_folders_and_rows():
     report = {"configs": {n: {"segm": stats, "bbox": stats} for n in ("a/sam.pt", "b/sam.pt", "box")}}
     table = metrics_table(report)
     assert "| a/sam.pt |" in table and "| b/sam.pt |" in table and "| box |" in table
+
+
+def test_a_coco_sources_category_ids_are_kept_in_what_detseg_writes(tiny_dataset, tmp_path):
+    """A Roboflow COCO export numbers categories from 0 (with a "foods" super-class): predictions.json and a
+    COCO conversion must use those ids, or pycocotools against the user's own file scores about 0."""
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from detseg.pipeline.cli import main
+    from detseg.pipeline.evaluation.evaluate import evaluate
+
+    coco = json.loads((tiny_dataset / "annotations" / "val.json").read_text())
+    shift = {c["id"]: c["id"] + 10 for c in coco["categories"]}
+    for c in coco["categories"]:
+        c["id"] = shift[c["id"]]
+    for a in coco["annotations"]:
+        a["category_id"] = shift[a["category_id"]]
+    gt_file = tmp_path / "val.json"
+    gt_file.write_text(json.dumps(coco))
+    report = evaluate(_with_images(gt_file, tiny_dataset / "images" / "val", tmp_path), "gt", ["box"],
+                      out=tmp_path / "eval", progress=False, plots=False)
+    predictions = json.loads(next((tmp_path / "eval").rglob("predictions.json")).read_text())
+    assert {p["category_id"] for p in predictions} <= set(shift.values())
+    gt = COCO(str(tmp_path / "ds" / "annotations" / "val.json"))
+    ev = COCOeval(gt, gt.loadRes(predictions), "bbox")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert ev.stats[0] == pytest.approx(report["configs"]["box"]["bbox"]["AP"]) and ev.stats[0] > 0.9
+    assert main(["data", "convert", str(tmp_path / "ds" / "annotations" / "val.json"), "--to", "coco", "--out",
+                 str(tmp_path / "back")]) == 0
+    back = json.loads((tmp_path / "back" / "annotations" / "val.json").read_text())
+    assert sorted(c["id"] for c in back["categories"]) == sorted(shift.values())
+
+
+def _with_images(gt_file, images, tmp_path):
+    """detseg's COCO layout (annotations/val.json + images/val/) around a JSON."""
+    import shutil
+
+    root = tmp_path / "ds"
+    (root / "annotations").mkdir(parents=True)
+    shutil.copy(gt_file, root / "annotations" / "val.json")
+    shutil.copytree(images, root / "images" / "val")
+    return root / "annotations" / "val.json"
