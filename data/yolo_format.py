@@ -255,6 +255,24 @@ def validate_data_yaml(cfg, src: Path) -> list[str]:
     return names
 
 
+def _other_splits(data_yaml: Path, names: list[str], cfg: dict) -> dict:
+    """The split keys of a ``data.yaml`` already in the output folder that this conversion does not write,
+    where its classes are the same and the split's folder is there (converting one split of a dataset in
+    place, e.g. ``annotations/val.json`` into its own folder, must not drop the others)."""
+    try:
+        old = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) if data_yaml.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(old, dict):
+        return {}
+    old_names = old.get("names")
+    old_names = list(old_names.values()) if isinstance(old_names, dict) else old_names
+    if old_names != list(names) or "path" in old:
+        return {}
+    return {k: old[k] for k in ("train", "val", "test") if k not in cfg and isinstance(old.get(k), str)
+            and (data_yaml.parent / old[k]).is_dir()}
+
+
 def _hidden(path: Path, root: Path) -> bool:
     """Whether ``path`` or a folder between ``root`` and it is hidden (``._a.jpg``, ``.ipynb_checkpoints/``),
     as ultralytics' globbing skips them."""
@@ -388,6 +406,7 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
             atomic_write_text(out / "labels" / split / (r.path.stem + ".txt"), text)
     # no `path:`: split folders resolve beside the data.yaml, so the folder can be moved
     cfg = {**{s: f"images/{s}" for s in ds.splits}, "names": dict(enumerate(ds.names))}
+    cfg = {**_other_splits(out / "data.yaml", ds.names, cfg), **cfg}
     if "val" not in cfg and "train" in cfg:
         cfg["val"] = cfg["train"]  # ultralytics insists on a val split
     if "train" not in cfg and ds.splits:  # and on a train split: a val- or test-only dataset trains on what it has

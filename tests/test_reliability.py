@@ -65,9 +65,23 @@ def test_converting_into_the_source_folder_loses_nothing(small_ds, tmp_path, cap
     ds = _copy(small_ds, tmp_path / "ds")
     before = {p: p.read_bytes() for p in (ds / "images").rglob("*.jpg")}
     source = ds / "annotations" / "val.json" if direction == "coco-to-yolo" else ds / "data.yaml"
+    splits = {k: v for k, v in yaml.safe_load((ds / "data.yaml").read_text()).items() if k in ("train", "val", "test")}
     code, err = _run(capsys, "data", "convert", source, "--to", "yolo", "--out", ds)
     assert code == 0, err
     assert {p: p.read_bytes() for p in (ds / "images").rglob("*.jpg")} == before
+    after = yaml.safe_load((ds / "data.yaml").read_text())
+    assert {k: after[k] for k in splits} == {k: f"images/{k}" for k in splits}  # one split converted: none dropped
+
+
+def test_converting_into_a_non_empty_folder_needs_exist_ok(small_ds, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = _run(capsys, "data", "convert", small_ds, "--to", "yolo", "--out", out)
+    assert code == 0, err
+    code, err = _run(capsys, "data", "convert", small_ds / "annotations" / "val.json", "--to", "yolo", "--out", out)
+    assert code == 2 and "already holds files" in err and "--exist-ok" in err
+    code, err = _run(capsys, "data", "convert", small_ds / "annotations" / "val.json", "--to", "yolo", "--out", out,
+                     "--exist-ok")
+    assert code == 0, err
 
 
 def test_an_unreadable_file_is_reported_and_the_folder_run_goes_on(tmp_path, capsys, monkeypatch):

@@ -73,6 +73,9 @@ def add_data_commands(sub) -> None:
     convert.add_argument("--to", required=True, choices=("coco", "yolo"), help="target format")
     convert.add_argument("--out", required=True, help="output folder")
     convert.add_argument("--images", help="image folder of a COCO .json source (default: beside it)")
+    convert.add_argument("--exist-ok", action="store_true",
+                         help="write into a non-empty --out (files this conversion does not write stay there); "
+                              "the source's own folder needs no flag")
     convert.set_defaults(func=_cmd_convert)
 
     video = dsub.add_parser("synth-video", help="generate a synthetic video with exact masks and track ids (MOT GT)")
@@ -155,6 +158,12 @@ def _cmd_convert(args) -> int:
     from detseg.data.dataset import clip_to_images
     from detseg.data.io import load_dataset, save_dataset
 
+    out, source = Path(args.out).resolve(), Path(args.path).resolve()
+    folder = source if source.is_dir() else source.parent
+    own = {folder, folder.parent} if folder.name == "annotations" else {folder}  # converting in place
+    if out.is_dir() and any(out.iterdir()) and out not in own and not args.exist_ok:
+        raise DetsegError(f"--out {args.out} already holds files, which would mix with the conversion's (an older "
+                          "split or label left behind): choose a new or empty folder, or pass --exist-ok")
     dataset = load_dataset(args.path, images=args.images)
     dataset, clipped = clip_to_images(dataset)
     if clipped.clipped or clipped.dropped:
