@@ -188,7 +188,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         result = train(labelled / "data.yaml", model=args.student_model, task="segment", epochs=args.epochs,
                        imgsz=args.student_imgsz, batch=args.batch, device="cpu", out=work / "student", workers=2,
-                       **extra)
+                       exist_ok=True, **extra)  # each run trains its student afresh
         report["training"] = {"seconds": round(time.perf_counter() - t, 1), "val_on_teacher_labels": result.metrics}
         torch.set_num_threads(report["torch_threads"])  # ultralytics' select_device leaves cores - 1 threads
         student_weights = result.best_weights

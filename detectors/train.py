@@ -27,7 +27,7 @@ from detseg.assets import keep_torch_threads, offline_fonts, resolve_device, res
 from detseg.atomic import atomic_write_json, atomic_write_text
 from detseg.detectors.checkpoint import NOT_YOLO, load_yolo
 from detseg.detectors.model_configs import is_derived, resolve_model_config
-from detseg.errors import DatasetError, WeightsError
+from detseg.errors import DatasetError, InputError, WeightsError
 
 
 @dataclass
@@ -133,12 +133,16 @@ def _check_task(model: str, task: str) -> None:
         raise WeightsError(f"model {model} is a {found} model but --task is {task}; use e.g. {hint}")
 
 
-def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int = 640,
+def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val", imgsz: int | None = None,
                       batch: int = 16, device: str = "auto", out: str | Path | None = None) -> dict:
     """Box mAP (and mask mAP, for a segmentation model) on a dataset split, via ultralytics' validator.
 
     ``weights``: a ``.pt``, or a ``detseg export`` (``.onnx``, ``*_openvino_model/``), run at the size it was
-    exported for.
+    exported for. ``imgsz``: None runs a ``.pt`` at the size it was trained at (as ``predict`` does).
+
+    Raises:
+        DatasetError: the model's class names are not the dataset's, in order (ultralytics scores by class id,
+            so a Roboflow export that sorts the names differently would be scored against the wrong classes).
 
     Returns:
         ``{"mAP50", "mAP50-95", "precision", "recall", "per_class": {name: {...}}}`` for boxes; a ``-seg``
@@ -146,22 +150,42 @@ def evaluate_detector(weights: str | Path, data: str | Path, split: str = "val",
     """
     from ultralytics import YOLO
 
+    from detseg.data.yolo_format import read_data_yaml, validate_data_yaml
     from detseg.detectors.export import exported_format, exported_metadata, open_export
 
-    out_dir = Path(out) if out else Path("runs/val")
+    # absolute: ultralytics puts a relative project under its own runs_dir
+    out_dir = (Path(out) if out else Path("runs/val")).resolve()
     data_yaml = resolve_data_yaml(data, out_dir / "val-data", require=(split,))
     if exported_format(weights):  # an ONNX file / OpenVINO folder: ultralytics validates it at its fixed size
         path, _ = open_export(weights)
-        model = YOLO(str(path), task=exported_metadata(path).get("task", "detect"))
+        metadata = exported_metadata(path)
+        model = YOLO(str(path), task=metadata.get("task", "detect"))
+        model_names = metadata.get("names")
     else:
         model = load_yolo(resolve_weights(weights, unreadable=NOT_YOLO))
+        model_names = model.names
+    if isinstance(model_names, dict):
+        names = validate_data_yaml(read_data_yaml(data_yaml), data_yaml)
+        ours = [str(model_names[k]) for k in sorted(model_names, key=int)]
+        if ours != list(names):
+            raise DatasetError(f"the model's classes {ours} are not the dataset's {list(names)} (ultralytics scores "
+                               "by class id: rename or reorder the dataset's names to the model's)", data)
+    size = {} if imgsz is None else {"imgsz": imgsz}
     with keep_torch_threads(model, "on_val_start"), offline_fonts():
-        metrics = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch,
-                            device=resolve_device(device), plots=False, verbose=False, project=str(out_dir),
-                            name="val", exist_ok=True)
+        metrics = model.val(data=str(data_yaml), split=split, batch=batch, device=resolve_device(device),
+                            plots=False, verbose=False, project=str(out_dir), name="val", exist_ok=True, **size)
     with contextlib.suppress(OSError):  # ultralytics makes its save_dir even with plots off: leave no empty folder
         (out_dir / "val").rmdir()
     return _box_metrics(metrics)
+
+
+def claim_run_folder(out: str | Path, resume: bool = False, exist_ok: bool = False) -> None:
+    """Refuse a non-empty run folder unless the run resumes it or ``exist_ok`` (one InputError saying so)."""
+    out = Path(out)
+    if not resume and not exist_ok and out.is_dir() and any(out.iterdir()):
+        raise InputError(f"--out {out} already holds files (an earlier run's weights and metrics would be replaced "
+                         "or mixed with this run's): pass --resume to continue an interrupted run, --exist-ok to "
+                         "train into it anyway, or choose another --out")
 
 
 def train(
@@ -178,6 +202,7 @@ def train(
     plots: bool = True,
     task: str = "detect",
     init: str | Path | None = None,
+    exist_ok: bool = False,
     **overrides,
 ) -> TrainResult:
     """Train a YOLO detector (or, with ``task="segment"``, a YOLO-seg model) with ultralytics and record it.
@@ -204,6 +229,9 @@ def train(
         init: a state dict or checkpoint to start ``model`` (a ``.yaml``) from: every tensor that matches by name
             and shape is copied (:mod:`detseg.detectors.init_weights`), the rest starts fresh, and one line
             saying how many matched is printed. E.g. COCO-pretrained YOLOv5n weights into ``yolov5n.yaml``.
+        exist_ok: train into a non-empty ``out`` (not resuming): an earlier run's weights there are removed
+            first, so none of them is taken for this run's. Without it such an ``out`` is refused (ultralytics
+            would have made ``train2``; detseg's run folder is the one named).
         **overrides: any other ultralytics training argument.
 
     Returns:
@@ -211,6 +239,10 @@ def train(
         ``task="segment"`` also ``metrics["mask"]``).
     """
     out = Path(out).resolve()
+    claim_run_folder(out, resume=resume, exist_ok=exist_ok)
+    if not resume and exist_ok:
+        for stale in (out / "weights").glob("*.pt"):  # never taken for this run's best.pt or epoch checkpoints
+            stale.unlink()
     if resume:
         last = out / "weights" / "last.pt"
         if not last.is_file():

@@ -42,6 +42,8 @@ def add_train_command(sub) -> None:
     p.add_argument("--time", type=positive_float, default=None,
                    help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="train into a non-empty --out (an earlier run's weights there are removed first)")
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
                    help="ultralytics' own plots in --out: results.png, confusion matrix, PR curves, batches")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -50,8 +52,8 @@ def add_train_command(sub) -> None:
 
 
 _TRAIN_FLAGS = {"data", "model", "init", "task", "epochs", "imgsz", "batch", "device", "workers", "seed", "time",
-                "resume", "plots"}
-_RUN_FOLDER = {"project", "name", "exist_ok", "save_dir"}  # ultralytics' run-folder arguments: --out is detseg's one
+                "resume", "plots", "exist_ok"}
+_RUN_FOLDER = {"project", "name", "save_dir"}  # ultralytics' run-folder arguments: --out is detseg's one
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -86,15 +88,17 @@ def parse_overrides(items: list[str]) -> dict:
 
 def _cmd_train(args) -> int:
     from detseg.data.io import load_dataset
-    from detseg.detectors.train import metrics_summary, train
+    from detseg.detectors.train import claim_run_folder, metrics_summary, train
 
     overrides = parse_overrides(args.overrides)  # option mistakes first, before the dataset is read
+    claim_run_folder(args.out, resume=args.resume, exist_ok=args.exist_ok)
     if not args.resume:
         load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
     model = args.model or ("yolov8n-seg.yaml" if args.task == "segment" else "yolov8n.yaml")
     result = train(args.data, model=model, task=args.task, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,
-                   plots=args.plots, init=args.init, **({"time": args.time} if args.time else {}), **overrides)
+                   plots=args.plots, init=args.init, exist_ok=args.exist_ok,
+                   **({"time": args.time} if args.time else {}), **overrides)
     print(metrics_summary(result.metrics))
     print(f"best weights: {result.best_weights}")
     return 0
@@ -106,7 +110,7 @@ def add_val_command(sub) -> None:
                    help="trained .pt, or an export folder (ultralytics' model=; --weights is the old name)")
     p.add_argument("--data", required=True, help="ultralytics data.yaml")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
-    p.add_argument("--imgsz", type=imgsz, default=640)
+    p.add_argument("--imgsz", type=imgsz, default=None, help="input size (default: the size the model was trained at)")
     p.add_argument("--batch", type=positive_int, default=16)
     p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--out", default="runs/val", help="folder for the metrics JSON and ultralytics' files "

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -123,6 +124,25 @@ def test_a_blank_split_in_the_dataset_file_is_one_clear_error(tiny_dataset, tmp_
         resolve_data_yaml(tmp_path / "data.yaml", tmp_path / "out", require=("test",))
 
 
+def test_a_non_empty_out_is_refused_without_resume_or_exist_ok(tmp_path, capsys):
+    from detseg.errors import DatasetError, InputError
+    from detseg.pipeline.cli import main
+
+    out = tmp_path / "run"
+    (out / "weights").mkdir(parents=True)
+    (out / "weights" / "epoch3.pt").write_bytes(b"an earlier run's checkpoint")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="already holds files.*--resume.*--exist-ok"):
+        train(tmp_path / "nope.yaml", epochs=1, out=out)
+    assert (out / "weights" / "epoch3.pt").is_file()  # refused before anything was touched
+    assert main(["train", "--data", str(tmp_path / "nope.yaml"), "--out", str(out)]) == 2
+    assert "--exist-ok" in capsys.readouterr().err
+    with pytest.raises(DatasetError):  # with --exist-ok it goes on (to the missing dataset)...
+        train(tmp_path / "nope.yaml", epochs=1, out=out, exist_ok=True)
+    assert not (out / "weights" / "epoch3.pt").exists()  # ...after removing the earlier run's weights
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_train_overrides_are_parsed_as_yaml_scalars():
     from detseg.pipeline.cli.train import parse_overrides
 
@@ -134,7 +154,7 @@ def test_train_overrides_are_parsed_as_yaml_scalars():
     ("lr0", "is not KEY=VALUE"),
     ("not_an_arg=1", "unknown ultralytics training argument 'not_an_arg'"),
     ("epochs=5", "use --epochs"),
-    ("exist_ok=false", "the run folder is --out"),
+    ("exist_ok=false", "use --exist-ok"),
     ("name=exp", "the run folder is --out"),
 ])
 def test_bad_train_overrides_are_clear_errors(item, message, capsys):
@@ -165,6 +185,41 @@ def test_detseg_val_never_writes_beside_the_weights(tiny_dataset, tiny_weights, 
     assert sorted(p.name for p in weights.parent.iterdir()) == ["best.pt"]
     assert (tmp_path / "runs" / "val" / "metrics_val.json").is_file()
     assert not (tmp_path / "runs" / "val" / "val").exists()
+
+
+def test_detseg_val_runs_at_the_training_size_and_refuses_reordered_class_names(tiny_dataset, tiny_weights,
+                                                                                  tmp_path, monkeypatch, capsys):
+    from ultralytics.engine.model import Model
+
+    from detseg.detectors.train import evaluate_detector
+    from detseg.pipeline.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(self, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(Model, "val", record)
+    for size, expected in ((None, None), (96, 96)):
+        seen.clear()
+        with pytest.raises(Stop):
+            evaluate_detector(tiny_weights, tiny_dataset / "data.yaml", imgsz=size, out=tmp_path / "v")
+        assert seen.get("imgsz") == expected  # None: ultralytics takes the checkpoint's own training size
+    assert Path(seen["project"]).is_absolute()  # a relative one lands under ultralytics' runs_dir
+    monkeypatch.undo()
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(tiny_dataset, shuffled)
+    cfg = yaml.safe_load((shuffled / "data.yaml").read_text())
+    cfg["names"] = {0: "cookie", 1: "croissant", 2: "cupcake"}  # as a Roboflow export sorts them
+    cfg.pop("path", None)
+    (shuffled / "data.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["val", "--model", str(tiny_weights), "--data", str(shuffled / "data.yaml"), "--device", "cpu",
+                 "--out", str(tmp_path / "v2")]) == 2
+    assert "are not the dataset's" in capsys.readouterr().err
 
 
 class _FakeYolo:
