@@ -93,7 +93,13 @@ def _cmd_train(args) -> int:
     overrides = parse_overrides(args.overrides)  # option mistakes first, before the dataset is read
     claim_run_folder(args.out, resume=args.resume, exist_ok=args.exist_ok)
     if not args.resume:
-        load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
+        dataset = load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
+        if args.task == "segment":
+            boxes = sum(not a.has_mask for records in dataset.splits.values() for r in records for a in r.annotations)
+            if boxes:
+                raise DetsegError(f"--task segment trains on outlines, but {boxes} instance(s) of {args.data} have "
+                                  "only a box: use a dataset with polygon labels (e.g. a `detseg predict "
+                                  "--save-dataset` output) or --task detect")
     model = args.model or ("yolov8n-seg.yaml" if args.task == "segment" else "yolov8n.yaml")
     result = train(args.data, model=model, task=args.task, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                    device=args.device, out=args.out, resume=args.resume, workers=args.workers, seed=args.seed,

@@ -161,3 +161,21 @@ def test_box_mode_matches_retina_masks_through_the_model(structured_seg_weights,
     area = ((theirs.xyxy[:, 2] - theirs.xyxy[:, 0]) * (theirs.xyxy[:, 3] - theirs.xyxy[:, 1]))
     assert (theirs.mask.sum(axis=(1, 2)) < 0.5 * area).any()  # some masks are partial: edges to compare
     assert (ours.mask != theirs.mask).sum() / theirs.mask.sum() < 0.01
+
+
+def test_cli_train_segment_on_a_box_only_dataset_is_one_line(tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    from detseg.pipeline.cli import main
+
+    boxes = tmp_path / "boxes"
+    shutil.copytree(tiny_dataset, boxes)
+    (boxes / "data.yaml").write_text("\n".join(ln for ln in (boxes / "data.yaml").read_text().splitlines()
+                                               if not ln.startswith("path:")) + "\n")
+    label = sorted((boxes / "labels" / "val").glob("*.txt"))[0]
+    first = label.read_text().splitlines()[0].split()
+    label.write_text(f"{first[0]} 0.5 0.5 0.2 0.2\n")  # one instance with only a box
+    code = main(["train", "--task", "segment", "--data", str(boxes / "data.yaml"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 instance(s)" in err and "only a box" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
