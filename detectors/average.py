@@ -163,7 +163,7 @@ def recalibrate_batchnorm(model, images: Sequence[str | Path], imgsz: int = 640,
 
 def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
                         images: str | Path | Sequence[str | Path] | None = None,
-                        imgsz: int = 640, max_images: int = 512, seed: int = 0, batch: int = 16,
+                        imgsz: int | None = None, max_images: int = 512, seed: int = 0, batch: int = 16,
                         coefficients: Sequence[float] | None = None) -> Path:
     """Average checkpoints, recompute batch-norm statistics, and save a stripped ultralytics checkpoint.
 
@@ -173,7 +173,8 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
         images: folder of training images for the batch-norm statistics, or a list of image paths (e.g.
             drawn from every train folder of a data.yaml); ``None`` keeps the averaged
             statistics (less accurate, see the module docstring).
-        imgsz: input size for the statistics pass.
+        imgsz: input size for the statistics pass; None: the size the last checkpoint was trained at (its
+            ``train_args``), else 640. The statistics must come from the scale the model will run at.
         max_images: at most this many images, drawn with ``random.Random(seed)``.
         seed: seed of that draw.
         batch: images per forward pass.
@@ -187,6 +188,9 @@ def average_checkpoints(weights: Sequence[str | Path], out: str | Path,
         paths = list_images(images) if isinstance(images, (str, Path)) else sorted(map(Path, images))
         if len(paths) > max_images:
             paths = sorted(random.Random(seed).sample(paths, max_images))
+        if imgsz is None:
+            trained = (ckpt.get("train_args") or {}).get("imgsz")
+            imgsz = int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else 640
         recalibrate_batchnorm(model, paths, imgsz=imgsz, batch=batch)
     # the last epoch's validation figures do not describe the average
     ckpt.update(model=model.half(), ema=None, train_metrics={}, train_results={})

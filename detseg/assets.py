@@ -152,9 +152,9 @@ def resolve_device(device: str | None = "auto") -> str:
         if (name.startswith("cuda") or name[0].isdigit()) and not torch.cuda.is_available():
             raise InputError(f"device {device!r} asks for a CUDA GPU, but torch sees none on this machine "
                              "(use --device cpu, or auto)")
-        if name.startswith("cuda:") or name.isdigit():
-            index = int(name.split(":")[-1])
-            if index >= torch.cuda.device_count():
+        if name.startswith("cuda:") or name[0].isdigit():  # cuda:N, N, or a list N,M as ultralytics takes it
+            indices = [int(i) for i in name.split(":")[-1].split(",")]
+            if max(indices) >= torch.cuda.device_count():
                 raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
         if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise InputError("device 'mps' asks for Apple's GPU, which torch does not see here")

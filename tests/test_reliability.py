@@ -441,6 +441,23 @@ def test_bad_coco_annotations_are_one_line(small_ds, tmp_path, capsys, segmentat
     assert code == 2 and message in err, err
 
 
+@pytest.mark.parametrize("device, ok", [("0", True), ("cuda:0", True), ("0,1", False), ("1", False),
+                                        ("0,0", True), ("cuda:1", False)])
+def test_every_gpu_index_of_a_device_is_checked(monkeypatch, device, ok):
+    import torch
+
+    from detseg.assets import resolve_device
+    from detseg.errors import InputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU
+    if ok:
+        assert resolve_device(device) == device
+    else:
+        with pytest.raises(InputError, match="this machine has 1 CUDA GPU"):
+            resolve_device(device)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--device", "banana"], "unknown device"),
     (["--device", "cuda"], "CUDA"),

@@ -179,3 +179,16 @@ def test_average_checkpoints_takes_a_list_of_images_as_its_folder(checkpoints, t
     c = _state(average_checkpoints(checkpoints[:2], tmp_path / "fewer.pt", images=listed[:2], **kw))
     key = "model.0.bn.running_mean"
     assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a[key], c[key])
+
+
+def test_batchnorm_statistics_default_to_the_size_the_checkpoints_were_trained_at(checkpoints, tiny_dataset,
+                                                                                   tmp_path, monkeypatch):
+    import detseg.detectors.average as average
+
+    sizes = []
+    monkeypatch.setattr(average, "recalibrate_batchnorm", lambda model, paths, imgsz, batch: sizes.append(imgsz))
+    trained = torch.load(checkpoints[1], map_location="cpu", weights_only=False)["train_args"]["imgsz"]
+    average_checkpoints(checkpoints[:2], tmp_path / "a.pt", images=tiny_dataset / "images" / "train", max_images=2)
+    average_checkpoints(checkpoints[:2], tmp_path / "b.pt", images=tiny_dataset / "images" / "train", max_images=2,
+                        imgsz=96)
+    assert sizes == [trained, 96] and trained != 640
