@@ -192,14 +192,14 @@ def train(
     data: str | Path,
     model: str | Path = "yolov8n.yaml",
     epochs: int = 100,
-    imgsz: int = 640,
-    batch: int = 16,
+    imgsz: int | None = None,
+    batch: int | None = None,
     device: str = "auto",
     out: str | Path = "runs/train",
     resume: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
     seed: int = 0,
-    plots: bool = True,
+    plots: bool | None = None,
     task: str = "detect",
     init: str | Path | None = None,
     exist_ok: bool = False,
@@ -214,7 +214,8 @@ def train(
             fine-tune (a local file, or a name ultralytics downloads when online). ``yolov5n-seg.yaml``
             (any scale), which ultralytics does not ship, is a YOLOv5u with a mask head
             (:mod:`detseg.detectors.model_configs`), written into ``out``.
-        epochs, imgsz, batch, workers, seed: as in ultralytics.
+        epochs, imgsz, batch, workers, seed: as in ultralytics (None: 640, 16 and 2 workers for a new run; on
+            ``resume``, the checkpoint's, unless given).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
         resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``, on ``device`` with
@@ -222,7 +223,8 @@ def train(
             rest come from the checkpoint. A finished run (its ``last.pt`` stripped of the optimizer) is a
             WeightsError.
         plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
-            curves, training batches); they work offline (a font download is skipped).
+            curves, training batches; None: on, or the checkpoint's on ``resume``); they work offline (a font
+            download is skipped).
         task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
             ``.pt``; the dataset needs polygon labels, e.g. a ``detseg predict --save-dataset`` output).
             ``pretrained=detector.pt`` (an override) starts a ``-seg`` model from a detector's weights.
@@ -257,7 +259,9 @@ def train(
         data_yaml = out / "data.yaml"  # the run's own resolved copy, which moves with the folder
         where = {"save_dir": str(out), **({"data": str(data_yaml)} if data_yaml.is_file() else {})}
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
-            final = yolo.train(resume=True, device=resolve_device(device), workers=workers, **where, **overrides)
+            given = {k: v for k, v in (("imgsz", imgsz), ("batch", batch), ("workers", workers), ("plots", plots))
+                     if v is not None}  # what ultralytics lets a resumed run change, where the caller set it
+            final = yolo.train(resume=True, device=resolve_device(device), **given, **where, **overrides)
     else:
         _check_task(model, task)
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
@@ -270,16 +274,19 @@ def train(
         if yolo.task != task:
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
+            imgsz, batch = imgsz or 640, batch or 16
             final = yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch,
                                device=resolve_device(device), project=str(out.parent), name=out.name, exist_ok=True,
-                               workers=workers, seed=seed, plots=plots, **overrides)
+                               workers=2 if workers is None else workers, seed=seed,
+                               plots=True if plots is None else plots, **overrides)
     best = out / "weights" / "best.pt"
     if not best.is_file():
         best = out / "weights" / "last.pt"
     if final is not None and hasattr(final, "box"):
         metrics = _box_metrics(final)  # ultralytics' own final validation of best.pt: not run a second time
     else:  # e.g. val=False: nothing was validated at the end of training
-        metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch, device=device, out=out)
+        metrics = evaluate_detector(best, data_yaml, split="val", imgsz=imgsz, batch=batch or 16, device=device,
+                                    out=out)
     atomic_write_json(out / "metrics.json", {"split": "val", "task": task if not resume else _task_of(best),
                                              "weights": str(best), **metrics}, indent=2)
     atomic_write_text(out / "command.txt", shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")

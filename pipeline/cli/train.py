@@ -32,11 +32,13 @@ def add_train_command(sub) -> None:
                    help="detect (boxes) or segment (a -seg model on polygon labels, e.g. a --save-dataset output; "
                         "pretrained=detector.pt starts it from a detector's weights)")
     p.add_argument("--epochs", type=positive_int, default=100)
-    p.add_argument("--imgsz", type=imgsz, default=640)
-    p.add_argument("--batch", type=train_batch, default=16,
-                   help="images per batch; -1: AutoBatch; a fraction in (0, 1): that share of the GPU memory")
+    p.add_argument("--imgsz", type=imgsz, default=None, help="training size (default: 640; on --resume the run's)")
+    p.add_argument("--batch", type=train_batch, default=None,
+                   help="images per batch (default: 16; on --resume the run's); -1: AutoBatch; a fraction in (0, 1): "
+                        "that share of the GPU memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, 0, mps")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="dataloader workers")
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help="dataloader workers (default: 2; on --resume the run's)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", default="runs/train", help="run folder (weights/best.pt, metrics.json, command.txt)")
     p.add_argument("--time", type=positive_float, default=None,
@@ -44,8 +46,9 @@ def add_train_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--exist-ok", action="store_true",
                    help="train into a non-empty --out (an earlier run's weights there are removed first)")
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
-                   help="ultralytics' own plots in --out: results.png, confusion matrix, PR curves, batches")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                   help="ultralytics' own plots in --out: results.png, confusion matrix, PR curves, batches "
+                        "(default: on; on --resume the run's)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="any other ultralytics training argument, e.g. lr0=0.002 close_mosaic=2 warmup_epochs=0.5")
     p.set_defaults(func=_cmd_train)

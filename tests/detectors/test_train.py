@@ -107,9 +107,16 @@ def test_an_interrupted_run_resumes_in_its_folder_after_a_move(tiny_dataset, tmp
     with pytest.raises(KeyboardInterrupt):
         train(tiny_dataset / "data.yaml", model="yolov8n.yaml", epochs=2, imgsz=64, batch=4, device="cpu",
               out=tmp_path / "run", workers=0, plots=False)
-    monkeypatch.setattr(BaseTrainer, "validate", validate)
+    resumed_with = []
+
+    def recording(self):
+        resumed_with.append((self.args.batch, self.args.imgsz, self.args.plots))
+        return validate(self)
+
+    monkeypatch.setattr(BaseTrainer, "validate", recording)
     shutil.move(tmp_path / "run", tmp_path / "moved")  # e.g. copied to another machine
-    result = train(None, out=tmp_path / "moved", resume=True, device="cpu", workers=0)
+    result = train(None, out=tmp_path / "moved", resume=True, device="cpu", workers=0, batch=2)
+    assert resumed_with and resumed_with[0] == (2, 64, False)  # --batch reaches it; the rest are the run's
     assert result.run_dir == (tmp_path / "moved").resolve() and not (tmp_path / "run").exists()
     rows = (tmp_path / "moved" / "results.csv").read_text().strip().splitlines()
     assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]  # epoch 2 ran once, after epoch 1
