@@ -28,6 +28,8 @@ from detseg.pipeline.frame import Frame
 
 
 def _check_step(obj, role: str, needs: tuple[str, ...] = ()) -> None:
+    if isinstance(obj, type):  # MinConfidence for MinConfidence(0.5): callable, and wrong at the first image
+        raise TypeError(f"{role} is the class {obj.__name__}, not an instance of it: pass {obj.__name__}(...)")
     if not callable(obj):
         raise TypeError(f"{role} {obj!r} ({type(obj).__name__}) is not callable; expected "
                         f"{'an object with ' + ', '.join(needs) + ' and ' if needs else ''}__call__")
@@ -35,6 +37,31 @@ def _check_step(obj, role: str, needs: tuple[str, ...] = ()) -> None:
         if not callable(getattr(obj, attr, None)):
             raise TypeError(f"{role} {type(obj).__name__} has no {attr}(); a segmenter needs "
                             "__call__(image, detections) and predict_masks(image, boxes)")
+
+
+def _checked(dets, role: str) -> sv.Detections:
+    """A step's result, which must be ``sv.Detections`` (a step without ``return`` gives None)."""
+    if not isinstance(dets, sv.Detections):
+        raise TypeError(f"{role} returned {type(dets).__name__}, expected supervision.Detections")
+    return dets
+
+
+def _out_of_memory() -> tuple[type[BaseException], ...]:
+    """Host and GPU out-of-memory errors (torch's is a RuntimeError, so it is named here)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a model that ran has imported it; never imported here for nothing
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return (MemoryError, oom) if isinstance(oom, type) else (MemoryError,)
+
+
+def _release_gpu_memory(error: BaseException) -> None:
+    """After a GPU out-of-memory error, hand torch's cached blocks back so one image at a time can fit."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and not isinstance(error, MemoryError) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _empty_with_masks(detections: sv.Detections, shape) -> sv.Detections:
@@ -85,8 +112,8 @@ class Pipeline:
             raise TypeError(f"detector {type(self.detector).__name__} returned {type(dets).__name__}, "
                             "expected supervision.Detections")
         t = time.perf_counter()
-        for step in self.box_steps:
-            dets = step(dets)
+        for i, step in enumerate(self.box_steps):
+            dets = _checked(step(dets), f"box_steps[{i}] {type(step).__name__}")
         seconds["box_steps"] = time.perf_counter() - t
         return dets, seconds
 
@@ -95,11 +122,11 @@ class Pipeline:
             seconds["segment"] = seconds["mask_steps"] = 0.0
             return _empty_with_masks(dets, image.shape[:2]), seconds
         t = time.perf_counter()
-        dets = self.segmenter(image, dets)
+        dets = _checked(self.segmenter(image, dets), f"segmenter {type(self.segmenter).__name__}")
         seconds["segment"] = time.perf_counter() - t + seconds.pop("embed_batch", 0.0)
         t = time.perf_counter()
-        for step in self.mask_steps:
-            dets = step(dets)
+        for i, step in enumerate(self.mask_steps):
+            dets = _checked(step(dets), f"mask_steps[{i}] {type(step).__name__}")
         seconds["mask_steps"] = time.perf_counter() - t
         return dets, seconds
 
@@ -113,12 +140,13 @@ class Pipeline:
         """
         from detseg.errors import DetsegError
 
+        skip = (DetsegError, *_out_of_memory())
         results: list = []
         for image in images:
             try:
                 image = as_bgr8(image)
                 results.append((image, *self._detect(image)))
-            except (DetsegError, MemoryError) as e:
+            except skip as e:
                 results.append(e)
         embed_batch = getattr(self.segmenter, "embed_batch", None)
         todo = [r for r in results if not isinstance(r, Exception) and len(r[1])]
@@ -126,8 +154,8 @@ class Pipeline:
             t = time.perf_counter()
             try:
                 embed_batch([r[0] for r in todo])
-            except (DetsegError, MemoryError):
-                pass  # each image is encoded on its own below, and its own error reported there
+            except skip as e:  # e.g. a batch a GPU has no room for: each image is encoded on its own below
+                _release_gpu_memory(e)
             share = (time.perf_counter() - t) / len(todo)
             for r in todo:  # the encoder's time, shared out, counts as segmenting time
                 r[2]["embed_batch"] = share
@@ -135,7 +163,8 @@ class Pipeline:
         for r in results:
             try:
                 out.append(r if isinstance(r, Exception) else self._segment(*r))
-            except (DetsegError, MemoryError) as e:
+            except skip as e:  # that image's own error; the others go on
+                _release_gpu_memory(e)
                 out.append(e)
         return out
 

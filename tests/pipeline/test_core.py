@@ -34,6 +34,9 @@ def test_pipeline_returns_labelled_masks_in_detector_order():
         (dict(detector=FakeDetector(), segmenter=lambda im, d: d), "segmenter function has no predict_masks"),
         (dict(detector=FakeDetector(), segmenter=BoxSegmenter(), box_steps=[MinConfidence(0.1), 3]), "box_steps[1]"),
         (dict(detector=FakeDetector(), segmenter=BoxSegmenter(), mask_steps=[None]), "mask_steps[0]"),
+        (dict(detector=FakeDetector(), segmenter=BoxSegmenter(), box_steps=[MinConfidence]),
+         "box_steps[0] is the class MinConfidence, not an instance of it: pass MinConfidence(...)"),
+        (dict(detector=FakeDetector(), segmenter=BoxSegmenter), "segmenter is the class BoxSegmenter"),
     ],
 )
 def test_bad_steps_raise_type_error_naming_them(kwargs, bad):
@@ -173,3 +176,31 @@ def test_a_path_a_pil_image_and_an_array_are_the_same_input(tmp_path):
         pipe(tmp_path / "missing.png")
     with pytest.raises(InputError, match="numpy array"):
         pipe(3.5)
+
+
+def test_a_step_that_returns_nothing_is_named():
+    def forgets_to_return(dets):
+        dets.confidence[:] = 1.0
+
+    pipe = Pipeline(FakeDetector(), BoxSegmenter(), mask_steps=[forgets_to_return])
+    with pytest.raises(TypeError, match=r"mask_steps\[0\] function returned NoneType, expected supervision"):
+        pipe(textured_image(60, 80))
+
+
+def test_a_batch_the_gpu_has_no_room_for_is_encoded_image_by_image():
+    import torch
+
+    class BatchTooBig(BoxSegmenter):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def embed_batch(self, images):
+            self.batches += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 24.00 GiB")
+
+    segmenter = BatchTooBig()
+    images = [textured_image(60, 80, seed) for seed in range(3)]
+    results = Pipeline(FakeDetector(), segmenter).process_batch(images)
+    assert segmenter.batches == 1 and all(not isinstance(r, Exception) for r in results)
+    assert [len(dets) for dets, _ in results] == [2, 2, 2]
