@@ -143,11 +143,15 @@ def test_a_coco_file_with_any_name_converts_to_a_trainable_yolo_dataset(small_ds
     assert code == 0, err
 
 
-def test_multimask_all_works_end_to_end_with_sam(tmp_path, capsys, mobile_sam_checkpoint):
+def test_multimask_best_works_end_to_end_with_sam_and_all_is_for_the_python_api(tmp_path, capsys,
+                                                                                  mobile_sam_checkpoint):
     folder = _images(tmp_path / "in", ["a.jpg"], shape=(96, 128))
     code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", mobile_sam_checkpoint,
-                     "--multimask", "all", "--device", "cpu", "-q", "--conf", "0.01")
+                     "--multimask", "best", "--device", "cpu", "-q", "--conf", "0.01")
     assert code == 0, err
+    code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out2", "--segmenter", mobile_sam_checkpoint,
+                     "--multimask", "all", "--device", "cpu", "-q")
+    assert code == 2 and "use --multimask best" in err and not (tmp_path / "out2").exists()
 
 
 def test_multimask_all_keeps_one_row_per_box_with_the_three_candidates(sam_all):
@@ -175,7 +179,7 @@ def sam_all(mobile_sam_checkpoint):
 def test_multimask_with_a_weight_free_segmenter_is_an_error(tmp_path, capsys):
     folder = _images(tmp_path / "in", ["a.jpg"])
     code, err = _run(capsys, "predict", folder, "--out", tmp_path / "out", "--segmenter", "grabcut",
-                     "--multimask", "all")
+                     "--multimask", "best")
     assert code == 2 and "for SAM segmenters" in err
 
 

@@ -107,7 +107,8 @@ def add_predict_command(sub) -> None:
                    help="comma-separated class names or ids to keep; for an open-vocabulary detector, the "
                         "names to detect (e.g. croissant,cookie,cupcake)")
     p.add_argument("--multimask", choices=("single", "best", "all"), default="single",
-                   help="SAM: one mask per box (single), the best of three by predicted IoU (best), or all three")
+                   help="SAM: one mask per box (single) or the best of three by predicted IoU (best); all three "
+                        "(all) is for the Python API, the files hold one mask per box")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="SAM: fp32, bf16 autocast (CPU or CUDA) or fp16 autocast (CUDA)")
     p.add_argument("--sam-imgsz", type=positive_int, default=None,
@@ -179,6 +180,9 @@ def _cmd_predict(args) -> int:
     from detseg.pipeline.predict import claim_output_folder
 
     claim_output_folder(Path(args.out), resume=args.resume, exist_ok=args.exist_ok)
+    if args.multimask == "all":  # the files hold one mask per box: "all" would write what "best" writes
+        raise InputError("--multimask all keeps SAM's three masks per box for Python (SamSegmenter(multimask='all'): "
+                         "data['mask_candidates']); detseg predict writes one mask per box: use --multimask best")
     if args.keyframe_every > 1 and (not source.is_video or args.track is False):
         raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
     if args.keyframe_every > 1 and args.min_mask_score is not None:  # said before any model loads
