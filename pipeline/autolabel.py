@@ -129,6 +129,7 @@ class DatasetWriter:
         self.by_relative: dict[str, str] = {}
         self._keys: set[str] = set()  # name_key() of every stem in entries
         self.skipped: list[str] = []
+        self.incomplete: list[str] = []  # inputs some of whose detections have no outline: left out
         self.video_frames = 0
 
     def _relative(self, path: str) -> str:
@@ -155,14 +156,20 @@ class DatasetWriter:
             stem, k = fit_name(f"{base}_{k}"), k + 1
         return stem
 
-    def add(self, path: str, labels: Path, image: np.ndarray | None = None, frame: int | None = None) -> str | None:
+    def add(self, path: str, labels: Path, image: np.ndarray | None = None, frame: int | None = None,
+            detections: int | None = None) -> str | None:
         """Add one input: its file (or, for a video frame, the frame as JPEG) and labels.
+
+        An input with fewer label lines than ``detections`` (a detection whose mask was empty or a speck has no
+        outline to write) is left out and listed in the summary: in the dataset its object would be background,
+        and an image whose every detection lost its outline would even count as a negative.
 
         Args:
             path: the input's path as the pipeline reports it (the video file for a frame).
             labels: the YOLO-seg label file predict just wrote for it (copied).
             image: the decoded frame (BGR), needed only for video frames.
             frame: a video frame's number (from 0); None for an image file.
+            detections: how many detections the pipeline made on it (None: not checked).
 
         Returns:
             The dataset stem it was written under, or None if it was skipped (not trainable).
@@ -181,6 +188,16 @@ class DatasetWriter:
             stem = self.by_relative[relative]
         else:
             stem = self._stem(relative, suffix)
+        if detections is not None and _count_lines(labels) < detections:
+            self.incomplete.append(str(path) if not is_frame else f"{path}#{int(frame)}")
+            self._keys.add(name_key(stem))  # its name stays taken: the other inputs keep theirs across --resume
+            self.entries.pop(stem, None)
+            self.by_relative.pop(relative, None)
+            image_name = stem + (".jpg" if is_frame else suffix)
+            for split in SPLITS:  # what an earlier run (--resume) wrote of it
+                (self.out / "images" / split / image_name).unlink(missing_ok=True)
+                (self.out / "labels" / split / f"{stem}.txt").unlink(missing_ok=True)
+            return None
         split = split_of(relative, self.val_fraction)
         name = stem + (".jpg" if is_frame else suffix)
         target = self.out / "images" / split / name
@@ -233,6 +250,7 @@ class DatasetWriter:
             "split_rule": "SHA-1 of the path relative to the source folder; smallest hash to val if val is empty",
             "video_frames_as_jpeg": self.video_frames,
             "skipped_not_trainable": self.skipped,
+            "skipped_detections_without_outline": self.incomplete,
         }
         if dropped_low_mask_score is not None:
             summary["dropped_low_mask_score"] = dropped_low_mask_score

@@ -480,7 +480,7 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
                 skipped += 1
                 bar.update(1)
                 if dataset is not None:
-                    dataset.add(str(f), out / "labels" / f"{name}.txt")
+                    dataset.add(str(f), out / "labels" / f"{name}.txt", detections=len(part["results"]))
             else:
                 only.add(str(f))
     ids = _assign_image_ids(src, options.image_ids or {}, kept)
@@ -516,7 +516,7 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
             seconds.append(frame_seconds)
             if dataset is not None:  # in input order: the label file just written, beside the original image
                 dataset.add(frame.path, out / "labels" / f"{frame.name}.txt", frame.image if video else None,
-                            frame=frame.frame)
+                            frame=frame.frame, detections=len(frame.detections))
 
     executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="detseg-write")
     completed = False

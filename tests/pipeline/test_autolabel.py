@@ -223,3 +223,27 @@ def test_resume_adds_to_the_same_dataset_without_duplicates(nested, tmp_path):
     after = sorted(p.relative_to(ds).as_posix() for p in ds.rglob("*") if p.is_file() and p.name != "autolabel.json")
     assert again["resumed_skipped"] == 17 and after == before
     assert again["dataset"]["images"] == first["dataset"]["images"]
+
+
+class EmptySecondMask(BoxSegmenter):
+    """Box masks, except that the second box of every image gets an empty mask (as SAM can on a tiny box)."""
+
+    def predict_masks(self, image, boxes):
+        masks, scores = super().predict_masks(image, boxes)
+        masks = np.asarray(masks).copy()
+        if len(masks) > 1:
+            masks[1] = False
+        return masks, scores
+
+
+def test_an_image_whose_detection_lost_its_outline_is_left_out_not_half_labelled(nested, tmp_path):
+    summary, ds = _save(nested, tmp_path, segmenter=EmptySecondMask())
+    stems = {s for split in _pairs(ds).values() for s in split}
+    assert stems == {"c__d__dark", "x_png"}  # the 15 images with a lost outline are left out; negatives stay
+    assert len(summary["dataset"]["skipped_detections_without_outline"]) == 15
+    assert sum(summary["dataset"]["negatives"].values()) == 2  # no image counted as a negative for it
+    # --resume: inputs an earlier run left out stay out, named in the summary again
+    again = run_predict(Pipeline(DarkIsEmpty(), EmptySecondMask()), nested, tmp_path / "ds-out",
+                        RunOptions(save_dataset=ds, progress=False, resume=True))
+    assert {s for split in _pairs(ds).values() for s in split} == stems
+    assert len(again["dataset"]["skipped_detections_without_outline"]) == 15
