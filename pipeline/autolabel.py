@@ -218,16 +218,20 @@ class DatasetWriter:
         return stem
 
     def _ensure_val(self) -> None:
-        """Move the smallest-hash image to val when none hashed there (only with 2+ images)."""
-        if len(self.entries) < 2 or any(e["split"] == "val" for e in self.entries.values()):
+        """Both splits non-empty where there are 2+ images (ultralytics finds no images in an empty split): the
+        smallest-hash image moves to val when none hashed there, the largest-hash one to train when all did."""
+        if len(self.entries) < 2:
             return
-        stem = min(self.entries, key=lambda s: self.entries[s]["hash"])
-        entry = self.entries[stem]
-        for kind, name in (("images", entry["image"]), ("labels", f"{stem}.txt")):
-            dst = self.out / kind / "val" / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.out / kind / "train" / name, dst)
-        entry["split"] = "val"
+        for split, pick in (("val", min), ("train", max)):
+            if any(e["split"] == split for e in self.entries.values()):
+                continue
+            stem = pick(self.entries, key=lambda s: self.entries[s]["hash"])
+            entry = self.entries[stem]
+            for kind, name in (("images", entry["image"]), ("labels", f"{stem}.txt")):
+                dst = self.out / kind / split / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.out / kind / entry["split"] / name, dst)
+            entry["split"] = split
 
     def finalize(self, dropped_low_mask_score: int | None = None) -> dict:
         """Write data.yaml and autolabel.json. Returns the dataset summary (also put in predict's summary.json)."""
@@ -235,7 +239,9 @@ class DatasetWriter:
         for kind in ("images", "labels"):
             for split in SPLITS:
                 (self.out / kind / split).mkdir(parents=True, exist_ok=True)
-        cfg = {"train": "images/train", "val": "images/val", "nc": len(self.class_names),
+        used = {e["split"] for e in self.entries.values()}
+        only = next(iter(used)) if len(used) == 1 else None  # one image: both keys name its folder
+        cfg = {"train": f"images/{only or 'train'}", "val": f"images/{only or 'val'}", "nc": len(self.class_names),
                "names": {int(k): str(v) for k, v in self.class_names.items()}}
         header = ("# written by detseg predict --save-dataset: labels are the pipeline's masks, not ground truth.\n"
                   "# No `path:` key: ultralytics resolves the split folders beside this file, so it can be moved.\n")
@@ -247,7 +253,8 @@ class DatasetWriter:
             "negatives": {s: sum(e["instances"] == 0 for e in v) for s, v in per_split.items()},
             "instances": {s: sum(e["instances"] for e in v) for s, v in per_split.items()},
             "val_fraction": self.val_fraction,
-            "split_rule": "SHA-1 of the path relative to the source folder; smallest hash to val if val is empty",
+            "split_rule": "SHA-1 of the path relative to the source folder; smallest hash to val if val is empty, "
+                          "largest to train if train is",
             "video_frames_as_jpeg": self.video_frames,
             "skipped_not_trainable": self.skipped,
             "skipped_detections_without_outline": self.incomplete,

@@ -247,3 +247,20 @@ def test_an_image_whose_detection_lost_its_outline_is_left_out_not_half_labelled
                         RunOptions(save_dataset=ds, progress=False, resume=True))
     assert {s for split in _pairs(ds).values() for s in split} == stems
     assert len(again["dataset"]["skipped_detections_without_outline"]) == 15
+
+
+@pytest.mark.parametrize("n, fraction", [(1, 0.5), (2, 0.99), (3, 0.99)])
+def test_a_tiny_dataset_has_images_in_both_splits_ultralytics_reads(tmp_path, n, fraction):
+    from ultralytics.data.utils import check_det_dataset
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(src / f"p{i}.jpg"), textured_image(40, 40, i))
+    summary, ds = _save(src, tmp_path, val_fraction=fraction)  # 0.99: nearly everything hashes into val
+    cfg = yaml.safe_load((ds / "data.yaml").read_text())
+    for key in ("train", "val"):
+        assert any((ds / cfg[key]).iterdir()), key  # never an empty split
+    if n > 1:
+        assert summary["dataset"]["images"]["train"] >= 1 and summary["dataset"]["images"]["val"] >= 1
+    assert check_det_dataset(str(ds / "data.yaml"), autodownload=False)["nc"] == 3
