@@ -441,8 +441,9 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
         pipeline = Pipeline(pipeline.detector, pipeline.segmenter, pipeline.box_steps,
                             [*pipeline.mask_steps, min_score])
     out.mkdir(parents=True, exist_ok=True)
-    if src.root is not None and out.resolve().is_relative_to(src.root.resolve()):  # never read our own outputs
-        src.files = [f for f in src.files if not f.resolve().is_relative_to(out.resolve())]
+    for ours in (out, *([Path(options.save_dataset)] if options.save_dataset else [])):  # never read our own outputs
+        if src.root is not None and ours.resolve().is_relative_to(src.root.resolve()):
+            src.files = [f for f in src.files if not f.resolve().is_relative_to(ours.resolve())]
     with _run_lock(out):
         _remove_leftovers(out)
         _check_settings(out, options.run_json(src.record()), options.resume)

@@ -264,3 +264,12 @@ def test_a_tiny_dataset_has_images_in_both_splits_ultralytics_reads(tmp_path, n,
     if n > 1:
         assert summary["dataset"]["images"]["train"] >= 1 and summary["dataset"]["images"]["val"] >= 1
     assert check_det_dataset(str(ds / "data.yaml"), autodownload=False)["nc"] == 3
+
+
+def test_a_dataset_saved_inside_the_source_folder_is_never_read_back_as_input(nested, tmp_path):
+    inside = nested / "ds"
+    pipe = Pipeline(DarkIsEmpty(), BoxSegmenter())
+    first = run_predict(pipe, nested, tmp_path / "out", RunOptions(save_dataset=inside, progress=False))
+    again = run_predict(pipe, nested, tmp_path / "out", RunOptions(save_dataset=inside, progress=False, resume=True))
+    assert again["inputs"] == first["inputs"] == 17  # the dataset's own copies are not new inputs
+    assert sum(again["dataset"]["images"].values()) == 17
