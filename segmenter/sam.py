@@ -101,6 +101,7 @@ class SamSegmenter(BoxPromptSegmenter):
         self.imgsz = imgsz
         self._model = None
         self._cache = None
+        self._held: dict = {}  # the last embed_batch's embeddings, whatever the cache keeps (see embed_batch)
         self.encoder_calls = 0
 
     # ------------------------------------------------------------------ setup
@@ -231,7 +232,9 @@ class SamSegmenter(BoxPromptSegmenter):
         self.load()
         check_image(image)
         key = image_key(image)
-        emb = self._cache.get(key)
+        emb = self._held.get(key)
+        if emb is None:
+            emb = self._cache.get(key)
         if emb is None:
             emb = self._encode(image)
             self._cache.put(key, emb, emb.nbytes)
@@ -240,8 +243,9 @@ class SamSegmenter(BoxPromptSegmenter):
     def embed_batch(self, images: list[np.ndarray]) -> list[Embedding]:
         """Embeddings of several images, those not cached encoded together in one encoder call.
 
-        The batch fills the cache, so a later :meth:`predict_masks` on any of these images
-        reuses its embedding. Equal to embedding one by one up to float rounding (~1e-5
+        The batch fills the cache, and its embeddings are also held until the next batch (whatever the cache's
+        size, even ``cache_bytes=0``), so a later :meth:`predict_masks` on any of these images reuses its
+        embedding instead of encoding it again. Equal to embedding one by one up to float rounding (~1e-5
         relative); on a CPU a batch is no faster per image (``benchmarks/scale.py``), so the
         pipeline batches only where asked to (``batch_size``).
 
@@ -259,12 +263,14 @@ class SamSegmenter(BoxPromptSegmenter):
             for k, emb in zip(todo, self._encode_batch([first[k] for k in todo])):
                 found[k] = emb
                 self._cache.put(k, emb, emb.nbytes)
+        self._held = found
         return [found[k] for k in keys]
 
     def clear_cache(self) -> None:
         """Forget every cached image embedding (the next call on any image runs the encoder)."""
         if self._cache is not None:
             self._cache.clear()
+        self._held = {}
 
     def cache_info(self) -> dict:
         """``{"hits", "misses", "encoder_calls", "bytes", "entries"}`` of the embedding cache."""

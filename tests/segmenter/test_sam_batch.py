@@ -53,6 +53,16 @@ def test_batched_pipeline_run_equals_one_by_one(mobile_sam_checkpoint, images, t
         assert (a.detections.mask != b.detections.mask).mean() < 1e-3
 
 
+def test_a_batch_is_encoded_once_even_without_a_cache(mobile_sam_checkpoint, images):
+    sam = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", output="dense", cache_bytes=0).load()
+    results = Pipeline(FakeDetector(), sam).process_batch(images)
+    assert sam.encoder_calls == len(images)  # one batched call's images, none encoded again for its boxes
+    assert all(len(dets) == 2 for dets, _ in results)
+    sam.clear_cache()  # what the batch held goes too
+    sam.predict_masks(images[0], [[5, 5, 60, 90]])
+    assert sam.encoder_calls == len(images) + 1
+
+
 def test_batch_size_auto_is_one_on_a_cpu(mobile_sam_checkpoint):
     sam = SamSegmenter(str(mobile_sam_checkpoint), device="cpu").load()
     assert resolve_batch_size("auto", sam) == 1 and resolve_batch_size("auto", BoxSegmenter()) == 1
