@@ -191,19 +191,20 @@ class Pipeline:
             strict: raise at the first failure instead of reporting it and going on.
             only: process only the files whose ``str(path)`` is in this set (``--resume``).
             batch_size: images read ahead and run through SAM's encoder together (:meth:`process_batch`);
-                1 processes each image as it comes.
+                1 processes each image as it comes; ``"auto"``: 1 on a CPU, more on a GPU
+                (:func:`~detseg.pipeline.batching.resolve_batch_size`).
 
         Inputs that cannot be read, or that the project's checks reject (a
         :class:`~detseg.errors.DetsegError`, or memory running out), yield a :class:`Frame`
         with ``error`` set and the run goes on; any other exception is a bug and propagates.
         """
-        from detseg.pipeline.batching import run_batched
+        from detseg.pipeline.batching import resolve_batch_size, run_batched
         from detseg.pipeline.sources import Source, resolve_source
 
+        size = resolve_batch_size(batch_size, self.segmenter)  # "auto" or an integer >= 1, else InputError
         src = source if isinstance(source, Source) else resolve_source(source)
         # one path for every batch size: with 1, each input is detected, segmented and yielded in turn
-        yield from run_batched(self, src, src.items(stride=stride, max_frames=max_frames, only=only),
-                               max(1, batch_size), strict)
+        yield from run_batched(self, src, src.items(stride=stride, max_frames=max_frames, only=only), size, strict)
 
 
 def stage_totals(frames_seconds: Iterable[dict]) -> dict:

@@ -204,3 +204,13 @@ def test_a_batch_the_gpu_has_no_room_for_is_encoded_image_by_image():
     results = Pipeline(FakeDetector(), segmenter).process_batch(images)
     assert segmenter.batches == 1 and all(not isinstance(r, Exception) for r in results)
     assert [len(dets) for dets, _ in results] == [2, 2, 2]
+
+
+def test_run_takes_batch_size_auto_and_refuses_nonsense():
+    from detseg.errors import InputError
+
+    pipe = Pipeline(FakeDetector(), BoxSegmenter())
+    frames = list(pipe.run([textured_image(40, 60, 1), textured_image(40, 60, 2)], batch_size="auto"))
+    assert [len(f.detections) for f in frames] == [2, 2]
+    with pytest.raises(InputError, match="batch size must be 'auto' or an integer >= 1"):
+        list(pipe.run([textured_image(40, 60, 1)], batch_size=0))
