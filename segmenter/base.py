@@ -44,7 +44,10 @@ def check_boxes(boxes, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.nda
     Raises:
         InputError: wrong shape, NaN/inf, or an inverted box (x2 < x1 or y2 < y1).
     """
-    arr = np.asarray(boxes, dtype=np.float64)
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged rows ([[1, 2, 3, 4], [5, 6]]) or non-numbers
+        raise InputError("boxes must be an (N, 4) array of numbers in xyxy pixels: rows of 4 numbers each") from None
     if arr.ndim == 1 and arr.shape[0] == 4:
         arr = arr[None]
     if arr.size == 0:

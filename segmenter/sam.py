@@ -57,6 +57,11 @@ class Embedding:
     terms: object = field(repr=False, default=None)  # box_decoder.ImageTerms, SAM / MobileSAM only
 
 
+def _whole(value) -> bool:
+    """An integer (numpy's too), not a bool, a float or a string."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 class SamSegmenter(BoxPromptSegmenter):
     """Box prompts -> masks with SAM, MobileSAM, SAM 2 or SAM 2.1 (ultralytics modules).
 
@@ -120,6 +125,8 @@ class SamSegmenter(BoxPromptSegmenter):
             raise InputError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not _whole(self.cache_bytes) or int(self.cache_bytes) < 0:
+            raise InputError(f"cache_bytes must be an integer >= 0 (0: no cache), got {self.cache_bytes!r}")
         if isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int) or self.imgsz < 256 or self.imgsz % 64:
             raise InputError(f"imgsz must be a multiple of 64 and at least 256 (SAM's default: {INPUT_SIZE}), "
                              f"got {self.imgsz!r}")
@@ -157,8 +164,8 @@ class SamSegmenter(BoxPromptSegmenter):
 
     def _chunk(self) -> int:
         if self.chunk_size != "auto":
-            if int(self.chunk_size) < 1:
-                raise InputError(f"chunk_size must be >= 1 or 'auto', got {self.chunk_size}")
+            if not _whole(self.chunk_size) or int(self.chunk_size) < 1:
+                raise InputError(f"chunk_size must be an integer >= 1 or 'auto', got {self.chunk_size!r}")
             return int(self.chunk_size)
         return {"cuda": 64, "mps": 16}.get(self._device.type, 1 if self._box_decoder is not None else 4)
 

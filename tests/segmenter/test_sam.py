@@ -276,6 +276,8 @@ def test_bf16_runs_and_roughly_agrees(mobile_sam_checkpoint):
         ([[0, 0, float("nan"), 10]], "NaN or inf"),
         ([[50, 10, 20, 40]], "inverted"),
         ([[1, 2, 3]], "shape (N, 4)"),
+        ([[1, 2, 3, 4], [5, 6]], "rows of 4 numbers each"),
+        ([["a", 2, 3, 4]], "rows of 4 numbers each"),
     ],
 )
 def test_bad_boxes_raise_clear_errors(sam, boxes, message):
@@ -357,3 +359,16 @@ def test_logits_are_streamed_chunk_by_chunk(mobile_sam_checkpoint, monkeypatch):
     masks, scores = seg.predict_masks(image, boxes)
     assert events == ["decode", "up", "up", "decode", "up", "up", "decode", "up"]
     assert masks.shape == (5, 64, 80) and scores.shape == (5,) and (scores != 0).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"chunk_size": "abc"}, "chunk_size must be an integer"),
+                                             ({"chunk_size": 2.5}, "chunk_size must be an integer"),
+                                             ({"cache_bytes": "1GB"}, "cache_bytes must be an integer >= 0"),
+                                             ({"cache_bytes": -1}, "cache_bytes must be an integer >= 0")])
+def test_a_bad_chunk_size_or_cache_size_is_one_clear_error(mobile_sam_checkpoint, kwargs, message):
+    from detseg.errors import InputError
+
+    seg = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", **kwargs)
+    with pytest.raises(InputError, match=message):
+        seg.load()
+        seg.predict_masks(np.zeros((32, 32, 3), np.uint8), [[1, 1, 20, 20]])
