@@ -95,24 +95,27 @@ class MinBoxSize:
 
 
 def _map_masks(dets: sv.Detections, fn) -> sv.Detections:
-    """Apply ``fn(mask (H, W) bool) -> mask`` to every mask, keeping dense or CompactMask storage."""
+    """Apply ``fn(mask (H, W) bool) -> mask`` to every mask, keeping dense or CompactMask storage.
+
+    ``fn`` must be local (what it does to a mask depends on the mask's pixels and their background
+    neighbours only, as filling holes and keeping the largest component do): a CompactMask's rows are
+    processed as their stored crops with a one-pixel background border, never as full frames, so memory
+    stays ~ mask area on a large photo.
+    """
+    from detseg.segmenter.base import assemble_masks
+
     if dets.mask is None or len(dets) == 0:
         return dets
-    new = np.stack([fn(np.asarray(dets.mask[i])) for i in range(len(dets))])
-    if isinstance(dets.mask, sv.CompactMask):
-        new = sv.CompactMask.from_dense(new, _mask_boxes(new), new.shape[1:])
     out = dets[np.arange(len(dets))]
-    out.mask = new
+    if isinstance(dets.mask, sv.CompactMask):
+        crops = []
+        for i in range(len(dets)):
+            x0, y0 = (int(v) for v in dets.mask.offsets[i][:2])
+            crops.append((fn(np.pad(dets.mask.crop(i), 1))[1:-1, 1:-1], (y0, x0)))
+        out.mask = assemble_masks(crops, range(len(dets)), len(dets), tuple(dets.mask.shape[1:]), compact=True)
+    else:
+        out.mask = np.stack([fn(np.asarray(dets.mask[i])) for i in range(len(dets))])
     return out
-
-
-def _mask_boxes(masks: np.ndarray) -> np.ndarray:
-    boxes = np.zeros((len(masks), 4), np.float32)
-    for i, m in enumerate(masks):
-        ys, xs = np.nonzero(m)
-        if len(xs):
-            boxes[i] = xs.min(), ys.min(), xs.max(), ys.max()
-    return boxes
 
 
 class MinMaskArea:

@@ -214,3 +214,37 @@ def test_run_takes_batch_size_auto_and_refuses_nonsense():
     assert [len(f.detections) for f in frames] == [2, 2]
     with pytest.raises(InputError, match="batch size must be 'auto' or an integer >= 1"):
         list(pipe.run([textured_image(40, 60, 1)], batch_size=0))
+
+
+@pytest.mark.parametrize("step", [FillHoles(), LargestComponent()], ids=["fill_holes", "largest_component"])
+def test_mask_steps_on_compact_masks_work_on_crops_and_equal_the_dense_result(step):
+    rng = np.random.default_rng(0)
+    masks = []
+    for _ in range(6):
+        m = np.zeros((90, 120), bool)
+        x, y = rng.integers(0, 100), rng.integers(0, 70)
+        m[y:y + 20, x:x + 20] = rng.random((20, 20))[: 90 - y, : 120 - x] > 0.35  # speckled: holes and parts
+        masks.append(m)
+    dense, compact = _with_masks(masks, False), _with_masks(masks, True)
+    a, b = step(dense), step(compact)
+    assert isinstance(b.mask, sv.CompactMask)
+    np.testing.assert_array_equal(np.asarray(a.mask), b.mask.to_dense())
+
+
+def test_mask_steps_on_a_large_photo_never_build_full_frames():
+    import tracemalloc
+
+    masks = np.zeros((3, 3000, 4000), bool)
+    for i in range(3):
+        masks[i, 100 * i:100 * i + 50, 200:260] = True
+        masks[i, 100 * i + 20, 220] = False  # a hole
+    compact = _dets(3)
+    boxes = np.array([[200, 100 * i, 259, 100 * i + 49] for i in range(3)], np.float32)  # tight crops, as SAM's
+    compact.mask = sv.CompactMask.from_dense(masks, boxes, masks.shape[1:])
+    del masks
+    tracemalloc.start()
+    filled = FillHoles()(compact)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4e6  # one 12 MB full frame per row would be 36 MB
+    assert filled.mask.crop(0)[20, 20] and filled.mask.shape == (3, 3000, 4000)
