@@ -40,7 +40,7 @@ def random_crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.nd
     as far as needed, so backgrounds are not softer than the pasted items."""
     h, w = photo.shape[:2]
     frac = rng.uniform(0.6, 1.0)
-    ch, cw = max(8, int(h * frac)), max(8, int(w * frac))
+    ch, cw = min(h, max(8, int(h * frac))), min(w, max(8, int(w * frac)))  # a photo under 8 px: all of it
     y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     crop = photo[y0:y0 + ch, x0:x0 + cw]
     scale = size / max(ch, cw)

@@ -110,6 +110,7 @@ def _cmd_synth(args) -> int:
         real_items = (str(args.real_items), str(args.real_images or args.backgrounds))
         if not Path(args.real_items).is_file():
             raise DetsegError(f"--real-items: file not found: {args.real_items}")
+        _check_real_items(Path(args.real_items))
     if args.real_repeat and not args.real_items:
         raise DetsegError("--real-repeat must be >= 0 and needs --real-items")
     summary = generate_dataset(args.out, counts, seed=args.seed, imgsz=args.imgsz, masks_as=args.coco_masks,
@@ -134,6 +135,19 @@ def _cmd_synth_video(args) -> int:
         raise DetsegError(f"synth-video: {e}") from None
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _check_real_items(path: Path) -> None:
+    """A ``--real-items`` file is a sound COCO JSON of boxes whose categories are the generator's classes."""
+    from detseg.data.coco_format import validate_coco
+    from detseg.data.synth.food_items import CLASS_NAMES
+    from detseg.data.validate import read_json
+
+    coco = validate_coco(read_json(path), path, unique_file_names=False)  # a DatasetError names the problem
+    unknown = sorted({c["name"] for c in coco["categories"]} - set(CLASS_NAMES))
+    if unknown:
+        raise DetsegError(f"--real-items {path}: categories {unknown} are not the generator's classes "
+                          f"{list(CLASS_NAMES)}")
 
 
 def _cmd_check(args) -> int:

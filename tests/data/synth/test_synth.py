@@ -202,10 +202,22 @@ def test_cli_synth_on_real_photos_with_negatives_exclusions_and_real_items(tmp_p
     (["--backgrounds", "{photos}", "--photo-fraction", "1.5"], "--photo-fraction must be in [0, 1]"),
     (["--backgrounds", "{photos}", "--real-items", "{tmp}/absent.json"], "--real-items: file not found"),
     (["--backgrounds", "{tmp}/absent"], "--backgrounds:"),
+    (["--backgrounds", "{photos}", "--real-items", "{tmp}/biscuit.json"],
+     "categories ['biscuit'] are not the generator's classes"),
+    (["--backgrounds", "{photos}", "--real-items", "{tmp}/list.json"], "expected a COCO"),
+    (["--backgrounds", "{photos}", "--real-items", "{tmp}/unknown-id.json"], "category_id 9 is not in categories"),
 ])
 def test_cli_synth_real_photo_flags_fail_in_one_line(tmp_path, capsys, photo_folder, args, message):
     from detseg.pipeline.cli import main
 
+    labels = {"images": [{"id": 1, "file_name": "p0.jpg", "width": 180, "height": 120}],
+              "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [30, 20, 60, 50]}],
+              "categories": [{"id": 2, "name": "biscuit"}]}
+    (tmp_path / "biscuit.json").write_text(json.dumps(labels))
+    (tmp_path / "list.json").write_text("[]")
+    labels["categories"][0]["name"] = "cookie"
+    labels["annotations"][0]["category_id"] = 9
+    (tmp_path / "unknown-id.json").write_text(json.dumps(labels))
     args = [a.format(photos=photo_folder, tmp=tmp_path) for a in args]
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "2", *args]) == 2
     err = capsys.readouterr().err
@@ -239,3 +251,11 @@ def test_synth_refuses_a_folder_that_is_not_a_synth_dataset(tmp_path):
     with pytest.raises(InputError, match="not empty"):
         generate_dataset(tmp_path / "photos", {"train": 1}, seed=1, imgsz=64, progress=False)
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["holiday.jpg"]
+
+
+def test_a_background_photo_smaller_than_a_crop_is_used_whole():
+    from detseg.data.synth.composite import random_crop
+
+    tiny = np.full((5, 5, 3), 200, np.uint8)
+    crop = random_crop(np.random.default_rng(0), tiny, 64)
+    assert crop.shape == (64, 64, 3) and (crop == 200).all()  # all of it, resized up (was a crash)
