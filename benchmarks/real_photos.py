@@ -30,7 +30,7 @@ def make_segmenter(name: str):
         return EllipseSegmenter()
     if name == "grabcut":
         return GrabCutSegmenter()
-    return SamSegmenter(name, output="dense")
+    return SamSegmenter(name, output="dense").load()  # loaded here: ms/box times masks, not reading the checkpoint
 
 
 def main(argv=None) -> int:
