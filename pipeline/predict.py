@@ -456,8 +456,8 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
     writer = OutputWriter(out, class_names, save_masks=options.save_masks, categories=options.categories,
                           root=src.root)
     video = src.is_video
-    # the tracker's time step is the processed frames': with --stride 3 its lost-track buffer still means seconds
-    tracking = tracking_for(pipeline, src.files[0], options.track, fps=src.video.fps / stride) if video else None
+    # the tracker is given each frame's own number and the video's rate: its clock is the video's, whatever --stride
+    tracking = tracking_for(pipeline, src.files[0], options.track, fps=src.video.fps) if video else None
     parts, failures, seconds, skipped = [], [], [], 0
     start = time.perf_counter()
     total = None if video else (len(src.files) if src.kind != "arrays" else len(src.arrays))

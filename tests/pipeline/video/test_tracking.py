@@ -249,7 +249,7 @@ def test_the_sequence_length_is_the_last_frame_named_not_the_number_of_frames_li
     assert frame_count({"images": [{"id": f} for f in range(1, 31)]}, rows, rows) == 30
 
 
-def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path):
+def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path, monkeypatch):
     from detseg.pipeline.evaluation.track_eval import evaluate_video
 
     class EveryOther(GroundTruthDetector):
@@ -259,10 +259,18 @@ def test_evaluation_scores_only_the_frames_a_strided_run_saw(clip_dir, tmp_path)
             return dets
 
     clip = render_video_frames(**CLIP)
+    seen, update = [], Tracker.update
+
+    def clock(self, detections, frame_index):
+        seen.append(frame_index / self.fps)
+        return update(self, detections, frame_index)
+
+    monkeypatch.setattr(Tracker, "update", clock)
     summary = run_predict(Pipeline(EveryOther(clip), BoxSegmenter()), clip_dir / "video.mp4", tmp_path,
                           RunOptions(progress=False, track=True, stride=2))
     fps = video_info(clip_dir / "video.mp4")["fps"]
-    assert summary["tracking"]["fps"] == fps / 2  # the tracker's step: a processed frame
+    assert seen[:3] == pytest.approx([0.0, 2 / fps, 4 / fps])  # the tracker's clock is the video's, in seconds
+    assert summary["tracking"]["fps"] == fps
     report = evaluate_video(clip_dir, tmp_path)
     assert report["frames_not_run"] == CLIP["frames"] // 2
     assert report["MOTA"] > 0.85 and report["HOTA"] > 0.8 and report["box"]["AP50"] > 0.8  # no misses charged
