@@ -52,7 +52,16 @@ def run_batched(pipeline, src, items: Iterable, batch_size: int, strict: bool) -
     Failures are reported as :meth:`Pipeline.run` reports them (a frame with ``error``), or
     raised at the failed input with ``strict``.
     """
+    from detseg.errors import DetsegError
+    from detseg.images import as_bgr8
+
     for chunk in chunks(items, batch_size):
+        for item in chunk:  # the frame carries the image the pipeline saw (an array may be gray, BGRA, 16-bit)
+            if not item.error:
+                try:
+                    item.image = as_bgr8(item.image)
+                except DetsegError as e:
+                    item.image, item.error = None, f"{type(e).__name__}: {e}"
         good = [item for item in chunk if not item.error]
         results = dict(zip((id(item) for item in good), pipeline.process_batch([item.image for item in good])))
         for item in chunk:

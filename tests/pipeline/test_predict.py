@@ -452,3 +452,17 @@ def test_resume_refuses_other_mask_outputs_and_ids_and_never_counts_an_earlier_r
         run_predict(Pipeline(StopsAfterOne(), BoxSegmenter()), image_folder, out, other)
     again = run_predict(_pipe(), image_folder, out, replace(other, exist_ok=False, resume=True))
     assert again["resumed_skipped"] == 1 and again["processed"] == first["processed"]
+
+
+def test_gray_bgra_and_16_bit_arrays_are_written_as_the_pipeline_saw_them(tmp_path):
+    gray = textured_image(60, 80, 1)[..., 0]
+    bgra = np.dstack([textured_image(60, 80, 2), np.full((60, 80), 255, np.uint8)])
+    deep = textured_image(60, 80, 3).astype(np.uint16) * 257
+    summary = run_predict(_pipe(), [gray, bgra, deep, np.zeros((0, 0, 3), np.uint8)], tmp_path / "out",
+                          RunOptions(progress=False))
+    assert summary["processed"] == 3 and len(summary["failed"]) == 1  # the empty array: its own error, the run goes on
+    for i in range(3):
+        annotated = cv2.imread(str(tmp_path / "out" / "annotated" / f"array_{i:06d}.jpg"))
+        assert annotated.shape == (60, 80, 3)
+    deep_jpg = cv2.imread(str(tmp_path / "out" / "annotated" / "array_000002.jpg")).astype(int)
+    assert abs(deep_jpg[50:, :5].mean() - (deep[50:, :5] // 257).mean()) < 8  # scaled to 8 bits, not saturated
