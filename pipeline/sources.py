@@ -138,8 +138,10 @@ class Source:
                 elif item is None:
                     yield SourceItem(i, "", None, "input is None, expected an image array or a path",
                                      name=f"array_{i:06d}")
-                else:
+                elif isinstance(item, (str, os.PathLike)):
                     yield _read_item(i, Path(item), self.names[str(Path(item))])
+                else:  # a PIL image is converted where every input is (batching); anything else fails there
+                    yield SourceItem(i, "", item, name=f"array_{i:06d}")
             return
         for i, path in enumerate(self.files):
             if only is None or str(path) in only:

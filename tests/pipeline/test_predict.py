@@ -466,3 +466,11 @@ def test_gray_bgra_and_16_bit_arrays_are_written_as_the_pipeline_saw_them(tmp_pa
         assert annotated.shape == (60, 80, 3)
     deep_jpg = cv2.imread(str(tmp_path / "out" / "annotated" / "array_000002.jpg")).astype(int)
     assert abs(deep_jpg[50:, :5].mean() - (deep[50:, :5] // 257).mean()) < 8  # scaled to 8 bits, not saturated
+
+
+def test_a_list_may_hold_pil_images_and_anything_else_is_that_items_failure(tmp_path):
+    pil = Image.fromarray(textured_image(60, 80, 4)[..., ::-1])  # RGB, as PIL holds it
+    summary = run_predict(_pipe(), [pil, 42], tmp_path / "out", RunOptions(progress=False))
+    assert summary["processed"] == 1 and len(summary["failed"]) == 1
+    assert "got int" in summary["failed"][0]["error"]
+    assert cv2.imread(str(tmp_path / "out" / "annotated" / "array_000000.jpg")).shape == (60, 80, 3)
