@@ -37,6 +37,7 @@ _NOT_INPUTS = (".txt", ".json", ".yaml", ".yml", ".md", ".csv")  # files a folde
 #: extension of at most 5 bytes (``.json``), written through a temporary ``.NAME.EXT.detseg-XXXX.part``
 #: (XXXX: a pid or 8 random characters): 1 + 200 + 5 + 8 + 10 + 9 (``.part.mp4``) = 233 bytes at most,
 #: within the 255-byte file name limit of common file systems, with room to spare.
+MAX_FPS = 240  # a video rate above this is a container's guess, not a frame rate
 MAX_NAME_BYTES = 200
 _HASH_CHARS = 8  # hex digits of the SHA-1 that ends a shortened name
 _FRAME_DIGITS = 12  # room kept after a video's name for "_" and its frame number
@@ -342,8 +343,10 @@ def _probe_video(path: Path) -> VideoProperties:
     finally:
         cap.release()
     info = sv.VideoInfo.from_video_path(str(path))
-    fps = info.fps if info.fps and info.fps > 0 else 30.0
-    return VideoProperties(float(fps), int(info.width), int(info.height), int(info.total_frames or 0))
+    # a container without an average rate (browser-recorded WebM) makes OpenCV report a guess such as 1000 fps
+    # and a negative frame count: both are taken as unknown (30 fps, as when the container does not say)
+    fps = info.fps if info.fps and 0 < info.fps <= MAX_FPS else 30.0
+    return VideoProperties(float(fps), int(info.width), int(info.height), max(0, int(info.total_frames or 0)))
 
 
 def video_info(path) -> dict:

@@ -474,3 +474,23 @@ def test_a_list_may_hold_pil_images_and_anything_else_is_that_items_failure(tmp_
     assert summary["processed"] == 1 and len(summary["failed"]) == 1
     assert "got int" in summary["failed"][0]["error"]
     assert cv2.imread(str(tmp_path / "out" / "annotated" / "array_000000.jpg")).shape == (60, 80, 3)
+
+
+def test_a_video_whose_container_guesses_its_rate_is_read_at_30_fps_with_no_frame_count(tmp_path, monkeypatch):
+    import supervision as sv
+
+    from detseg.pipeline.sources import resolve_source
+
+    video = _video(tmp_path / "clip.mp4")
+    real = sv.VideoInfo.from_video_path
+
+    def webm_like(path):  # what OpenCV reports for a WebM without an average frame rate
+        info = real(path)
+        return sv.VideoInfo(width=info.width, height=info.height, fps=1000, total_frames=-9223372036854775807)
+
+    monkeypatch.setattr(sv.VideoInfo, "from_video_path", staticmethod(webm_like))
+    src = resolve_source(video)
+    assert (src.video.fps, src.video.frames) == (30.0, 0)
+    summary = run_predict(_pipe(), video, tmp_path / "out", RunOptions(progress=False))
+    assert summary["processed"] == 9 and summary["failed"] == []  # no "truncated" failure from a bogus count
+    assert video_info(tmp_path / "out" / "annotated.mp4")["fps"] == 30.0
