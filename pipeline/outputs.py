@@ -250,6 +250,7 @@ class OutputWriter:
         of its files under ``out``."""
         self.out = Path(out)
         self.root = Path(root).resolve() if root is not None else None
+        self.given_root = Path(root) if root is not None else None
         self.class_names = class_names
         self.save_masks = save_masks
         self.categories, self.category_ids = coco_categories(class_names, categories)
@@ -356,10 +357,12 @@ class OutputWriter:
     def _file_name(self, path: str) -> str:
         """``path`` relative to the source folder (POSIX separators), or its base name outside one."""
         if self.root is not None:
-            try:
-                return Path(path).resolve().relative_to(self.root).as_posix()
-            except ValueError:
-                pass
+            for mine, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(self.given_root))),
+                               (Path(path).resolve(), self.root)):  # a symlinked subfolder: named where it lies
+                try:
+                    return mine.relative_to(base).as_posix()
+                except ValueError:
+                    pass
         return Path(path).name
 
     def finalize(self, parts: list[dict], summary: dict) -> None:

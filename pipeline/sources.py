@@ -185,6 +185,17 @@ def fit_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
     return f"{''.join(kept)}_{digest}"
 
 
+def _relative(path: Path, root: Path) -> Path:
+    """``path`` under ``root`` as found there (a file in a symlinked subfolder is ``sub/x.jpg``, not where the
+    link points), else as resolved, else its base name."""
+    for mine, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        try:
+            return mine.relative_to(base)
+        except ValueError:
+            pass
+    return Path(path.name)
+
+
 def unique_names(files: list[Path], root: Path | None, reserved=()) -> dict[str, str]:
     """``str(file) -> flat output name``, unique by construction (compared by :func:`name_key`, so
     case-insensitively) and at most :data:`MAX_NAME_BYTES` UTF-8 bytes (:func:`fit_name`).
@@ -203,10 +214,7 @@ def unique_names(files: list[Path], root: Path | None, reserved=()) -> dict[str,
     for f in files:
         if str(f) in entries:
             continue
-        try:
-            rel = f.resolve().relative_to(root.resolve()) if root is not None else Path(f.name)
-        except ValueError:
-            rel = Path(f.name)
+        rel = _relative(f, root) if root is not None else Path(f.name)
         stem = "__".join(rel.with_suffix("").parts) or "_"
         entries[str(f)] = ((rel.as_posix(), str(f)), stem, rel.suffix.lstrip(".").lower())
     taken = {name_key(r) for r in reserved}

@@ -208,3 +208,24 @@ def test_colliding_and_over_long_inputs_all_get_outputs_and_image_ids(tmp_path):
     assert all(nbytes(s) <= MAX_NAME_BYTES for s in dataset)
     again = run_predict(Pipeline(FakeDetector(), BoxSegmenter()), folder, out, RunOptions(progress=False, resume=True))
     assert again["resumed_skipped"] == len(relatives)
+
+
+def test_files_in_symlinked_subfolders_are_named_where_they_lie(tmp_path):
+    from detseg.pipeline import Pipeline
+    from detseg.pipeline.predict import RunOptions, run_predict
+    from detseg.segmenter import BoxSegmenter
+    from tests.helpers import FakeDetector, textured_image
+
+    disk = tmp_path / "disk"
+    for split in ("train", "val"):
+        (disk / split).mkdir(parents=True)
+        cv2.imwrite(str(disk / split / "0001.jpg"), textured_image(40, 60, len(split)))
+    images = tmp_path / "images"
+    images.mkdir()
+    for split in ("train", "val"):
+        (images / split).symlink_to(disk / split, target_is_directory=True)
+    src = resolve_source(images)
+    assert sorted(src.names.values()) == ["train__0001", "val__0001"]  # not 0001_jpg_1 / _2 by sort order
+    run_predict(Pipeline(FakeDetector(), BoxSegmenter()), images, tmp_path / "out", RunOptions(progress=False))
+    listed = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    assert sorted(im["file_name"] for im in listed) == ["train/0001.jpg", "val/0001.jpg"]
