@@ -29,7 +29,7 @@ from detseg.errors import DatasetError, InputError
 from detseg.pipeline.autolabel import DatasetWriter, MinMaskScore
 from detseg.pipeline.core import Pipeline, stage_totals
 from detseg.pipeline.outputs import OutputWriter
-from detseg.pipeline.sources import Source, resolve_source
+from detseg.pipeline.sources import Source, relative_in, resolve_source
 from detseg.pipeline.video.tracked import tracking_for
 from detseg.video_writer import VideoWriter
 
@@ -138,12 +138,7 @@ def _assign_image_ids(src, image_ids: dict[str, int], kept: dict[str, int] | Non
         name = src.names[str(path)]
         if name in kept:
             continue
-        relative = None
-        if src.root is not None:
-            try:
-                relative = Path(path).resolve().relative_to(Path(src.root).resolve()).as_posix()
-            except ValueError:
-                pass
+        relative = relative_in(Path(path), Path(src.root)).as_posix() if src.root is not None else None
         given = image_ids.get(relative) if relative in image_ids else base_id.get(Path(path).name)
         if given is not None and given not in used:
             ids[name] = given

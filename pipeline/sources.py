@@ -185,7 +185,7 @@ def fit_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
     return f"{''.join(kept)}_{digest}"
 
 
-def _relative(path: Path, root: Path) -> Path:
+def relative_in(path: Path, root: Path) -> Path:
     """``path`` under ``root`` as found there (a file in a symlinked subfolder is ``sub/x.jpg``, not where the
     link points), else as resolved, else its base name."""
     for mine, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
@@ -214,7 +214,7 @@ def unique_names(files: list[Path], root: Path | None, reserved=()) -> dict[str,
     for f in files:
         if str(f) in entries:
             continue
-        rel = _relative(f, root) if root is not None else Path(f.name)
+        rel = relative_in(f, root) if root is not None else Path(f.name)
         stem = "__".join(rel.with_suffix("").parts) or "_"
         entries[str(f)] = ((rel.as_posix(), str(f)), stem, rel.suffix.lstrip(".").lower())
     taken = {name_key(r) for r in reserved}
