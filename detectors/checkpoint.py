@@ -4,6 +4,7 @@ training, validation and export, and for the tools that rewrite a trained detect
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -20,10 +21,14 @@ def load(path: str | Path):
     """
     from ultralytics.nn.tasks import load_checkpoint
 
+    from detseg.pickle_scan import check_weights_file, restricted_loading
+
     if not Path(path).is_file():
         raise WeightsError(f"{path}: checkpoint not found")
+    check_weights_file(path, "{path} is not an ultralytics checkpoint")
     try:
-        return load_checkpoint(path)
+        with restricted_loading():
+            return load_checkpoint(path)
     except Exception as e:  # a file that is not an ultralytics checkpoint
         raise WeightsError(f"{path}: not an ultralytics checkpoint ({type(e).__name__}: {e})") from None
 
@@ -49,11 +54,12 @@ def load_yolo(path, tasks: tuple[str, ...] = ("detect", "segment")):
     """An ultralytics YOLO model from a ``.pt`` or ``.yaml``, or one clear WeightsError."""
     from ultralytics import YOLO
 
-    from detseg.pickle_scan import check_weights_file
+    from detseg.pickle_scan import check_weights_file, restricted_loading
 
     check_weights_file(path, NOT_YOLO)
     try:
-        model = YOLO(str(path))
+        with restricted_loading() if str(path).endswith((".pt", ".pth")) else contextlib.nullcontext():
+            model = YOLO(str(path))
     except Exception as e:  # ultralytics raises many types for a bad, foreign or half-downloaded file
         raise WeightsError(f"{NOT_YOLO.format(path=path)} ({load_error(e)})") from None
     if model.task not in tasks:

@@ -78,7 +78,10 @@ def read_tensors(path: str | Path) -> dict:
         try:
             from ultralytics.nn.tasks import torch_safe_load
 
-            obj, _ = torch_safe_load(str(path))
+            from detseg.pickle_scan import restricted_loading
+
+            with restricted_loading():
+                obj, _ = torch_safe_load(str(path))
         except Exception as e:
             raise WeightsError(f"cannot read {path} as a state dict or checkpoint ({type(e).__name__})") from None
     return _tensors_of(obj, path)

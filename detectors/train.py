@@ -28,6 +28,7 @@ from detseg.atomic import atomic_write_json, atomic_write_text
 from detseg.detectors.checkpoint import NOT_YOLO, load_yolo
 from detseg.detectors.model_configs import is_derived, resolve_model_config
 from detseg.errors import DatasetError, InputError, WeightsError
+from detseg.pickle_scan import restricted_loading
 
 
 @dataclass
@@ -258,7 +259,8 @@ def train(
         # takes the overrides it allows on resume (time, workers, batch, ...) and names the ones it ignores
         data_yaml = out / "data.yaml"  # the run's own resolved copy, which moves with the folder
         where = {"save_dir": str(out), **({"data": str(data_yaml)} if data_yaml.is_file() else {})}
-        with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
+        # the trainer loads last.pt again: in ultralytics' restricted mode, as load_yolo did
+        with keep_torch_threads(yolo, "on_train_start"), offline_fonts(), restricted_loading():
             given = {k: v for k, v in (("imgsz", imgsz), ("batch", batch), ("workers", workers), ("plots", plots))
                      if v is not None}  # what ultralytics lets a resumed run change, where the caller set it
             final = yolo.train(resume=True, device=resolve_device(device), **given, **where, **overrides)
@@ -308,9 +310,7 @@ def _init_from(model, init, data_yaml: Path, out: Path) -> Path:
 
 
 def _task_of(weights: Path) -> str:
-    from ultralytics import YOLO
-
-    return YOLO(str(weights)).task
+    return load_yolo(weights).task
 
 
 def metrics_summary(metrics: dict) -> str:

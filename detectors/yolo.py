@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +174,11 @@ class YoloDetector:
             hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
             path = resolve_weights(self.weights, hint=hint, unreadable="{path} is not a loadable ultralytics model")
             fixed = None
+        from detseg.pickle_scan import restricted_loading
+
         try:
-            model = YOLO(str(path))
+            with restricted_loading() if fixed is None else contextlib.nullcontext():
+                model = YOLO(str(path))
         except Exception as e:  # ultralytics raises many types for a bad file
             raise WeightsError(f"{path} is not a loadable ultralytics model ({load_error(e)})") from None
         if model.task not in ("detect", "segment"):

@@ -9,12 +9,19 @@ checkpoints contain: ultralytics and ``torch.nn`` classes (classes only, not fun
 ``ultralytics.utils.checks.check_requirements``) and a few plain containers. A file that is not a
 torch zip archive (a raw or legacy pickle) is refused too: ultralytics writes zip archives.
 
-``DETSEG_TRUST_WEIGHTS=1`` (what ``--trust-weights`` sets for the detseg process) skips the check,
-for a file you made or trust.
+The scan names what a file imports, not what it does with it: a file may *call* an allowed ultralytics class
+(``DetectionModel(cfg)``, whose model builder evaluates the config's ``activation`` string) instead of rebuilding
+a saved object. So detseg also loads ultralytics checkpoints in ultralytics' restricted mode
+(:func:`restricted_loading`: ``torch.load(weights_only=True)`` with ultralytics' allow-list of model classes, and
+models built without ``eval``), which refuses such a file.
+
+``DETSEG_TRUST_WEIGHTS=1`` (what ``--trust-weights`` sets for the detseg process) skips both, for a file you made or
+trust.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from pathlib import Path
@@ -33,6 +40,24 @@ _EXACT = frozenset({
     "numpy._core.multiarray.scalar", "torch.Size", "torch.device", "torch.dtype", "torch.float16", "torch.float32",
     "torch.bfloat16", "torch.int64", "torch.uint8", "torch.bool",
 })
+
+
+@contextlib.contextmanager
+def restricted_loading():
+    """ultralytics' restricted checkpoint loading for the duration (``ULTRALYTICS_SAFE_LOAD`` for this block only):
+    known model classes rebuilt with ``weights_only=True`` and no ``eval`` while a model is built. Nothing changes
+    when :func:`trusted`. Restored on exit."""
+    if trusted():
+        yield
+        return
+    import ultralytics.nn.tasks as tasks
+
+    before = tasks.SAFE_LOAD
+    tasks.SAFE_LOAD = True
+    try:
+        yield
+    finally:
+        tasks.SAFE_LOAD = before
 
 
 def trusted() -> bool:

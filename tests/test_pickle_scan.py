@@ -142,3 +142,36 @@ def test_a_file_is_scanned_once_until_it_changes(tiny_weights, tmp_path, monkeyp
     weights.write_bytes(weights.read_bytes() + b"\0")  # changed: scanned again
     pickle_scan.check_weights_file(weights)
     assert len(calls) == 2
+
+
+class _CallsDetectionModel:
+    """Calls an allowed ultralytics class instead of rebuilding a saved object: its model builder evaluates
+    the config's ``activation`` string, so the file runs code although it imports only ultralytics names."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        from ultralytics.nn.tasks import DetectionModel
+
+        cfg = {"nc": 1, "activation": f"__import__('pathlib').Path({self.marker!r}).touch() or torch.nn.SiLU()",
+               "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[-1, 1, "Detect", ["nc"]]]}
+        return DetectionModel, (cfg,)
+
+
+def test_a_checkpoint_that_calls_an_ultralytics_class_runs_nothing(tmp_path, monkeypatch):
+    from detseg.detectors import YoloDetector
+    from detseg.detectors.checkpoint import load, load_yolo
+
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = tmp_path / "pwned"
+    path = tmp_path / "calls.pt"
+    torch.save({"model": _CallsDetectionModel(marker), "train_args": {}}, path)
+    assert unsafe_globals(path) == []  # the global scan alone lets it through: only ultralytics names
+    for loader in (load_yolo, load, lambda p: YoloDetector(p, device="cpu").load()):
+        with pytest.raises(WeightsError):
+            loader(path)
+        assert not marker.exists(), loader  # ultralytics' restricted mode built it without eval: refused
+    import ultralytics.nn.tasks as tasks
+
+    assert tasks.SAFE_LOAD is False  # restored after each load
