@@ -22,7 +22,6 @@ goes there, so a tiny set still trains.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -37,7 +36,7 @@ import yaml
 
 from detseg.atomic import atomic_write_bytes, atomic_write_text, place_file
 from detseg.errors import InputError
-from detseg.pipeline.sources import fit_name, name_key
+from detseg.pipeline.sources import fit_name, name_key, relative_in
 
 #: what ultralytics' loader reads (ultralytics.data.utils.IMG_FORMATS, the ones detseg reads too)
 TRAINABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -136,13 +135,7 @@ class DatasetWriter:
         """The path under the source folder as written (a symlink inside it is named where it lies, not where
         it points: a folder of links to one shared store keeps ``a/IMG_1.jpg`` and ``b/IMG_1.jpg`` apart),
         else where it resolves to, else its file name."""
-        p = Path(path)
-        if self.root is not None:
-            for mine, root in ((Path(os.path.abspath(p)), Path(os.path.abspath(self.root))),
-                               (p.resolve(), self.root.resolve())):
-                with contextlib.suppress(ValueError):
-                    return mine.relative_to(root).as_posix()
-        return p.name
+        return relative_in(Path(path), self.root).as_posix() if self.root is not None else Path(path).name
 
     def _stem(self, relative: str, suffix: str) -> str:
         """A stem no earlier entry has, compared case-insensitively, shortened as predict's names are."""

@@ -29,6 +29,7 @@ from detseg.data.yolo_format import yolo_line
 from detseg.errors import DatasetError, InputError
 from detseg.keys import CLASS_NAME
 from detseg.pipeline.evaluation.metrics import result_entry
+from detseg.pipeline.sources import relative_in
 
 # Distinct colours (Sasha Trubetskoy's list), one per class id, told apart on food photos
 PALETTE = sv.ColorPalette.from_hex(["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
@@ -249,8 +250,7 @@ class OutputWriter:
         (``a/x.jpg`` and ``b/x.jpg`` stay apart, as COCO allows folders), ``output_name`` the flat name
         of its files under ``out``."""
         self.out = Path(out)
-        self.root = Path(root).resolve() if root is not None else None
-        self.given_root = Path(root) if root is not None else None
+        self.root = Path(root) if root is not None else None
         self.class_names = class_names
         self.save_masks = save_masks
         self.categories, self.category_ids = coco_categories(class_names, categories)
@@ -355,15 +355,8 @@ class OutputWriter:
         return part
 
     def _file_name(self, path: str) -> str:
-        """``path`` relative to the source folder (POSIX separators), or its base name outside one."""
-        if self.root is not None:
-            for mine, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(self.given_root))),
-                               (Path(path).resolve(), self.root)):  # a symlinked subfolder: named where it lies
-                try:
-                    return mine.relative_to(base).as_posix()
-                except ValueError:
-                    pass
-        return Path(path).name
+        """``path`` relative to the source folder (POSIX separators; :func:`relative_in`), or its base name."""
+        return relative_in(Path(path), self.root).as_posix() if self.root is not None else Path(path).name
 
     def finalize(self, parts: list[dict], summary: dict) -> None:
         """predictions.json, images.json and summary.json from the parts (in input order).

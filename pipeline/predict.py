@@ -125,8 +125,6 @@ def _assign_image_ids(src, image_ids: dict[str, int], kept: dict[str, int] | Non
     relative to the source folder (``sub/x.jpg``), or by base name where only one of the dataset's file names
     has it; the rest get fresh ids above all of the dataset's.
     """
-    from collections import Counter
-
     kept = kept or {}
     ids = dict(kept)
     taken = set(image_ids.values()) | set(kept.values())

@@ -86,6 +86,16 @@ def _tiny() -> dict:
                             {"id": 3, "image_id": 3, "category_id": 2, "bbox": [0, 0, 100, 50], "iscrowd": 1}]}
 
 
+@pytest.fixture
+def photos(tmp_path):
+    """Stand-ins for the four photos of :func:`_tiny` (the YOLO view only links them)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in "abcd":
+        (folder / f"{n}.jpg").write_bytes(b"jpeg")
+    return folder
+
+
 @pytest.mark.parametrize("break_it, message", [
     (lambda c: c["annotations"][0].update(bbox=[90, 10, 20, 20]), "not inside"),
     (lambda c: c["annotations"][0].update(bbox=[10, 10, 0, 20]), "not inside"),
@@ -115,11 +125,7 @@ def test_load_boxes_names_the_file_and_problem(tmp_path):
         load_boxes(tmp_path / "t.json")
 
 
-def test_yolo_view_keeps_detector_classes_drops_muffins_and_crowds(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for n in "abcd":
-        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+def test_yolo_view_keeps_detector_classes_drops_muffins_and_crowds(tmp_path, photos):
     counts = write_yolo_split(_tiny(), photos, tmp_path / "yolo", "train")
     assert counts == {"images": 2, "boxes": 1, "negatives": 1, "skipped_crowd": 1}
     assert (tmp_path / "yolo" / "labels" / "a.txt").read_text() == "2 0.200000 0.400000 0.200000 0.400000\n"
@@ -131,11 +137,7 @@ def test_yolo_view_keeps_detector_classes_drops_muffins_and_crowds(tmp_path):
         write_yolo_split(_tiny(), tmp_path / "nowhere", tmp_path / "yolo2", "train")
 
 
-def test_yolo_view_with_a_class_map_trains_muffins_as_their_own_class(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for n in "abcd":
-        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+def test_yolo_view_with_a_class_map_trains_muffins_as_their_own_class(tmp_path, photos):
     counts = write_yolo_split(_tiny(), photos, tmp_path / "yolo", "train", class_of={"cupcake": 2, "muffin": 3})
     assert counts == {"images": 2, "boxes": 2, "negatives": 1, "skipped_crowd": 1}
     assert (tmp_path / "yolo" / "labels" / "a.txt").read_text().splitlines() == [
@@ -200,11 +202,7 @@ def test_a_box_file_that_is_not_an_object_is_refused(tmp_path):
         load_boxes(tmp_path / "b.json")
 
 
-def test_yolo_view_written_again_drops_photos_no_longer_in_it(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for n in "abcd":
-        (photos / f"{n}.jpg").write_bytes(b"jpeg")
+def test_yolo_view_written_again_drops_photos_no_longer_in_it(tmp_path, photos):
     out = tmp_path / "yolo"
     write_yolo_split(_tiny(), photos, out, "train")
     (out / "images" / "mine.jpg").write_bytes(b"a user's own file")
