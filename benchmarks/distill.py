@@ -35,7 +35,9 @@ Prints the table and the targets (student AP >= 0.85x teacher at >= 10x its imag
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -124,6 +126,26 @@ def _throughputs(specs: dict, image_paths: list, repeats: int = 3, warmup: int =
     return {name: len(image_paths) / s for name, s in best.items()}
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _reusable(folder: Path, inputs: dict, made: str) -> bool:
+    """Whether ``folder`` holds what ``inputs`` make: its ``made`` path exists and the record beside it
+    (``<folder>.inputs.json``) names the same inputs. Otherwise the folder is removed (an earlier run's data
+    made with other arguments is never reused) and the record is written for the run about to make it."""
+    stamp = folder.with_name(folder.name + ".inputs.json")
+    try:
+        same = json.loads(stamp.read_text()) == inputs and (folder / made).exists()
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(inputs, indent=2) + "\n")
+    return same
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="unlabelled images the teacher labels")
@@ -166,7 +188,7 @@ def main(argv=None) -> int:
     work = Path(args.work).resolve()
     report = {"args": vars(args), "command": " ".join(["python", *sys.argv]), "torch_threads": torch.get_num_threads()}
     test = work / "test"
-    if not (test / "data.yaml").is_file():
+    if not _reusable(test, {"test": args.test, "seed": args.seed_test, "imgsz": args.imgsz}, "data.yaml"):
         generate_dataset(test, {"test": args.test}, seed=args.seed_test, imgsz=args.imgsz, workers=2)
 
     def teacher(conf):
@@ -175,9 +197,14 @@ def main(argv=None) -> int:
     student_weights = Path(args.student) if args.student else None
     if student_weights is None:
         pool = work / "pool"
-        if not (pool / "images" / "train").is_dir():
+        pool_inputs = {"n": args.n, "seed": args.seed_train, "imgsz": args.imgsz}
+        if not _reusable(pool, pool_inputs, "data.yaml"):  # written last
             generate_dataset(pool, {"train": args.n}, seed=args.seed_train, imgsz=args.imgsz, workers=2)
         labelled = work / "teacher-dataset"
+        # the labels are the teacher's on this pool: another pool or teacher labels afresh
+        label_inputs = {"pool": pool_inputs, "teacher_sha256": _sha256(TEACHER_WEIGHTS)}
+        if not _reusable(labelled, label_inputs, "data.yaml"):
+            shutil.rmtree(work / "teacher-predict", ignore_errors=True)
         t = time.perf_counter()
         summary = run_predict(teacher(0.25), pool / "images" / "train", work / "teacher-predict",
                               RunOptions(save_dataset=labelled, val_fraction=0.1, resume=labelled.is_dir()))

@@ -233,3 +233,20 @@ def test_round13_rule_needs_a_margin_and_no_worse_figure():
     assert improving == [[0.35, 0.25, 0.35], [0.4, 0.35, 0.35]]  # 12.4 target errors before 13.4
     assert rows[0]["target_errors"] == pytest.approx((30 - 18) + (0.6 * 69 - 41))
     assert rows[1]["target_errors"] == pytest.approx((27 - 18) + (0.6 * 69 - 37))
+
+
+def test_distill_reuses_a_work_folder_only_when_it_was_made_with_the_same_arguments(tmp_path):
+    distill = _benchmark_module("distill")
+    pool = tmp_path / "work" / "pool"
+    assert not distill._reusable(pool, {"n": 10, "seed": 21}, "data.yaml")  # nothing there yet
+    (pool / "images").mkdir(parents=True)
+    (pool / "data.yaml").write_text("path: .\n")
+    assert distill._reusable(pool, {"n": 10, "seed": 21}, "data.yaml")
+    assert (pool / "data.yaml").is_file()
+    # another --n: the earlier pool is removed, not labelled and trained on again
+    assert not distill._reusable(pool, {"n": 20, "seed": 21}, "data.yaml")
+    assert not pool.exists()
+    # the same arguments, but the earlier run stopped before it finished (data.yaml is written last)
+    (pool / "images").mkdir(parents=True)
+    assert not distill._reusable(pool, {"n": 20, "seed": 21}, "data.yaml")
+    assert not pool.exists()
