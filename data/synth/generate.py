@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import warnings
 from pathlib import Path
 
 import cv2
@@ -29,6 +31,12 @@ from detseg.errors import InputError
 from detseg.video_writer import VideoWriter
 
 SPLITS = ("train", "val", "test")
+# 2 (2026-12-08): each background photo belongs to one split (background_split), the photo-or-synthetic draw
+# has a stream of its own, real cut-outs go into train only. Datasets made with --backgrounds by version 1
+# (detseg up to commit dd1746a) differ from version 2's; pure synthetic ones have the same images and labels.
+GENERATOR_VERSION = 2
+# shares of the background photos each split draws from (by a hash of the file name; see background_split)
+BACKGROUND_SHARES = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 def render_scene(rng: np.random.Generator, height: int = 640, width: int = 640) -> Scene:
     """Render one photo-like scene of 1 to 25 food items.
 
@@ -109,20 +117,47 @@ def _photo_rng(seed: int, split: str, index: int, stream: int) -> np.random.Gene
     return np.random.default_rng([seed, SPLITS.index(split), index, stream])
 
 
+def background_split(name: str) -> str:
+    """The split a background photo is drawn for, from its file name alone (sha256 into
+    :data:`BACKGROUND_SHARES`): the same photo lands in the same split whatever the seed, the other photos or
+    the splits one call makes, so a photo behind a ``val`` composite is never behind a ``train`` one, in this
+    dataset or in another made from the same folder."""
+    u = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") / 2**64
+    for split, share in BACKGROUND_SHARES:
+        if u < share:
+            return split
+        u -= share
+    return BACKGROUND_SHARES[-1][0]
+
+
+def split_backgrounds(backgrounds, splits) -> tuple[dict[str, list[Path]], list[str]]:
+    """Each split's own background photos (:func:`background_split`), and the splits that had none of their
+    own and draw from all of them instead (too few photos to keep the splits apart)."""
+    own = {s: [Path(b) for b in backgrounds if background_split(Path(b).name) == s] for s in splits}
+    shared = [s for s in splits if not own[s]]
+    for s in shared:
+        own[s] = [Path(b) for b in backgrounds]
+    return own, shared
+
+
 def _jobs(seed, split, count, imgsz, masks_as, backgrounds, photo_fraction, real_items) -> list[tuple]:
+    """One job per image; ``backgrounds`` are this split's own photos. Real cut-outs are pasted only into
+    ``train`` composites: the labelled photos are training material (``--real-repeat`` puts them in train),
+    so an item of theirs in a val or test image would be an item the model trained on."""
     jobs = []
     for i in range(count):
         photo = None
         if backgrounds:
-            pick = _photo_rng(seed, split, i, 0)
+            pick = _photo_rng(seed, split, i, 2)  # stream 0 would be _image_rng's own: the scene's first draws
             if pick.random() < photo_fraction:
                 photo = str(backgrounds[int(pick.integers(len(backgrounds)))])
-        jobs.append((seed, split, i, imgsz, masks_as, photo, real_items if photo else None))
+        items = real_items if photo and split == "train" else None
+        jobs.append((seed, split, i, imgsz, masks_as, photo, items))
     return jobs
 
 
 def _negatives(seed: int, split: str, count: int, backgrounds) -> list[Path]:
-    """``count`` background-only photos for a split: a seeded shuffle of ``backgrounds``, cycled."""
+    """``count`` background-only photos for a split: a seeded shuffle of the split's ``backgrounds``, cycled."""
     if not count:
         return []
     order = np.random.default_rng([seed, SPLITS.index(split), 2**20]).permutation(len(backgrounds))
@@ -291,19 +326,22 @@ def generate_dataset(
         progress: show a tqdm bar.
         workers: processes rendering images in parallel; the files are the same for any number.
         backgrounds: real photos (paths) to composite the items onto (:mod:`detseg.data.synth.composite`),
-            with unlabelled look-alike foods among them; see :func:`list_backgrounds`.
+            with unlabelled look-alike foods among them; see :func:`list_backgrounds`. Each photo belongs
+            to one split (:func:`background_split`: 80 / 10 / 10% by file name), for its composites and its
+            negatives; a split with none of its own draws from all of them, with a warning.
         photo_fraction: share of the images composited on a real photo when ``backgrounds``
             are given; the rest are fully synthetic scenes.
         negatives: with ``backgrounds``, add ``round(negatives * count)`` background-only real
             photos per split, copied as they are, with empty
             label files: ultralytics trains on them as negatives.
         real_items: ``(labels_json, images_dir)``: hand-labelled real photos (COCO boxes). Their
-            items are cut out and pasted into the photo composites beside the drawn ones
-            (:mod:`detseg.data.synth.real_items`).
+            items are cut out and pasted into the ``train`` photo composites beside the drawn ones
+            (:mod:`detseg.data.synth.real_items`); val and test composites get drawn items only.
         real_repeat: also put each labelled photo itself into ``train`` this many times (box labels).
 
     Returns:
-        A summary dict: images and instances per class for each split.
+        A summary dict: the generator version, and for each split its images, instances per class,
+        photo composites, negatives and the background photos it drew from.
     """
     if masks_as not in ("polygon", "rle"):
         raise ValueError(f"masks_as must be 'polygon' or 'rle', got {masks_as!r}")
@@ -322,6 +360,12 @@ def generate_dataset(
     out = Path(out)
     _check_out(out)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
+    per_split, shared = split_backgrounds(backgrounds, splits) if backgrounds else ({s: [] for s in splits}, [])
+    if shared:
+        warnings.warn(f"{len(backgrounds)} background photo(s): split(s) {', '.join(shared)} got none of their "
+                      f"own and draw from all of them, so their composites share backgrounds with the other "
+                      f"splits (each photo belongs to one split by {BACKGROUND_SHARES}: give more photos)",
+                      stacklevel=2)
     summary = {}
     n_neg = {s: round(counts[s] * negatives) if backgrounds else 0 for s in splits}
     total = sum(counts[s] + n_neg[s] for s in splits)
@@ -335,7 +379,7 @@ def generate_dataset(
         for split in splits:
             images, annotations = [], []
             per_class = [0] * len(CLASS_NAMES)
-            jobs = _jobs(seed, split, counts[split], imgsz, masks_as, backgrounds, photo_fraction, real_items)
+            jobs = _jobs(seed, split, counts[split], imgsz, masks_as, per_split[split], photo_fraction, real_items)
             results = pool.imap(_render_image, jobs, chunksize=4) if pool else map(_render_image, jobs)
             for i, (jpg, lines, anns, class_ids, (width, height)) in enumerate(results):
                 name = f"{split}_{i:06d}"
@@ -348,7 +392,7 @@ def generate_dataset(
                 for c in class_ids:
                     per_class[c] += 1
                 bar.update(1)
-            for j, photo in enumerate(_negatives(seed, split, n_neg[split], backgrounds)):
+            for j, photo in enumerate(_negatives(seed, split, n_neg[split], per_split[split])):
                 name = f"{split}_neg_{j:06d}{photo.suffix.lower()}"
                 place_file(photo, out / "images" / split / name)
                 atomic_write_text(out / "labels" / split / f"{Path(name).stem}.txt", "")
@@ -358,7 +402,8 @@ def generate_dataset(
             if split == "train" and real_items and real_repeat:
                 _add_labelled_photos(out, real_items, real_repeat, images, annotations, per_class)
             coco = {
-                "info": {"description": f"detseg synthetic food, split {split}, seed {seed}", "version": "1"},
+                "info": {"description": f"detseg synthetic food, split {split}, seed {seed}",
+                         "version": str(GENERATOR_VERSION)},
                 "images": images,
                 "annotations": annotations,
                 "categories": coco_categories(),
@@ -366,6 +411,8 @@ def generate_dataset(
             atomic_write_json(out / "annotations" / f"{split}.json", coco)
             summary[split] = {"images": len(images), "background_photos": n_neg[split],
                               "photo_composites": sum(photo is not None for *_, photo, _real in jobs),
+                              "backgrounds_drawn_from": len(per_split[split]),
+                              "backgrounds_shared": split in shared,
                               "instances": dict(zip(CLASS_NAMES, per_class))}
     finally:
         if pool is not None:
@@ -373,7 +420,7 @@ def generate_dataset(
         bar.close()
     write_data_yaml(out / "data.yaml", splits)
     _remove_stale(out, splits)
-    return {"out": str(out), "seed": seed, "imgsz": imgsz, "splits": summary}
+    return {"out": str(out), "seed": seed, "imgsz": imgsz, "generator_version": GENERATOR_VERSION, "splits": summary}
 
 
 _OWN_DESCRIPTION = "detseg synthetic food, split "

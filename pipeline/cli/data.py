@@ -44,7 +44,8 @@ def add_data_commands(sub) -> None:
     synth.add_argument("--backgrounds", metavar="DIR",
                        help="real photos to composite the items onto (matched to each photo's light, colour cast, "
                             "sharpness and noise), "
-                            "with unlabelled look-alike foods; photos must not show the classes")
+                            "with unlabelled look-alike foods; photos must not show the classes; each photo "
+                            "belongs to one split (80/10/10%% train/val/test by file name)")
     synth.add_argument("--exclude", metavar="FILE",
                        help="text file of background file names to skip (one per line), e.g. photos showing cookies")
     synth.add_argument("--photo-fraction", type=fraction, default=0.8,
@@ -54,7 +55,8 @@ def add_data_commands(sub) -> None:
                             "(default: %(default)s)")
     synth.add_argument("--real-items", metavar="JSON",
                        help="with --backgrounds: COCO boxes of hand-labelled real photos (e.g. "
-                            "data/real/uj-train-cookies.json); their items are cut out and pasted into composites")
+                            "data/real/uj-train-cookies.json); their items are cut out and pasted into train "
+                            "composites")
     synth.add_argument("--real-images", metavar="DIR",
                        help="folder of the --real-items photos (default: --backgrounds)")
     synth.add_argument("--real-repeat", type=non_negative_int, default=0,

@@ -2,6 +2,7 @@
 
 import filecmp
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -268,3 +269,67 @@ def test_summary_counts_the_photo_composites(photos, tmp_path, photo_fraction, c
     summary = generate_dataset(tmp_path / "out", {"train": 4}, seed=1, imgsz=64, progress=False,
                                backgrounds=list_backgrounds(photos), photo_fraction=photo_fraction)
     assert summary["splits"]["train"]["photo_composites"] == composites
+
+
+def test_pure_synthetic_scenes_among_composites_draw_from_an_unconditioned_stream():
+    """The photo-or-synthetic draw has its own stream. It once shared the scene's (``[seed, split, i, 0]`` and
+    ``[seed, split, i]`` seed the same generator), so every synthetic scene of a --backgrounds dataset began
+    with a draw above --photo-fraction: its light came from one narrow sector."""
+    from detseg.data.synth.generate import _image_rng, _jobs
+
+    jobs = _jobs(3, "train", 400, 64, "polygon", [Path("a.jpg"), Path("b.jpg")], 0.5, None)
+    synthetic = [i for (_s, _split, i, *_rest, photo, _real) in jobs if photo is None]
+    assert 150 < len(synthetic) < 250  # about half, as --photo-fraction 0.5 asks
+    first = np.array([_image_rng(3, "train", i).random() for i in synthetic])
+    assert first.min() < 0.1 and first.max() > 0.9  # the scenes' own first draws cover [0, 1)
+    assert 0.4 < np.mean(first < 0.5) < 0.6
+
+
+def test_each_background_photo_belongs_to_one_split_by_its_name():
+    from collections import Counter
+
+    from detseg.data.synth.generate import background_split, split_backgrounds
+
+    names = [f"photo_{i:05d}.jpg" for i in range(3000)]
+    shares = Counter(background_split(n) for n in names)
+    assert abs(shares["train"] / 3000 - 0.8) < 0.03 and abs(shares["val"] / 3000 - 0.1) < 0.02
+    assert background_split("x/y/photo_00001.jpg".rsplit("/", 1)[1]) == background_split("photo_00001.jpg")
+    own, shared = split_backgrounds([Path("d") / n for n in names[:200]], ["train", "val"])
+    assert shared == [] and not {p.name for p in own["train"]} & {p.name for p in own["val"]}
+    # the same photo is in the same split whatever else is in the folder and whichever splits are made
+    own_val_only, _ = split_backgrounds([Path("e") / n for n in names[100:300]], ["val"])
+    overlap = set(names[100:200])
+    assert {p.name for p in own["val"]} & overlap == {p.name for p in own_val_only["val"]} & overlap != set()
+
+
+def test_val_composites_and_negatives_never_use_a_train_background_nor_real_cutouts(tmp_path):
+    from detseg.data.synth.generate import _jobs, background_split, split_backgrounds
+
+    folder = tmp_path / "bg"
+    folder.mkdir()
+    for i in range(40):
+        cv2.imwrite(str(folder / f"bg{i:02d}.jpg"), textured_image(48, 64, seed=100 + i))
+    backgrounds = list_backgrounds(folder)
+    own, shared = split_backgrounds(backgrounds, ["train", "val"])
+    assert shared == [] and own["val"]  # 40 photos: val has photos of its own
+    real = ("labels.json", str(folder))
+    for split in ("train", "val"):
+        jobs = _jobs(5, split, 30, 64, "polygon", own[split], 1.0, real)
+        assert {background_split(Path(photo).name) for *_, photo, _real in jobs} == {split}
+        assert {r is not None for *_, _photo, r in jobs} == {split == "train"}  # cut-outs in train only
+    summary = generate_dataset(tmp_path / "out", {"train": 4, "val": 4}, seed=2, imgsz=64, progress=False,
+                               backgrounds=backgrounds, photo_fraction=1.0, negatives=1.0)
+    val_negatives = sorted((tmp_path / "out" / "images" / "val").glob("val_neg_*"))
+    val_bytes = {p.read_bytes() for p in own["val"]}
+    assert len(val_negatives) == 4 and all(n.read_bytes() in val_bytes for n in val_negatives)
+    assert summary["splits"]["val"]["backgrounds_drawn_from"] == len(own["val"])
+    assert summary["splits"]["val"]["backgrounds_shared"] is False and summary["generator_version"] == 2
+
+
+def test_a_split_without_backgrounds_of_its_own_shares_them_and_says_so(photos, tmp_path):
+    backgrounds = list_backgrounds(photos)  # three photos, all of them train's
+    with pytest.warns(UserWarning, match="val got none of their own"):
+        summary = generate_dataset(tmp_path / "out", {"train": 2, "val": 2}, seed=1, imgsz=64, progress=False,
+                                   backgrounds=backgrounds, photo_fraction=1.0)
+    assert summary["splits"]["val"]["backgrounds_shared"] is True
+    assert summary["splits"]["val"]["photo_composites"] == 2
