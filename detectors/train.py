@@ -192,16 +192,16 @@ def claim_run_folder(out: str | Path, resume: bool = False, exist_ok: bool = Fal
 def train(
     data: str | Path,
     model: str | Path = "yolov8n.yaml",
-    epochs: int = 100,
+    epochs: int | None = None,
     imgsz: int | None = None,
     batch: int | None = None,
     device: str = "auto",
     out: str | Path = "runs/train",
     resume: bool = False,
     workers: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     plots: bool | None = None,
-    task: str = "detect",
+    task: str | None = None,
     init: str | Path | None = None,
     exist_ok: bool = False,
     **overrides,
@@ -215,8 +215,10 @@ def train(
             fine-tune (a local file, or a name ultralytics downloads when online). ``yolov5n-seg.yaml``
             (any scale), which ultralytics does not ship, is a YOLOv5u with a mask head
             (:mod:`detseg.detectors.model_configs`), written into ``out``.
-        epochs, imgsz, batch, workers, seed: as in ultralytics (None: 640, 16 and 2 workers for a new run; on
-            ``resume``, the checkpoint's, unless given).
+        epochs, imgsz, batch, workers, seed: as in ultralytics (None: 100 epochs, 640, 16, 2 workers and seed 0
+            for a new run; on ``resume``, the checkpoint's). A resumed run takes ``imgsz``, ``batch`` and
+            ``workers`` where given; ``epochs``, ``seed`` and ``task`` are the checkpoint's, and one that differs
+            from it is an InputError (ultralytics would drop it without a word).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         out: the run folder; weights land in ``out/weights/{best,last}.pt``.
         resume: continue the interrupted run in ``out`` from ``out/weights/last.pt``, on ``device`` with
@@ -226,7 +228,7 @@ def train(
         plots: ultralytics' own plots in the run folder (results.png, confusion matrix, PR
             curves, training batches; None: on, or the checkpoint's on ``resume``); they work offline (a font
             download is skipped).
-        task: ``"detect"`` (boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
+        task: ``"detect"`` (None: detect; boxes) or ``"segment"`` (instance masks: ``yolov8n-seg.yaml`` or a ``-seg``
             ``.pt``; the dataset needs polygon labels, e.g. a ``detseg predict --save-dataset`` output).
             ``pretrained=detector.pt`` (an override) starts a ``-seg`` model from a detector's weights.
         init: a state dict or checkpoint to start ``model`` (a ``.yaml``) from: every tensor that matches by name
@@ -255,6 +257,8 @@ def train(
         if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:  # ultralytics strips last.pt when a run ends
             raise WeightsError(f"the run in {out} has finished ({last} keeps no optimizer state): nothing to resume; "
                                f"to train on, start a new --out with --model {out / 'weights' / 'best.pt'}")
+        _check_resumed_settings(ckpt.get("train_args") or {}, yolo.task, out,
+                                {"epochs": epochs, "seed": seed, "task": task})
         # the device is this machine's, the run stays in `out` (also when the folder was moved), and ultralytics
         # takes the overrides it allows on resume (time, workers, batch, ...) and names the ones it ignores
         data_yaml = out / "data.yaml"  # the run's own resolved copy, which moves with the folder
@@ -265,6 +269,7 @@ def train(
                      if v is not None}  # what ultralytics lets a resumed run change, where the caller set it
             final = yolo.train(resume=True, device=resolve_device(device), **given, **where, **overrides)
     else:
+        task = task or "detect"
         _check_task(model, task)
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
         data_yaml = resolve_data_yaml(data, out)
@@ -277,9 +282,9 @@ def train(
             raise WeightsError(f"weights {model} are a {yolo.task} model but the task is {task}")
         with keep_torch_threads(yolo, "on_train_start"), offline_fonts():
             imgsz, batch = imgsz or 640, batch or 16
-            final = yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch,
-                               device=resolve_device(device), project=str(out.parent), name=out.name, exist_ok=True,
-                               workers=2 if workers is None else workers, seed=seed,
+            final = yolo.train(data=str(data_yaml), epochs=100 if epochs is None else epochs, imgsz=imgsz,
+                               batch=batch, device=resolve_device(device), project=str(out.parent), name=out.name,
+                               exist_ok=True, workers=2 if workers is None else workers, seed=seed or 0,
                                plots=True if plots is None else plots, **overrides)
     best = out / "weights" / "best.pt"
     if not best.is_file():
@@ -307,6 +312,19 @@ def _init_from(model, init, data_yaml: Path, out: Path) -> Path:
     report = init_checkpoint(model, init, names, out / "init.pt")
     print(f"init: {report.summary()}", flush=True)
     return out / "init.pt"
+
+
+def _check_resumed_settings(train_args: dict, task: str, out: Path, given: dict) -> None:
+    """Refuse settings a resumed run cannot take: ``epochs`` / ``seed`` / ``task`` given (not None) that differ
+    from the interrupted run's (its checkpoint's ``train_args``). The same values, as in the run's own command
+    line with ``--resume`` added, pass."""
+    run = {"epochs": train_args.get("epochs"), "seed": train_args.get("seed"), "task": task}
+    differ = [f"--{k} {v} (the run's: {run[k]})" for k, v in given.items()
+              if v is not None and run[k] is not None and v != run[k]]
+    if differ:
+        raise InputError(f"--resume continues the run in {out} as it was started, so it cannot take "
+                         f"{', '.join(differ)}: drop them, or start a new --out with --model "
+                         f"{out / 'weights' / 'last.pt'} to train on with other settings")
 
 
 def _task_of(weights: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from detseg.errors import DetsegError
@@ -19,7 +20,8 @@ from detseg.pipeline.cli.options import (
 
 def add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a YOLO detector with ultralytics (offline from a .yaml)")
-    p.add_argument("--data", required=True, help="data.yaml: data/food.yaml, a synth output, a Roboflow export")
+    p.add_argument("--data", help="data.yaml: data/food.yaml, a synth output, a Roboflow export (not needed with "
+                                  "--resume: the run keeps its own)")
     p.add_argument("--model", default=None,
                    help="yolov8n.yaml / yolov8n-seg.yaml (from scratch) or weights .pt (default: by --task); "
                         "yolov5n-seg.yaml: a YOLOv5u with a mask head, which a YOLOv5u detector's weights fit via "
@@ -28,10 +30,11 @@ def add_train_command(sub) -> None:
                    help="start --model (a .yaml) from a state dict or checkpoint: every tensor matching by name "
                         "and shape is copied and the count printed (e.g. COCO-pretrained YOLOv5n weights into "
                         "yolov5n.yaml)")
-    p.add_argument("--task", choices=("detect", "segment"), default="detect",
-                   help="detect (boxes) or segment (a -seg model on polygon labels, e.g. a --save-dataset output; "
-                        "pretrained=detector.pt starts it from a detector's weights)")
-    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--task", choices=("detect", "segment"), default=None,
+                   help="detect (boxes; the default) or segment (a -seg model on polygon labels, e.g. a "
+                        "--save-dataset output; pretrained=detector.pt starts it from a detector's weights)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default: 100; on --resume the run's (another number is refused: start a new --out)")
     p.add_argument("--imgsz", type=imgsz, default=None, help="training size (default: 640; on --resume the run's)")
     p.add_argument("--batch", type=train_batch, default=None,
                    help="images per batch (default: 16; on --resume the run's); -1: AutoBatch; a fraction in (0, 1): "
@@ -39,7 +42,7 @@ def add_train_command(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, 0, mps")
     p.add_argument("--workers", type=non_negative_int, default=None,
                    help="dataloader workers (default: 2; on --resume the run's)")
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--seed", type=seed, default=None, help="default: 0; on --resume the run's")
     p.add_argument("--out", default="runs/train", help="run folder (weights/best.pt, metrics.json, command.txt)")
     p.add_argument("--time", type=positive_float, default=None,
                    help="training budget in hours (ultralytics fits the schedule to it; overrides --epochs)")
@@ -94,7 +97,14 @@ def _cmd_train(args) -> int:
     from detseg.detectors.train import claim_run_folder, metrics_summary, train
 
     overrides = parse_overrides(args.overrides)  # option mistakes first, before the dataset is read
+    if not args.resume and not args.data:
+        raise DetsegError("train: --data is required (a data.yaml), except with --resume")
     claim_run_folder(args.out, resume=args.resume, exist_ok=args.exist_ok)
+    if args.resume:
+        unused = [f"--{k}" for k in ("data", "model", "init") if getattr(args, k)]
+        if unused:  # the run's own command line with --resume added: fine, but say what is not read
+            print(f"--resume: {' and '.join(unused)} not used: the run in {args.out} goes on with its own "
+                  f"(weights/last.pt, data.yaml)", file=sys.stderr)
     if not args.resume:
         dataset = load_dataset(args.data)  # a dataset `detseg data check` rejects fails here, not mid-training
         if args.task == "segment":

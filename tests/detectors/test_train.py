@@ -92,8 +92,11 @@ def test_a_finished_run_is_not_resumed(trained_run):
         train(None, out=trained_run.run_dir, resume=True)
 
 
-def test_an_interrupted_run_resumes_in_its_folder_after_a_move(tiny_dataset, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_in_its_folder_after_a_move(tiny_dataset, tmp_path, monkeypatch, capsys):
     from ultralytics.engine.trainer import BaseTrainer
+
+    from detseg.errors import InputError
+    from detseg.pipeline.cli import main
 
     validate, calls = BaseTrainer.validate, []
 
@@ -115,13 +118,24 @@ def test_an_interrupted_run_resumes_in_its_folder_after_a_move(tiny_dataset, tmp
 
     monkeypatch.setattr(BaseTrainer, "validate", recording)
     shutil.move(tmp_path / "run", tmp_path / "moved")  # e.g. copied to another machine
-    result = train(None, out=tmp_path / "moved", resume=True, device="cpu", workers=0, batch=2)
+    # settings the checkpoint decides: ultralytics would drop them without a word
+    with pytest.raises(InputError, match=r"cannot take --epochs 5 \(the run's: 2\), --seed 3 \(the run's: 0\)"):
+        train(None, out=tmp_path / "moved", resume=True, device="cpu", epochs=5, seed=3)
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "moved"), "--resume", "--task", "segment"]) == 2
+    assert "--task segment (the run's: detect)" in capsys.readouterr().err and not resumed_with
+    # the run's own command line with --resume added goes on; what it does not read is named
+    assert main(["train", "--data", str(tiny_dataset / "data.yaml"), "--model", "yolov8n.yaml", "--epochs", "2",
+                 "--device", "cpu", "--workers", "0", "--batch", "2", "--out", str(tmp_path / "moved"),
+                 "--resume"]) == 0
+    assert "--data and --model not used" in capsys.readouterr().err
     assert resumed_with and resumed_with[0] == (2, 64, False)  # --batch reaches it; the rest are the run's
-    assert result.run_dir == (tmp_path / "moved").resolve() and not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists()
     rows = (tmp_path / "moved" / "results.csv").read_text().strip().splitlines()
     assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]  # epoch 2 ran once, after epoch 1
     metrics = json.loads((tmp_path / "moved" / "metrics.json").read_text())
-    assert 0.0 <= metrics["mAP50-95"] <= 1.0 and metrics["weights"] == str(result.best_weights)
+    assert 0.0 <= metrics["mAP50-95"] <= 1.0
+    assert metrics["weights"] == str((tmp_path / "moved" / "weights" / "best.pt").resolve())
 
 
 def test_a_blank_split_in_the_dataset_file_is_one_clear_error(tiny_dataset, tmp_path):
@@ -257,3 +271,13 @@ def test_keep_torch_threads_undoes_select_device_at_each_event_and_on_exit():
         assert yolo.callbacks == {"on_train_start": [], "on_val_start": []}  # none left behind to pile up
     finally:
         torch.set_num_threads(before)
+
+
+def test_train_needs_data_unless_it_resumes(tmp_path, capsys):
+    from detseg.pipeline.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "new")]) == 2
+    assert "--data is required (a data.yaml), except with --resume" in capsys.readouterr().err
+    # with --resume no --data is asked for: the run keeps its own (here there is no run to resume)
+    assert main(["train", "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
