@@ -30,8 +30,8 @@ def verify_dataset(dataset: Dataset, progress: bool = True) -> list[str]:
         try:
             data = r.path.read_bytes()
             with open_pil(r.path) as im:
-                im.load()  # decodes everything: a truncated file fails here, not in the header read
-                size = shown_size(im)  # as read_image returns it: EXIF orientation applied
+                size = shown_size(im)  # as read_image returns it: EXIF orientation applied (before load(), which
+                im.load()  # drops a TIFF's tag); load decodes everything: a truncated file fails here
         except Exception as e:  # Pillow raises many types for broken files
             problems.append(f"{r.path}: does not decode ({type(e).__name__}: {e})")
             continue

@@ -190,14 +190,21 @@ def _header_size(path: Path) -> tuple[int, int] | None:
 
 
 def shown_size(im) -> tuple[int, int]:
-    """``(width, height)`` of an open PIL image as :func:`read_image` returns it: EXIF orientations 5-8
-    (a quarter turn, as phone cameras write portrait photos) swap the stored width and height, as
-    ultralytics' ``exif_size`` does for its labels."""
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # no or broken EXIF: the pixels as stored
-        orientation = 1
+    """``(width, height)`` of an open PIL image, not yet loaded, as :func:`read_image` returns it: EXIF
+    orientations 5-8 (a quarter turn, as phone cameras write portrait photos) swap the stored width and height,
+    as ultralytics' ``exif_size`` does for its labels. A TIFF's are read from its tags (Pillow reports its size
+    already turned, and ``load()`` drops the orientation tag)."""
     w, h = im.size
+    if im.format == "TIFF":  # Pillow (>= 10) reports a TIFF's size already turned, and drops the tag once loaded
+        tags = im.tag_v2
+        if 0x0112 not in tags:
+            return w, h
+        w, h, orientation = tags.get(256, w), tags.get(257, h), tags[0x0112]  # the stored width and height
+    else:
+        try:
+            orientation = im.getexif().get(0x0112, 1)
+        except Exception:  # no or broken EXIF: the pixels as stored
+            orientation = 1
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

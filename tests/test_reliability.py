@@ -1414,3 +1414,24 @@ def test_a_lower_pillow_pixel_limit_does_not_refuse_an_image_within_detsegs(tmp_
     path = _images(tmp_path, ["small.jpg"]) / "small.jpg"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # another library's setting: 64x80 is past twice that
     assert read_image(path).shape == (64, 80, 3)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_the_size_recorded_for_a_turned_photo_is_the_size_read(tmp_path, mode, suffix, orientation):
+    """Dataset widths and heights (COCO, label checks) come from shown_size, the pixels from read_image: they
+    must agree for every orientation and format (Pillow reports a TIFF's size already turned, other formats
+    as stored)."""
+    from PIL import Image
+
+    from detseg.images import open_pil, read_image, shown_size
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    pil = Image.fromarray(np.ascontiguousarray(textured_image(30, 50)[..., ::-1])).convert(mode)
+    pil.save(tmp_path / f"p{suffix}", exif=exif)
+    with open_pil(tmp_path / f"p{suffix}") as im:
+        size = shown_size(im)
+    image = read_image(tmp_path / f"p{suffix}")
+    assert size == (image.shape[1], image.shape[0]) == ((30, 50) if orientation in (6, 8) else (50, 30))
