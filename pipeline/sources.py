@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import math
 import os
 import time
 import unicodedata
@@ -368,7 +369,9 @@ def iter_video(path: Path, stride: int = 1, max_frames: int | None = None,
     """Frames of a video (supervision's frame generator), every ``stride``-th, at most ``max_frames``.
 
     A video that ends before the frame count its container announces yields a last item with
-    ``error`` saying so (frames found vs announced), after its readable frames.
+    ``error`` saying so (frames found vs announced), after its readable frames. The count is the container's
+    estimate (often duration x fps), so a shortfall of up to 2 frames or 2% of it is taken as a rounding of
+    that estimate, not as a truncated file.
     """
     import supervision as sv
 
@@ -380,7 +383,8 @@ def iter_video(path: Path, stride: int = 1, max_frames: int | None = None,
         produced += 1
         if max_frames is not None and produced >= max_frames:
             return
-    if announced and last + stride < announced - 1:
+    unread = announced - 1 - last  # frames after the last one read; up to stride - 1 are skipped by the stride
+    if announced and unread > stride - 1 + max(2, math.ceil(0.02 * announced)):
         yield SourceItem(produced, str(path), None, f"video {path} ended after frame {last + 1} of the {announced} "
                          "its container announces (truncated?)", frame=last + 1)
 

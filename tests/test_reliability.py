@@ -1435,3 +1435,16 @@ def test_the_size_recorded_for_a_turned_photo_is_the_size_read(tmp_path, mode, s
         size = shown_size(im)
     image = read_image(tmp_path / f"p{suffix}")
     assert size == (image.shape[1], image.shape[0]) == ((30, 50) if orientation in (6, 8) else (50, 30))
+
+
+def test_a_container_count_a_frame_or_two_high_is_not_a_truncated_video(tmp_path):
+    """Containers estimate the count (duration x fps): two frames or 2% short is that estimate, not a cut file."""
+    from detseg.data.synth.generate import render_clip
+    from detseg.pipeline.sources import VideoProperties, iter_video
+
+    video = render_clip(tmp_path / "clip.mp4", frames=98, imgsz=32)
+    for stride, announced in ((1, 100), (3, 100), (1, 99)):
+        items = list(iter_video(video, stride=stride, properties=VideoProperties(10.0, 32, 32, frames=announced)))
+        assert all(i.image is not None for i in items) and items[-1].frame == (97 if stride == 1 else 96)
+    items = list(iter_video(video, properties=VideoProperties(10.0, 32, 32, frames=120)))  # 22 frames short
+    assert items[-1].image is None and "after frame 98 of the 120" in items[-1].error
