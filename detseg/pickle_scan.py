@@ -41,6 +41,19 @@ _EXACT = frozenset({
     "torch.bfloat16", "torch.int64", "torch.uint8", "torch.bool",
 })
 
+# names older checkpoints use, which ultralytics' loader (``torch_safe_load``) maps to today's while it unpickles
+# (yolov10n.pt, YOLOv9e, 8.0-era files): judged as what they load as
+_LEGACY_ATTRIBUTES = {
+    "ultralytics.nn.modules.block.Silence": "torch.nn.Identity",
+    "ultralytics.nn.tasks.YOLOv10DetectionModel": "ultralytics.nn.tasks.DetectionModel",
+    "ultralytics.utils.loss.v10DetectLoss": "ultralytics.utils.loss.E2EDetectLoss",
+}
+_LEGACY_MODULES = {
+    "ultralytics.yolo.utils.": "ultralytics.utils.",
+    "ultralytics.yolo.v8.": "ultralytics.models.yolo.",
+    "ultralytics.yolo.data.": "ultralytics.data.",
+}
+
 
 @contextlib.contextmanager
 def restricted_loading():
@@ -66,6 +79,10 @@ def trusted() -> bool:
 
 
 def _is_allowed(name: str) -> bool:
+    name = _LEGACY_ATTRIBUTES.get(name, name)
+    for old, new in _LEGACY_MODULES.items():
+        if name.startswith(old):
+            name = new + name[len(old):]
     if name in _EXACT or name.startswith("numpy.dtypes."):
         return True
     if not name.startswith(_CLASS_MODULES):

@@ -175,3 +175,57 @@ def test_a_checkpoint_that_calls_an_ultralytics_class_runs_nothing(tmp_path, mon
     import ultralytics.nn.tasks as tasks
 
     assert tasks.SAFE_LOAD is False  # restored after each load
+
+
+def _legacy_checkpoint(path, monkeypatch, legacy: str):
+    """A checkpoint naming the globals of an older ultralytics, as ultralytics' own loader meets them:
+    ``"v10"``: the model's class is ``ultralytics.nn.tasks.YOLOv10DetectionModel`` (yolov10n.pt);
+    ``"8.0"``: the model's ``args`` are an ``ultralytics.yolo.utils.IterableSimpleNamespace`` (8.0-era files)."""
+    import sys
+    import types
+
+    import ultralytics.nn.tasks as tasks
+    from ultralytics import YOLO
+    from ultralytics.utils import IterableSimpleNamespace
+
+    model = YOLO("yolov8n.yaml").model
+    if legacy == "v10":
+        cls = type("YOLOv10DetectionModel", (tasks.DetectionModel,), {"__module__": "ultralytics.nn.tasks"})
+        monkeypatch.setattr(tasks, "YOLOv10DetectionModel", cls, raising=False)
+        model.__class__ = cls
+    else:
+        module = types.ModuleType("ultralytics.yolo.utils")
+        module.IterableSimpleNamespace = type("IterableSimpleNamespace", (IterableSimpleNamespace,),
+                                              {"__module__": "ultralytics.yolo.utils"})
+        monkeypatch.setitem(sys.modules, "ultralytics.yolo.utils", module)
+        model.args = module.IterableSimpleNamespace(imgsz=64, task="detect")
+    torch.save({"model": model.half(), "epoch": -1, "train_args": {"imgsz": 64}, "optimizer": None}, path)
+    monkeypatch.undo()  # the old names are gone again, as in a process that never made the file
+
+
+@pytest.mark.parametrize("legacy", ["v10", "8.0"])
+def test_checkpoints_with_names_ultralytics_maps_load_without_trust(legacy, tmp_path, monkeypatch):
+    from detseg.detectors.checkpoint import load_yolo
+
+    path = tmp_path / f"{legacy}.pt"
+    _legacy_checkpoint(path, monkeypatch, legacy)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    assert unsafe_globals(path) == []  # judged as what ultralytics loads them as
+    assert type(load_yolo(path).model).__name__ == "DetectionModel"
+
+
+def test_a_function_under_an_old_module_name_is_still_refused(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("ultralytics.yolo.utils.checks")
+
+    def check_requirements(*args):
+        return args
+
+    check_requirements.__module__ = module.__name__
+    check_requirements.__qualname__ = "check_requirements"
+    module.check_requirements = check_requirements
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    torch.save({"model": check_requirements}, tmp_path / "f.pt")
+    assert unsafe_globals(tmp_path / "f.pt") == ["ultralytics.yolo.utils.checks.check_requirements"]
