@@ -715,6 +715,8 @@ def _one_line(code, err, message):
     (["predict", "in", "--out", "o", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1], got 1.5"),
     (["predict", "in", "--out", "o", "--iou", "nan"], "--iou must be a number in [0, 1]"),
     (["predict", "in", "--out", "o", "--keyframe-every", "0"], "--keyframe-every must be >= 1"),
+    (["predict", "in", "--out", "o", "--sam-imgsz", "500"], "--sam-imgsz must be a multiple of 64 (e.g. 448 or 512)"),
+    (["predict", "in", "--out", "o", "--sam-imgsz", "128"], "--sam-imgsz must be in [256, 8192], got 128"),
     (["predict", "in", "--out", "o", "--engine", "ray", "--workers", "0"], "--workers must be >= 1"),
     (["predict", "in", "--out", "o", "--engine", "ray", "--gpus-per-worker", "-1"],
      "--gpus-per-worker must be >= 0"),

@@ -126,6 +126,15 @@ non_negative_float = finite_float(0)
 positive_float = finite_float(0, lo_open=True)
 
 
+def sam_imgsz(text):
+    """SAM's square input side (``--sam-imgsz``): a multiple of 64, at least 256 (its encoder's patch grid)."""
+    value = int_range(256, MAX_IMGSZ, what="an integer")(text)
+    if value % 64:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 64 (e.g. {value - value % 64} or "
+                                         f"{value - value % 64 + 64}), got {value}")
+    return value
+
+
 def auto_or_positive_int(text):
     """``auto`` or an integer >= 1 (``--batch`` of ``detseg predict``)."""
     if str(text).strip().lower() == "auto":

@@ -22,6 +22,7 @@ from detseg.pipeline.cli.options import (
     imgsz,
     non_negative_float,
     positive_int,
+    sam_imgsz,
 )
 from detseg.pipeline.predict import RunOptions, run_predict
 from detseg.pipeline.sources import resolve_source
@@ -111,7 +112,7 @@ def add_predict_command(sub) -> None:
                         "(all) is for the Python API, the files hold one mask per box")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="SAM: fp32, bf16 autocast (CPU or CUDA) or fp16 autocast (CUDA)")
-    p.add_argument("--sam-imgsz", type=positive_int, default=None,
+    p.add_argument("--sam-imgsz", type=sam_imgsz, default=None,
                    help="SAM: its square input side, a multiple of 64 from 256 (default: SAM's own, 1024); "
                         "512 runs the encoder about 4x faster, with coarser masks")
     p.add_argument("--stride", "--vid-stride", dest="stride", type=positive_int, default=1,

@@ -140,7 +140,7 @@ def test_sam_imgsz_reaches_sam_and_is_recorded(one_image, tmp_path, capsys, mobi
 
 @pytest.mark.parametrize("segmenter, flags, message", [
     ("box", ["--sam-imgsz", "512"], "sam_imgsz 512 is for SAM segmenters"),
-    ("SAM", ["--sam-imgsz", "500"], "imgsz must be a multiple of 64 and at least 256"),
+    ("SAM", ["--sam-imgsz", "500"], "--sam-imgsz must be a multiple of 64"),
     ("SAM", ["--sam-imgsz", "0"], "--sam-imgsz must be"),
 ])
 def test_bad_sam_imgsz_is_one_clear_error(one_image, tmp_path, capsys, mobile_sam_checkpoint, segmenter, flags,
