@@ -130,13 +130,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _reusable(folder: Path, inputs: dict, made: str) -> bool:
-    """Whether ``folder`` holds what ``inputs`` make: its ``made`` path exists and the record beside it
-    (``<folder>.inputs.json``) names the same inputs. Otherwise the folder is removed (an earlier run's data
-    made with other arguments is never reused) and the record is written for the run about to make it."""
+def _reusable(folder: Path, inputs: dict, made: str | None) -> bool:
+    """Whether ``folder`` holds what ``inputs`` make: the record beside it (``<folder>.inputs.json``) names the
+    same inputs and its ``made`` path exists (None: a folder its maker resumes, kept as far as it got). Otherwise
+    the folder is removed (an earlier run's data made with other arguments is never reused) and the record is
+    written for the run about to make it."""
     stamp = folder.with_name(folder.name + ".inputs.json")
     try:
-        same = json.loads(stamp.read_text()) == inputs and (folder / made).exists()
+        same = json.loads(stamp.read_text()) == inputs and (made is None or (folder / made).exists())
     except (OSError, ValueError):
         same = False
     if not same:
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from detseg.data.synth.generate import generate_dataset
+    from detseg.data.synth.generate import GENERATOR_VERSION, generate_dataset
     from detseg.detectors.train import train
     from detseg.pipeline.evaluation.evaluate import evaluate
     from detseg.pipeline.predict import RunOptions, run_predict
@@ -188,7 +189,8 @@ def main(argv=None) -> int:
     work = Path(args.work).resolve()
     report = {"args": vars(args), "command": " ".join(["python", *sys.argv]), "torch_threads": torch.get_num_threads()}
     test = work / "test"
-    if not _reusable(test, {"test": args.test, "seed": args.seed_test, "imgsz": args.imgsz}, "data.yaml"):
+    test_inputs = {"test": args.test, "seed": args.seed_test, "imgsz": args.imgsz, "generator": GENERATOR_VERSION}
+    if not _reusable(test, test_inputs, "data.yaml"):
         generate_dataset(test, {"test": args.test}, seed=args.seed_test, imgsz=args.imgsz, workers=2)
 
     def teacher(conf):
@@ -197,13 +199,13 @@ def main(argv=None) -> int:
     student_weights = Path(args.student) if args.student else None
     if student_weights is None:
         pool = work / "pool"
-        pool_inputs = {"n": args.n, "seed": args.seed_train, "imgsz": args.imgsz}
+        pool_inputs = {"n": args.n, "seed": args.seed_train, "imgsz": args.imgsz, "generator": GENERATOR_VERSION}
         if not _reusable(pool, pool_inputs, "data.yaml"):  # written last
             generate_dataset(pool, {"train": args.n}, seed=args.seed_train, imgsz=args.imgsz, workers=2)
         labelled = work / "teacher-dataset"
         # the labels are the teacher's on this pool: another pool or teacher labels afresh
         label_inputs = {"pool": pool_inputs, "teacher_sha256": _sha256(TEACHER_WEIGHTS)}
-        if not _reusable(labelled, label_inputs, "data.yaml"):
+        if not _reusable(labelled, label_inputs, None):  # an interrupted labelling resumes (run_predict --resume)
             shutil.rmtree(work / "teacher-predict", ignore_errors=True)
         t = time.perf_counter()
         summary = run_predict(teacher(0.25), pool / "images" / "train", work / "teacher-predict",

@@ -318,7 +318,9 @@ def _check_resumed_settings(train_args: dict, task: str, out: Path, given: dict)
     """Refuse settings a resumed run cannot take: ``epochs`` / ``seed`` / ``task`` given (not None) that differ
     from the interrupted run's (its checkpoint's ``train_args``). The same values, as in the run's own command
     line with ``--resume`` added, pass."""
-    run = {"epochs": train_args.get("epochs"), "seed": train_args.get("seed"), "task": task}
+    # a run with a time budget has its epochs refitted by ultralytics after each epoch: its own --epochs differs
+    run = {"epochs": None if train_args.get("time") else train_args.get("epochs"), "seed": train_args.get("seed"),
+           "task": task}
     differ = [f"--{k} {v} (the run's: {run[k]})" for k, v in given.items()
               if v is not None and run[k] is not None and v != run[k]]
     if differ:

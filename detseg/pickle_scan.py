@@ -44,7 +44,7 @@ _EXACT = frozenset({
 # names older checkpoints use, which ultralytics' loader (``torch_safe_load``) maps to today's while it unpickles
 # (yolov10n.pt, YOLOv9e, 8.0-era files): judged as what they load as
 _LEGACY_ATTRIBUTES = {
-    "ultralytics.nn.modules.block.Silence": "torch.nn.Identity",
+    "ultralytics.nn.modules.block.Silence": "torch.nn.modules.linear.Identity",  # ultralytics: torch.nn.Identity
     "ultralytics.nn.tasks.YOLOv10DetectionModel": "ultralytics.nn.tasks.DetectionModel",
     "ultralytics.utils.loss.v10DetectLoss": "ultralytics.utils.loss.E2EDetectLoss",
 }

@@ -250,3 +250,9 @@ def test_distill_reuses_a_work_folder_only_when_it_was_made_with_the_same_argume
     (pool / "images").mkdir(parents=True)
     assert not distill._reusable(pool, {"n": 20, "seed": 21}, "data.yaml")
     assert not pool.exists()
+    # a folder its maker resumes (the teacher's labels): kept as far as it got while the inputs are the same
+    labels = tmp_path / "work" / "teacher-dataset"
+    assert not distill._reusable(labels, {"teacher": "a"}, None)
+    (labels / "parts").mkdir(parents=True)
+    assert distill._reusable(labels, {"teacher": "a"}, None) and (labels / "parts").is_dir()
+    assert not distill._reusable(labels, {"teacher": "b"}, None) and not labels.exists()

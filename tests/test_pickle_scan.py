@@ -229,3 +229,13 @@ def test_a_function_under_an_old_module_name_is_still_refused(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, module.__name__, module)
     torch.save({"model": check_requirements}, tmp_path / "f.pt")
     assert unsafe_globals(tmp_path / "f.pt") == ["ultralytics.yolo.utils.checks.check_requirements"]
+
+
+def test_a_yolov9e_style_silence_layer_is_judged_as_the_identity_it_loads_as(tmp_path, monkeypatch):
+    import ultralytics.nn.modules.block as block
+
+    silence = type("Silence", (torch.nn.Identity,), {"__module__": "ultralytics.nn.modules.block"})
+    monkeypatch.setattr(block, "Silence", silence, raising=False)
+    torch.save({"model": torch.nn.Sequential(silence())}, tmp_path / "v9.pt")
+    monkeypatch.undo()
+    assert unsafe_globals(tmp_path / "v9.pt") == []

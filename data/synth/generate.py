@@ -361,7 +361,7 @@ def generate_dataset(
     _check_out(out)
     splits = [s for s in SPLITS if counts.get(s, 0) > 0]
     per_split, shared = split_backgrounds(backgrounds, splits) if backgrounds else ({s: [] for s in splits}, [])
-    if shared:
+    if shared and (photo_fraction > 0 or negatives > 0):  # photos are used: say which splits share them
         warnings.warn(f"{len(backgrounds)} background photo(s): split(s) {', '.join(shared)} got none of their "
                       f"own and draw from all of them, so their composites share backgrounds with the other "
                       f"splits (each photo belongs to one split by {BACKGROUND_SHARES}: give more photos)",

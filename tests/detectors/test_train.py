@@ -281,3 +281,15 @@ def test_train_needs_data_unless_it_resumes(tmp_path, capsys):
     # with --resume no --data is asked for: the run keeps its own (here there is no run to resume)
     assert main(["train", "--out", str(tmp_path / "new"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_run_with_a_time_budget_resumes_with_its_own_epochs_flag(tmp_path):
+    """ultralytics refits a --time run's epochs after each epoch, so its checkpoint's differ from the command's."""
+    from detseg.detectors.train import _check_resumed_settings
+    from detseg.errors import InputError
+
+    _check_resumed_settings({"epochs": 37, "time": 1.0, "seed": 0}, "detect", tmp_path, {"epochs": 100, "seed": 0})
+    with pytest.raises(InputError, match=r"--epochs 100 \(the run's: 37\)"):
+        _check_resumed_settings({"epochs": 37, "time": None, "seed": 0}, "detect", tmp_path, {"epochs": 100})
+    with pytest.raises(InputError, match=r"--seed 1 \(the run's: 0\)"):  # --time changes only the epochs
+        _check_resumed_settings({"epochs": 37, "time": 1.0, "seed": 0}, "detect", tmp_path, {"seed": 1})

@@ -302,7 +302,7 @@ def test_each_background_photo_belongs_to_one_split_by_its_name():
     assert {p.name for p in own["val"]} & overlap == {p.name for p in own_val_only["val"]} & overlap != set()
 
 
-def test_val_composites_and_negatives_never_use_a_train_background_nor_real_cutouts(tmp_path):
+def test_val_composites_and_negatives_never_use_a_train_background_nor_real_cutouts(tmp_path, monkeypatch):
     from detseg.data.synth.generate import _jobs, background_split, split_backgrounds
 
     folder = tmp_path / "bg"
@@ -317,8 +317,25 @@ def test_val_composites_and_negatives_never_use_a_train_background_nor_real_cuto
         jobs = _jobs(5, split, 30, 64, "polygon", own[split], 1.0, real)
         assert {background_split(Path(photo).name) for *_, photo, _real in jobs} == {split}
         assert {r is not None for *_, _photo, r in jobs} == {split == "train"}  # cut-outs in train only
+    import detseg.data.synth.generate as generate
+
+    rendered, render = [], generate._render_image
+
+    def recording(job):  # what generate_dataset hands each image (workers=1 renders in this process)
+        rendered.append((job[1], job[5], job[6]))
+        return render(job)
+
+    monkeypatch.setattr(generate, "_render_image", recording)
+    labels = {"images": [{"id": 1, "file_name": "bg00.jpg", "width": 64, "height": 48}],
+              "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [10, 10, 30, 20]}],
+              "categories": [{"id": 2, "name": "cookie"}]}
+    (tmp_path / "cookies.json").write_text(json.dumps(labels))
     summary = generate_dataset(tmp_path / "out", {"train": 4, "val": 4}, seed=2, imgsz=64, progress=False,
-                               backgrounds=backgrounds, photo_fraction=1.0, negatives=1.0)
+                               backgrounds=backgrounds, photo_fraction=1.0, negatives=1.0,
+                               real_items=(str(tmp_path / "cookies.json"), str(folder)))
+    assert len(rendered) == 8
+    assert all(background_split(Path(photo).name) == split for split, photo, _real in rendered)
+    assert {(split, real is not None) for split, _photo, real in rendered} == {("train", True), ("val", False)}
     val_negatives = sorted((tmp_path / "out" / "images" / "val").glob("val_neg_*"))
     val_bytes = {p.read_bytes() for p in own["val"]}
     assert len(val_negatives) == 4 and all(n.read_bytes() in val_bytes for n in val_negatives)
