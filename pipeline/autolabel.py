@@ -102,14 +102,18 @@ class DatasetWriter:
         source: the predict source (folder, glob, file, video or list of paths), for relative names.
         class_names: ``{id: name}`` of the detector; written to data.yaml.
         val_fraction: share of images in val, in (0, 1).
-        resume: allow a folder written by an earlier run of the same command.
+        resume: allow a folder written by an earlier run of the same command: its ``autolabel.json`` (written
+            when the dataset is started, then at the end) must name this source and this ``run_out``.
+        run_out: the predict run's output folder (``--out``), whose finished inputs ``--resume`` adds again.
 
     Raises:
-        InputError: bad ``val_fraction``, no class names, or ``out`` holds something else.
+        InputError: bad ``val_fraction``, no class names, or ``out`` holds something else: files that are not a
+            ``--save-dataset`` dataset, or one made from another source or by another run (whose names would be
+            taken again and whose labels overwritten).
     """
 
     def __init__(self, out: str | Path, source, class_names: dict[int, str], val_fraction: float = 0.2,
-                 resume: bool = False):
+                 resume: bool = False, run_out: str | Path | None = None):
         if not 0.0 < val_fraction < 1.0:
             raise InputError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
         if not class_names:
@@ -124,12 +128,37 @@ class DatasetWriter:
         self.class_names = dict(sorted(class_names.items()))
         self.val_fraction = val_fraction
         self.root = _source_root(source)
+        self.run_out = str(Path(run_out).resolve()) if run_out is not None else None
+        if self.out.is_dir() and any(self.out.iterdir()):  # resume: only the dataset this run started
+            self._check_owner(out)
+        else:  # the record says whose dataset this is from the start: an interrupted run is resumed by it only
+            atomic_write_text(self.out / "autolabel.json",
+                              json.dumps({"source": self._source_text(), "run_out": self.run_out, "files": {}},
+                                         indent=2) + "\n")
         self.entries: dict[str, dict] = {}  # stem -> {"split", "image", "relative", "hash"}
         self.by_relative: dict[str, str] = {}
         self._keys: set[str] = set()  # name_key() of every stem in entries
         self.skipped: list[str] = []
         self.incomplete: list[str] = []  # inputs some of whose detections have no outline: left out
         self.video_frames = 0
+
+    def _source_text(self) -> str:
+        return str(self.root or self.source) if not isinstance(self.source, (list, tuple)) else "list"
+
+    def _check_owner(self, given) -> None:
+        """Refuse to add to a folder this run did not start (names would be taken again, labels overwritten)."""
+        try:
+            record = json.loads((self.out / "autolabel.json").read_text())
+            source, run_out = record["source"], record.get("run_out")  # run_out: since 2026-12-08
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"--save-dataset {given}: not a dataset written by detseg predict --save-dataset (no "
+                             "readable autolabel.json): pass a new or empty folder") from None
+        if source != self._source_text():
+            raise InputError(f"--save-dataset {given}: made from {source}, not from this run's source "
+                             f"{self._source_text()}: pass a new or empty folder")
+        if run_out is not None and self.run_out is not None and run_out != self.run_out:
+            raise InputError(f"--save-dataset {given}: made by the run in {run_out}: --resume that run (--out "
+                             f"{run_out}), or pass a new or empty folder")
 
     def _relative(self, path: str) -> str:
         """The path under the source folder as written (a symlink inside it is named where it lies, not where
@@ -254,8 +283,7 @@ class DatasetWriter:
         }
         if dropped_low_mask_score is not None:
             summary["dropped_low_mask_score"] = dropped_low_mask_score
-        record = {**summary, "source": str(self.root or self.source) if not isinstance(self.source, (list, tuple))
-                  else "list",
+        record = {**summary, "source": self._source_text(), "run_out": self.run_out,
                   "files": {stem: {k: e[k] for k in ("split", "image", "relative")} for stem, e in
                             sorted(self.entries.items())}}
         atomic_write_text(self.out / "autolabel.json", json.dumps(record, indent=2) + "\n")

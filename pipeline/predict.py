@@ -426,8 +426,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
     src = source if isinstance(source, Source) else resolve_source(source)
     out = Path(out)
     claim_output_folder(out, resume=options.resume, exist_ok=options.exist_ok)
-    dataset = (DatasetWriter(options.save_dataset, src, _class_names(pipeline), options.val_fraction, options.resume)
-               if options.save_dataset else None)
+    dataset = (DatasetWriter(options.save_dataset, src, _class_names(pipeline), options.val_fraction, options.resume,
+                             run_out=out) if options.save_dataset else None)
     min_score = None
     if options.min_mask_score is not None:
         min_score = MinMaskScore(options.min_mask_score)

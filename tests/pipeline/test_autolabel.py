@@ -273,3 +273,27 @@ def test_a_dataset_saved_inside_the_source_folder_is_never_read_back_as_input(ne
     again = run_predict(pipe, nested, tmp_path / "out", RunOptions(save_dataset=inside, progress=False, resume=True))
     assert again["inputs"] == first["inputs"] == 17  # the dataset's own copies are not new inputs
     assert sum(again["dataset"]["images"].values()) == 17
+
+
+def test_resume_adds_only_to_the_dataset_this_run_started(nested, tmp_path):
+    """--resume into a dataset of another source or another run would take its names again and overwrite its
+    labels (ultralytics pairs labels by stem); a folder that is not such a dataset is refused too."""
+    first, ds = _save(nested, tmp_path)
+    pipe = Pipeline(DarkIsEmpty(), BoxSegmenter())
+    other = tmp_path / "other"
+    other.mkdir()
+    cv2.imwrite(str(other / "x.png"), textured_image(40, 40, 1))
+    before = {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=f"made from {nested}, not from this run's source {other}"):
+        run_predict(pipe, other, tmp_path / "new-out", RunOptions(save_dataset=ds, resume=True, progress=False))
+    with pytest.raises(InputError, match="made by the run in .*ds-out: --resume that run"):
+        run_predict(pipe, nested, tmp_path / "new-out2", RunOptions(save_dataset=ds, resume=True, progress=False))
+    assert {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before  # nothing touched
+    labelled = tmp_path / "hand-labelled"
+    (labelled / "labels").mkdir(parents=True)
+    (labelled / "data.yaml").write_text("train: images\n")
+    with pytest.raises(InputError, match="not a dataset written by detseg predict --save-dataset"):
+        run_predict(pipe, nested, tmp_path / "ds-out", RunOptions(save_dataset=labelled, resume=True, progress=False))
+    # the run that made it resumes it, also after it was interrupted before its end (the record is written first)
+    again = run_predict(pipe, nested, tmp_path / "ds-out", RunOptions(save_dataset=ds, resume=True, progress=False))
+    assert again["dataset"]["images"] == first["dataset"]["images"]
