@@ -324,8 +324,11 @@ class OutputWriter:
             return None, f"--resume: redoing {name}: its part file is unusable ({e})"
 
     def write(self, name: str, image_id: int, path: str, image: np.ndarray, dets: sv.Detections,
-              annotated: np.ndarray | None = None, frame: int | None = None) -> dict:
+              annotated: np.ndarray | None = None, frame: int | None = None, given: str | None = None) -> dict:
         """Write one input's outputs; the part file goes last, so it marks the input complete.
+
+        ``given``: the input's path as the user gave it, recorded as its ``path`` (default: ``path``; a Ray worker
+        reads the absolute path it was sent, where the local engine reads the given one).
 
         Raises:
             InputError: ``out`` was removed during the run (:meth:`check_out`).
@@ -344,7 +347,7 @@ class OutputWriter:
         if self.save_masks:
             atomic_write_bytes(self.out / "masks" / f"{name}.png", instance_png(dets, (h, w)))
         image_record = {"id": image_id, "file_name": self._file_name(path) if path else f"{name}.jpg",
-                        "output_name": name, "path": path, "width": w, "height": h}
+                        "output_name": name, "path": path if given is None else given, "width": w, "height": h}
         if frame is not None:  # a video frame: no frame file exists, so name the video and the frame (from 1)
             image_record["frame"] = frame + 1
         part = {"image": image_record,

@@ -372,4 +372,6 @@ def cmd_predict_ray(args, source, weights, notes: list[str], image_ids: dict[str
     engine = RayOptions(workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                         threads_per_worker=args.threads_per_worker, ray_address=args.ray_address)
     summary = predict(spec, source, args.out, options, engine)
+    for warning in source.warnings:  # as the local engine says them
+        print(f"warning: {warning}", file=sys.stderr)
     return report(args, summary)

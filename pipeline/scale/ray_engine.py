@@ -30,7 +30,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +76,15 @@ class PipelineSpec:
     sam: SamOptions = field(default_factory=SamOptions)
     detector_options: dict = field(default_factory=dict)
 
+    def with_absolute_paths(self) -> PipelineSpec:
+        """The same recipe with a local weights file or folder named by its absolute path: a worker on a cluster
+        node resolves a relative path against its own working directory, not the driver's. Names ultralytics
+        downloads (``yolov8n.pt``, ``mobile_sam.pt`` where no such file is here) and ``grabcut`` stay as they are."""
+        def absolute(value):
+            return os.path.abspath(value) if value is not None and os.path.exists(value) else value
+
+        return replace(self, detector=absolute(self.detector), segmenter=absolute(self.segmenter))
+
     def build_detector(self):
         from detseg.detectors import DEFAULT_WEIGHTS, YoloDetector
 
@@ -112,6 +121,7 @@ class PredictWorker:
 
         paths = [str(p) for p in batch["path"]]
         index = {p: int(i) for p, i in zip(paths, batch["index"])}
+        given = {p: str(g) for p, g in zip(paths, batch["given"])}
         ids = {str(n): int(i) for n, i in zip(batch["name"], batch["image_id"])}
         src = Source("glob", files=[Path(p) for p in paths], names=dict(zip(paths, (str(n) for n in batch["name"]))))
         rows = {"index": [], "name": [], "path": [], "part": [], "error": [], "seconds": []}
@@ -121,7 +131,7 @@ class PredictWorker:
             if frame.ok:
                 t = time.perf_counter()
                 part = json.dumps(self.writer.write(frame.name, ids[frame.name], frame.path, frame.image,
-                                                    frame.detections))
+                                                    frame.detections, given=given[frame.path]))
                 frame.seconds["write"] = time.perf_counter() - t
             for key, value in (("index", index[frame.path]), ("name", frame.name), ("path", frame.path),
                                ("part", part), ("error", error), ("seconds", json.dumps(frame.seconds))):
@@ -280,8 +290,8 @@ def predict(pipeline, source, out, options: RunOptions | None = None, engine: Ra
             if part is not None:
                 parts.append(part)
                 kept[name] = part["image"]["id"]
-            else:
-                todo.append({"index": i, "path": str(f), "name": name})
+            else:  # absolute: a worker on another node does not share the driver's working directory
+                todo.append({"index": i, "path": os.path.abspath(f), "given": str(f), "name": name})
         ids = _assign_image_ids(src, options.image_ids or {}, kept)
         for item in todo:
             item["image_id"] = ids[item["name"]]
@@ -289,15 +299,18 @@ def predict(pipeline, source, out, options: RunOptions | None = None, engine: Ra
         start = time.perf_counter()
         if todo:
             started = _start_ray(ray, engine.ray_address, workers, engine.cpus_per_worker)
+            if isinstance(pipeline, PipelineSpec):
+                pipeline = pipeline.with_absolute_paths()
             try:
-                rows = _run_actors(ray, todo, pipeline, out, class_names, options, engine, total=len(src.files),
-                                   done=skipped, root=src.root)
+                rows = _run_actors(ray, todo, pipeline, Path(os.path.abspath(out)), class_names, options, engine,
+                                   total=len(src.files), done=skipped,
+                                   root=Path(os.path.abspath(src.root)) if src.root is not None else None)
             finally:
                 if started:
                     ray.shutdown()
             for row in sorted(rows, key=lambda r: r["index"]):
-                if row["error"]:
-                    failures.append({"path": row["path"], "error": row["error"]})
+                if row["error"]:  # the path as given, as the local engine reports it
+                    failures.append({"path": str(src.files[row["index"]]), "error": row["error"]})
                 else:
                     parts.append(json.loads(row["part"]))
                     seconds.append(json.loads(row["seconds"]))

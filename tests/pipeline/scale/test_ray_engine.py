@@ -253,3 +253,21 @@ def test_run_options_the_ray_engine_does_not_implement_are_refused_by_name(folde
     with pytest.raises(InputError, match=r"^min_mask_score is not supported"):  # 0 is given too
         predict(_pipe(), folder, tmp_path / "out", RunOptions(min_mask_score=0))
     assert not (tmp_path / "out").exists()
+
+
+def test_relative_paths_reach_workers_whose_working_directory_is_elsewhere(ray_instance, folder, tmp_path,
+                                                                          monkeypatch, capsys):
+    """A worker on a cluster node does not share the driver's working directory; here the workers keep the one
+    the instance started in while the driver moves: inputs, --out and a local weights file go as absolute paths."""
+    from detseg.detectors import DEFAULT_WEIGHTS
+
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "det.pt").write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    args = ["--segmenter", "box", "--quiet", "--imgsz", "64", "--model", "w/det.pt"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "in", *args, "--out", "local"]) == 0
+    assert main(["predict", "in", *args, "--out", "ray", "--engine", "ray", "--workers", "2"]) == 0
+    assert "failed: " in capsys.readouterr().err  # the corrupt file, as locally, and only it
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    failed = json.loads((tmp_path / "ray" / "summary.json").read_text())["failed"]
+    assert [f["path"] for f in failed] == [os.path.join("in", "corrupt.jpg")]  # named as given
