@@ -32,6 +32,7 @@ class InitReport:
     shape_mismatch: list[str] = field(default_factory=list)  # same name, other shape: left fresh
     fresh: list[str] = field(default_factory=list)  # not in the source (or other shape): left fresh
     unused: int = 0  # source tensors with no counterpart in the new model
+    class_rows: str = ""  # how the class-logit rows were matched, when the source names its classes
 
     @property
     def total(self) -> int:
@@ -48,6 +49,8 @@ class InitReport:
             line += f"; {len(self.shape_mismatch)} of those matched by name but not shape"
         if self.unused:
             line += f"; {self.unused} source tensors unused"
+        if self.class_rows:
+            line += f"; {self.class_rows}"
         return line
 
 
@@ -61,6 +64,11 @@ def read_tensors(path: str | Path) -> dict:
     Raises:
         WeightsError: the file is missing or unreadable, or holds no dict of tensors.
     """
+    return _tensors_of(_read(path), Path(path))
+
+
+def _read(path: str | Path):
+    """What :func:`read_tensors` reads from: the file's object (a state dict, a checkpoint dict or a module)."""
     import torch
 
     path = Path(path)
@@ -84,7 +92,56 @@ def read_tensors(path: str | Path) -> dict:
                 obj, _ = torch_safe_load(str(path))
         except Exception as e:
             raise WeightsError(f"cannot read {path} as a state dict or checkpoint ({type(e).__name__})") from None
-    return _tensors_of(obj, path)
+    return obj
+
+
+def _names_of(obj) -> dict | None:
+    """``{id: name}`` of the classes a checkpoint's model was trained for; None for a bare state dict."""
+    import torch
+
+    modules = [obj] if isinstance(obj, torch.nn.Module) else (
+        [obj.get(k) for k in ("ema", "model")] if isinstance(obj, Mapping) else [])
+    for module in modules:
+        names = getattr(module, "names", None)
+        if isinstance(names, Mapping) and names:
+            return dict(names)
+        if isinstance(names, (list, tuple)) and names:
+            return dict(enumerate(names))
+    return None
+
+
+def match_class_rows(model, tensors: dict, source_names: Mapping | None) -> tuple[str, list[str]]:
+    """Copy the class-logit rows of ``tensors`` into ``model`` by class name, as ultralytics' own ``load``
+    does for a pretrained ``.pt`` (``_remap_cls_by_names``), and take them out of ``tensors`` so that
+    :func:`copy_matching` never copies them by position: a source whose classes are the same in another order
+    (or some of them) starts each class from its own rows. No-op (``""``) without source names or when the
+    names are the same, in the same order. Returns the words for :meth:`InitReport.summary` and the names of the
+    tensors whose rows were copied."""
+    from ultralytics.nn.modules.head import Detect
+
+    target = dict(getattr(model, "names", None) or {})
+    if not source_names or not target:
+        return "", []
+    lookup = {str(v).strip().lower(): int(k) for k, v in source_names.items()}
+    idx = [lookup.get(str(target[k]).strip().lower(), -1) for k in range(len(target))]
+    if len(source_names) == len(target) and idx == list(range(len(target))):
+        return "", []
+    keys = []
+    for name, m in model.named_modules():
+        if isinstance(m, Detect):
+            for attr in ("cv3", "one2one_cv3"):
+                for i, seq in enumerate(getattr(m, attr, None) or ()):
+                    if getattr(seq[-1], "out_channels", None) == len(target):
+                        keys += [f"{name}.{attr}.{i}.{len(seq) - 1}.{p}" for p in ("weight", "bias")]
+    own, matched, copied = model.state_dict(), [t for t, s in enumerate(idx) if s >= 0], []
+    for key in keys:
+        src = tensors.pop(key, None)
+        if src is not None and matched and tuple(src.shape[1:]) == tuple(own[key].shape[1:]):
+            own[key][matched] = src[[idx[t] for t in matched]].to(own[key].dtype)
+            copied.append(key)
+    if not matched:
+        return "no class name in common with the source: class rows start fresh", []
+    return f"class rows matched by name for {len(matched)} of {len(target)} classes", copied
 
 
 def _tensors_of(obj, path: Path) -> dict:
@@ -165,7 +222,13 @@ def init_checkpoint(model_cfg: str | Path, init: str | Path, names: Sequence[str
     task = guess_model_task(cfg)
     model = _model_class(task)(cfg, nc=len(names), verbose=False)
     model.names = dict(enumerate(names))
-    report = copy_matching(model, read_tensors(init), init)
+    obj = _read(init)
+    tensors = _tensors_of(obj, Path(init))
+    class_rows, by_name = match_class_rows(model, tensors, _names_of(obj))
+    report = copy_matching(model, tensors, init)
+    report.class_rows = class_rows
+    report.fresh = [n for n in report.fresh if n not in by_name]
+    report.copied += by_name
     import io
 
     buffer = io.BytesIO()

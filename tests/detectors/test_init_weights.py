@@ -118,3 +118,37 @@ def test_cli_init_needs_a_yaml_model(tiny_dataset, tiny_weights, tmp_path, capsy
                str(tmp_path / "sd.pt"), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 2 and "--init starts a model built from a .yaml" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, expected", [
+    (["cupcake", "cookie", "croissant"], "matched by name for 3 of 3 classes"),  # the same classes, reordered
+    (["bagel", "Cookie ", "croissant"], "matched by name for 2 of 3 classes"),  # some in common
+    (["bagel", "donut", "muffin"], "no class name in common"),
+    (NAMES, None),  # the same order: copied as they are
+])
+def test_class_rows_follow_the_class_names_of_a_checkpoint_that_has_them(tmp_path, target, expected):
+    """A 3-class source whose class order differs starts each class from its own rows (ultralytics' `load` does
+    the same for a .pt), never from the class that sat at the same position."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    source = DetectionModel("yolov5n.yaml", nc=3, verbose=False)
+    source.load_state_dict(random_yolov5n_state_dict(nc=3, seed=5))
+    source.names = dict(enumerate(NAMES))
+    torch.save({"model": source, "train_args": {}}, tmp_path / "src.pt")
+    report = init_checkpoint("yolov5n.yaml", tmp_path / "src.pt", target, tmp_path / "init.pt")
+    from ultralytics import YOLO
+
+    own, src = YOLO(str(tmp_path / "init.pt")).model.state_dict(), source.state_dict()
+    rows = [k for k in own if k.startswith("model.24.cv3.") and k.endswith((".2.weight", ".2.bias"))]
+    assert len(rows) == 6  # three scales, weight and bias
+    for k in rows:
+        for t, name in enumerate(target):
+            s = next((i for i, n in enumerate(NAMES) if n == name.strip().lower()), None)
+            if s is not None:
+                assert torch.equal(own[k][t], src[k][s]), (k, name)
+            else:
+                assert not any(torch.equal(own[k][t], src[k][i]) for i in range(3)), (k, name)  # fresh
+    if expected:
+        assert expected in report.summary()
+    else:
+        assert "class rows" not in report.summary() and all(k in report.copied for k in rows)
