@@ -424,6 +424,11 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
             raise InputError(f"batch size {options.batch_size}: keyframe mode (--keyframe-every) takes frames "
                              "one by one; use a batch size of 1")
     src = source if isinstance(source, Source) else resolve_source(source)
+    given, record = src, src.record()  # what summary.json and run.json say of the source: as given
+    if src.kind == "arrays" and src.arrays and all(isinstance(a, (str, os.PathLike)) for a in src.arrays):
+        # a list of paths runs as files, as on the Ray engine: image ids numbered (or from --image-ids) as for a
+        # folder's files, and --resume skips the finished ones
+        src = Source("glob", files=[Path(p) for p in src.arrays], names=src.names, warnings=src.warnings)
     out = Path(out)
     claim_output_folder(out, resume=options.resume, exist_ok=options.exist_ok)
     dataset = (DatasetWriter(options.save_dataset, src, _class_names(pipeline), options.val_fraction, options.resume,
@@ -439,11 +444,11 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
             src.files = [f for f in src.files if not f.resolve().is_relative_to(ours.resolve())]
     with _run_lock(out):
         _remove_leftovers(out)
-        _check_settings(out, options.run_json(src.record()), options.resume)
-        return _run(pipeline, src, out, options, dataset=dataset, min_score=min_score)
+        _check_settings(out, options.run_json(record), options.resume)
+        return _run(pipeline, src, out, options, dataset=dataset, min_score=min_score, given=given)
 
 
-def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) -> dict:
+def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None, given=None) -> dict:
     stride, max_frames, resume, notes = options.stride, options.max_frames, options.resume, list(options.notes)
     class_names = _class_names(pipeline)
     writer = OutputWriter(out, class_names, save_masks=options.save_masks, categories=options.categories,
@@ -543,7 +548,7 @@ def _run(pipeline, src, out, options: RunOptions, dataset=None, min_score=None) 
                 Path(video_state["tmp"]).unlink(missing_ok=True)
     elapsed = time.perf_counter() - start
     writer.check_written(parts)  # before anything more is written: no summary counts files that are gone
-    summary = build_summary(src, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
+    summary = build_summary(given or src, out, class_names, parts, failures, skipped, seconds, elapsed, notes)
     if tracking is not None:
         tracking.finalize(out, summary)
     if min_score is not None:

@@ -425,6 +425,23 @@ def test_a_list_naming_one_image_twice_gives_one_image_entry(tmp_path, monkeypat
     assert {p["image_id"] for p in predictions} == {images["images"][0]["id"]}
 
 
+def test_a_list_of_paths_gets_ids_image_ids_and_resume_as_files_do_on_both_engines(tmp_path):
+    """The Ray engine runs a list of paths as files; so does the local one: ids in order (not list places, which
+    a repeated path leaves gaps in), --image-ids honoured, --resume skips finished inputs."""
+    from dataclasses import replace
+
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), textured_image(60, 80, ord(name)))
+    paths = [str(tmp_path / n) for n in ("a.jpg", "b.jpg", "a.jpg", "c.jpg")]
+    options = RunOptions(progress=False, image_ids={"c.jpg": 7})
+    summary = run_predict(_pipe(), paths, tmp_path / "out", options)
+    images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    assert {im["file_name"]: im["id"] for im in images} == {"a.jpg": 8, "b.jpg": 9, "c.jpg": 7}
+    assert summary["kind"] == "arrays"  # summary and run.json say what was given
+    again = run_predict(_pipe(), paths, tmp_path / "out", replace(options, resume=True))
+    assert again["resumed_skipped"] == 3 and again["processed"] == 3
+
+
 def test_resume_refuses_other_mask_outputs_and_ids_and_never_counts_an_earlier_runs_parts(image_folder, tmp_path):
     from dataclasses import replace
 
