@@ -143,6 +143,9 @@ class YoloSegModel(YoloDetector):
     def _predict_options(self) -> dict:
         if self.mask_mode == "box":
             return {"predictor": _box_mask_predictor()}
+        if isinstance(getattr(self._model, "predictor", None), _box_mask_predictor()):
+            # a model shared with a box-mode one (from_detector): ultralytics would reuse its box-mask predictor
+            self._model.predictor = None  # the model's own predictor is built again
         return {"retina_masks": self.mask_mode == "retina"}
 
     @classmethod

@@ -73,6 +73,20 @@ def test_student_mask_modes_keep_the_image_size(seg_run, tiny_dataset, mode):
     assert type(student._model.predictor).__name__ == ("BoxMaskPredictor" if mode == "box" else "SegmentationPredictor")
 
 
+def test_a_model_shared_with_a_box_mode_one_makes_the_masks_of_its_own_mode(seg_run, tiny_dataset):
+    from detseg.detectors.yolo_seg import YoloSegModel
+    from detseg.images import read_image
+
+    image = read_image(next((tiny_dataset / "images" / "val").iterdir()))
+    box = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu").load()
+    box(image)  # the shared ultralytics model now holds a box-mask predictor
+    shared = YoloSegModel.from_detector(box, mask_mode="ultralytics")(image)
+    alone = YoloSegModel(seg_run.best_weights, conf=0.0001, imgsz=64, device="cpu", mask_mode="ultralytics").load()
+    expected = alone(image)
+    assert type(box._model.predictor).__name__ == "SegmentationPredictor"
+    assert len(shared) == len(expected) > 0 and np.array_equal(shared.mask, expected.mask)
+
+
 def test_mask_mode_is_checked():
     from detseg.detectors.yolo_seg import YoloSegModel
     from detseg.errors import InputError
