@@ -48,12 +48,14 @@ def check_runtime(fmt: str) -> None:
 def exported_format(path: str | Path) -> str | None:
     """``"onnx"`` / ``"openvino"`` for an ultralytics export's name, None for anything else (``.pt``, ``.yaml``).
 
-    By name, so a missing export is reported as one; an OpenVINO folder is ``*_openvino_model``.
+    By name, so a missing export is reported as one; an OpenVINO folder is ``*_openvino_model`` (or the ``.xml``
+    model file inside it, which ultralytics also loads).
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return "onnx"
-    if path.name.endswith("_openvino_model"):
+    if path.name.endswith("_openvino_model") or (path.suffix.lower() == ".xml"
+                                                  and path.parent.name.endswith("_openvino_model")):
         return "openvino"
     return None
 
@@ -75,7 +77,8 @@ def exported_metadata(path: str | Path) -> dict:
 
 
 def open_export(path: str | Path, imgsz=None) -> tuple[Path, list[int] | None]:
-    """Check an export before ultralytics loads it: ``(path, fixed input size or None if dynamic)``.
+    """Check an export before ultralytics loads it: ``(path to load, fixed input size or None if dynamic)``; an
+    OpenVINO ``.xml`` gives its ``*_openvino_model`` folder.
 
     Raises:
         WeightsError: the export does not exist.
@@ -86,6 +89,8 @@ def open_export(path: str | Path, imgsz=None) -> tuple[Path, list[int] | None]:
     if not path.exists():
         raise WeightsError(f"exported model not found: {path.resolve()}")
     check_runtime(exported_format(path))
+    if path.suffix.lower() == ".xml":  # the model file of an OpenVINO export: ultralytics loads its folder
+        path = path.parent
     meta = exported_metadata(path)
     fixed = None if (meta.get("args") or {}).get("dynamic") else meta.get("imgsz")
     if imgsz and fixed:

@@ -129,7 +129,8 @@ class YoloDetector:
         conf: minimum confidence.
         iou: NMS IoU threshold.
         classes: keep only these classes, by id or name.
-        imgsz: inference size; None uses the size the model was trained (or exported) at, 640 if unknown.
+        imgsz: inference size; None uses the size the model was trained (or statically exported) at, 640 if
+            unknown (as for a dynamic export made outside detseg, which `detseg export` never makes).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"0"``, ``"mps"``.
         max_det: maximum detections per image.
         agnostic_nms: NMS across classes (on by default), so one object never comes out as

@@ -125,10 +125,20 @@ def test_export_reads_its_fixed_size_and_refuses_another(exports):
         YoloDetector(exports["onnx"], imgsz=640, device="cpu").load()
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "openvino-xml"])
 def test_an_export_refuses_augment_which_ultralytics_would_ignore(exports, fmt):
+    path = next(exports["openvino"].glob("*.xml")) if fmt == "openvino-xml" else exports[fmt]
     with pytest.raises(InputError, match="augment.*exported model"):
-        YoloDetector(str(exports[fmt]), device="cpu", augment=True).load()
+        YoloDetector(str(path), device="cpu", augment=True).load()
+
+
+def test_the_xml_file_of_an_openvino_export_is_read_as_the_export(exports):
+    from detseg.detectors.export import exported_format
+
+    xml = next(exports["openvino"].glob("*.xml"))
+    assert exported_format(xml) == "openvino" and exported_metadata(xml)["task"] == "segment"
+    detector = YoloDetector(str(xml), device="cpu").load()
+    assert detector._imgsz == [320, 320]  # the size it was exported for, from its metadata
 
 
 def test_missing_export_is_a_weights_error(tmp_path):
