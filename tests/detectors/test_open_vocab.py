@@ -183,3 +183,14 @@ def test_agnostic_nms_leaves_no_object_with_two_classes():
 
 def test_agnostic_nms_is_the_default():
     assert YoloDetector().agnostic_nms is True
+
+
+def test_a_prompt_free_model_refusing_class_names_says_so(tmp_path):
+    """A prompt-free YOLOE (-pf, its head given an LRPC) takes no class names: ultralytics' own reason, one
+    InputError, not a note about the text encoder and the internet."""
+    from ultralytics import YOLO
+
+    model = YOLO("yoloe-11s-seg.yaml")
+    model.model.model[-1].lrpc = torch.nn.ModuleList()  # what makes ultralytics treat it as prompt-free
+    with pytest.raises(InputError, match="cannot take the classes.*Prompt-free model does not support"):
+        set_vocabulary(model, NAMES, torch.zeros(1, 3, 512))
