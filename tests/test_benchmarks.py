@@ -256,3 +256,15 @@ def test_distill_reuses_a_work_folder_only_when_it_was_made_with_the_same_argume
     (labels / "parts").mkdir(parents=True)
     assert distill._reusable(labels, {"teacher": "a"}, None) and (labels / "parts").is_dir()
     assert not distill._reusable(labels, {"teacher": "b"}, None) and not labels.exists()
+
+
+def test_real_detector_counts_detections_on_photos_of_muffins_only_beside_the_look_alike_figure():
+    photos, det, names = _bakery_fixture()
+    module = _benchmark_module("real_detector")
+    photos.append({"path": "m.jpg", "boxes": [("muffin", [0, 0, 40, 40], False)]})  # no item of the classes
+    dets = [det([], [], []), det([], [], []), det([], [], []), det([], [], []),
+            det([[0, 0, 40, 40], [50, 50, 60, 60]], [0.9, 0.8], [2, 1])]
+    rates = module.bakery_rates(photos, dets, names, 0.25)
+    assert rates["other_only_photos"] == 1 and rates["false_per_other_only_photo"] == 2.0
+    assert rates["false_per_lookalike_photo"] == 0.0 and rates["lookalike_photos"] == 2  # its definition unchanged
+    assert rates["photos_with_items"] == 2 and rates["items"] == 3
