@@ -124,14 +124,16 @@ def attach_masks(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Det
 
 def attach_candidates(detections: sv.Detections, masks, scores: np.ndarray) -> sv.Detections:
     """``multimask="all"``: three candidate masks per box (box-major). ``mask`` gets the best of
-    each three by predicted IoU, so rows stay one object each; all three stay in
-    ``data["mask_candidates"]`` ``(N, 3, H, W)`` bool and ``data["mask_candidate_scores"]`` ``(N, 3)``."""
+    each three by predicted IoU, so rows stay one object each (compact when ``masks`` are); all three stay in
+    ``data["mask_candidates"]`` ``(N, 3, H, W)`` bool, dense (3 full frames a box), and
+    ``data["mask_candidate_scores"]`` ``(N, 3)``."""
     n = len(detections)
     scores = np.asarray(scores, np.float32).reshape(n, 3)
     dense = masks.to_dense() if hasattr(masks, "to_dense") else np.asarray(masks)
     dense = dense.reshape(n, 3, *dense.shape[1:])
     best = scores.argmax(1)
-    out = attach_masks(detections, dense[np.arange(n), best], scores[np.arange(n), best])
+    chosen = masks[3 * np.arange(n) + best] if hasattr(masks, "to_dense") else dense[np.arange(n), best]
+    out = attach_masks(detections, chosen, scores[np.arange(n), best])
     out.data[MASK_CANDIDATES], out.data[MASK_CANDIDATE_SCORES] = dense, scores
     return out
 

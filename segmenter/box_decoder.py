@@ -39,7 +39,7 @@ class ImageTerms:
         k1: ``(heads, HW, d)`` layer-1 token->image keys, per head.
         v1: ``(heads, HW, d)`` layer-1 token->image values, per head.
         q1: ``(heads, d, HW)`` layer-1 image->token queries, per head, pre-scaled by ``1/sqrt(d)``.
-        size: ``(h, w)`` of the embedding grid (64, 64).
+        size: ``(h, w)`` of the embedding grid (``imgsz / 16``: 64, 64 at SAM's 1024).
     """
 
     keys: torch.Tensor
@@ -247,7 +247,8 @@ class BoxPromptDecoder:
             multimask: SAM's three-mask output instead of the single mask.
 
         Returns:
-            ``(logits, iou)``: ``(B, K, 256, 256)`` low-res mask logits and ``(B, K)`` predicted IoU,
+            ``(logits, iou)``: ``(B, K, L, L)`` low-res mask logits (``L = imgsz / 4``, 256 at 1024) and
+            ``(B, K)`` predicted IoU,
             K = 3 with ``multimask`` else 1.
         """
         dec = self.decoder

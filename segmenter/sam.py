@@ -41,7 +41,7 @@ class Embedding:
     """One image's encoder output and the geometry needed to map prompts and masks.
 
     Attributes:
-        features: ``(1, 256, 64, 64)`` tensor (SAM) or a dict with ``image_embed`` and
+        features: ``(1, 256, S, S)`` tensor (SAM; ``S = imgsz / 16``, 64 at 1024) or a dict with ``image_embed`` and
             ``high_res_feats`` (SAM 2).
         src_shape: ``(H, W)`` of the original image.
         scale: letterbox gain from the original image to the ``imgsz`` input.
@@ -127,9 +127,10 @@ class SamSegmenter(BoxPromptSegmenter):
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not _whole(self.cache_bytes) or int(self.cache_bytes) < 0:
             raise InputError(f"cache_bytes must be an integer >= 0 (0: no cache), got {self.cache_bytes!r}")
-        if isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int) or self.imgsz < 256 or self.imgsz % 64:
+        if not _whole(self.imgsz) or self.imgsz < 256 or self.imgsz % 64:
             raise InputError(f"imgsz must be a multiple of 64 and at least 256 (SAM's default: {INPUT_SIZE}), "
                              f"got {self.imgsz!r}")
+        self.imgsz = int(self.imgsz)  # numpy's integers too
         self._device = torch.device(resolve_device(self.device))
         if self.precision == "fp16" and self._device.type != "cuda":
             raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
@@ -342,7 +343,8 @@ class SamSegmenter(BoxPromptSegmenter):
         parts = list(self.predict_torch_chunks(embedding, boxes_input))
         if not parts:
             k = 3 if self.multimask == "all" else 1
-            return torch.zeros(0, k, self.low_res, self.low_res), torch.zeros(0, k)
+            return (torch.zeros(0, k, self.low_res, self.low_res, device=self._device),
+                    torch.zeros(0, k, device=self._device))
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def predict_masks(self, image: np.ndarray, boxes):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detseg.errors import InputError
+from detseg.segmenter.base import check_boxes
 from detseg.segmenter.upsample import upsample_mask
 
 _KEEP = ("maskmem_features", "obj_ptr", "object_score_logits")
@@ -136,7 +137,10 @@ class Sam2VideoMemory:
 
         if self._frame is None:
             raise InputError("set_frame() before prompt()")
-        b = np.asarray(box, np.float32).reshape(2, 2) * self._frame["scale"]
+        clipped, _ = check_boxes(box, self._frame["shape"])  # as SamSegmenter: shape, NaN, inverted; clipped
+        if len(clipped) != 1:
+            raise InputError(f"prompt() takes one box (x1, y1, x2, y2), got {len(clipped)}")
+        b = clipped[0].reshape(2, 2) * self._frame["scale"]
         points = {"point_coords": torch.as_tensor(b[None], device=self.segmenter._device),
                   "point_labels": torch.tensor([[2, 3]], dtype=torch.int32, device=self.segmenter._device)}
         obj = self.objects.setdefault(int(obj_id), _Object())

@@ -101,7 +101,8 @@ def window_of(rows_any: np.ndarray, cols_any: np.ndarray, grid: Grid) -> tuple[i
 
 
 def upsample_mask(logits: np.ndarray, grid: Grid, threshold: float = 0.0, band: int = 256):
-    """Threshold-upsampled mask of one (256, 256) logit map, cropped to where it can be positive.
+    """Threshold-upsampled mask of one ``(L, L)`` logit map (``L = imgsz / 4``, 256 at SAM's 1024), cropped to
+    where it can be positive.
 
     Rows are computed in bands of ``band`` so float temporaries stay small on huge frames;
     the per-pixel arithmetic does not depend on the band, so the result is the same.
@@ -137,7 +138,7 @@ def upsample_masks_on_device(logits, grid: Grid, threshold: float = 0.0, max_ele
     the thresholded frames are kept as bool, one byte per pixel per mask of a part.
 
     Args:
-        logits: ``(n, 256, 256)`` float32 torch tensor, on any device.
+        logits: ``(n, L, L)`` float32 torch tensor (``L = imgsz / 4``), on any device.
         grid: the image's sampling grid.
 
     Yields:

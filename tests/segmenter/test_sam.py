@@ -66,6 +66,11 @@ def test_bad_imgsz_is_a_clear_error(mobile_sam_checkpoint, imgsz):
         SamSegmenter(str(mobile_sam_checkpoint), device="cpu", imgsz=imgsz).load()
 
 
+def test_a_numpy_integer_imgsz_is_taken(mobile_sam_checkpoint):
+    segmenter = SamSegmenter(str(mobile_sam_checkpoint), device="cpu", imgsz=np.int64(512)).load()
+    assert segmenter.imgsz == 512 and type(segmenter.imgsz) is int and segmenter.low_res == 128
+
+
 @pytest.mark.parametrize("shape", [(240, 320), (130, 500), (1100, 700), (97, 1013), (1024, 1024)])
 def test_windowed_upsampling_equals_full_frame_bit_for_bit(shape):
     rng = np.random.default_rng(0)
@@ -258,6 +263,18 @@ def test_multimask_modes(mobile_sam_checkpoint, mode, factor):
         three = SamSegmenter(str(mobile_sam_checkpoint), multimask="all", output="dense")
         _, all_scores = three.predict_masks(image, boxes)
         np.testing.assert_allclose(scores, all_scores.reshape(2, 3).max(1), atol=1e-5)
+
+
+def test_multimask_all_keeps_compact_masks_compact(mobile_sam_checkpoint):
+    import supervision as sv
+
+    image = textured_image(100, 150, seed=9)
+    dets = sv.Detections(xyxy=np.array([[10, 10, 80, 80], [20, 30, 140, 95]], float), class_id=np.array([0, 1]))
+    dense = SamSegmenter(str(mobile_sam_checkpoint), multimask="all", output="dense")(image, dets)
+    compact = SamSegmenter(str(mobile_sam_checkpoint), multimask="all", output="compact")(image, dets)
+    assert hasattr(compact.mask, "to_dense") and not isinstance(dense.mask, type(compact.mask))
+    assert np.array_equal(compact.mask.to_dense(), dense.mask)
+    assert np.array_equal(compact.data["mask_candidates"], dense.data["mask_candidates"])
 
 
 def test_bf16_runs_and_roughly_agrees(mobile_sam_checkpoint):

@@ -138,3 +138,23 @@ def test_memory_settings_that_would_lose_the_prompt_are_refused_before_loading(k
 
     with pytest.raises(InputError, match=message):
         Sam2VideoMemory(NotLoaded(), **kwargs)
+
+
+def test_a_prompt_box_is_checked_and_clipped_as_the_image_path_does(sam2_checkpoint_present):
+    from detseg.errors import InputError
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam2_video import Sam2VideoMemory
+
+    segmenter = SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense", imgsz=512)
+    frame = textured_image(160, 256, seed=3)
+    results = []
+    for box in ([-50, 10, 90, 80], [0, 10, 90, 80]):  # partly outside the frame, and that box clipped
+        memory = Sam2VideoMemory(segmenter)
+        memory.set_frame(frame, 0)
+        memory.prompt(0, box)
+        results.append(memory.masks())
+    assert np.array_equal(results[0][1], results[1][1])
+    for bad, message in (([0, 10, float("nan"), 80], "NaN"), ([90, 10, 0, 80], "inverted"),
+                         ([[0, 0, 5, 5], [1, 1, 6, 6]], "one box")):
+        with pytest.raises(InputError, match=message):
+            memory.prompt(1, bad)
