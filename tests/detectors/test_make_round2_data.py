@@ -1,6 +1,8 @@
 """detectors/weights/make_round2_data.py's round-7 look-alike class: the merge of a look-alike box file into the
 bakery boxes, and which label files count as photos with items (only lines of the three detector classes)."""
 
+from pathlib import Path
+
 import pytest
 
 from detseg.data.bakery import CATEGORIES, LOOKALIKE_CATEGORIES, write_yolo_split
@@ -54,3 +56,25 @@ def test_a_lookalike_photo_missing_from_the_box_file_is_refused(script, tmp_path
     boxes["images"].pop()  # b.jpg
     with pytest.raises(SystemExit, match="not in the box file"):
         script._with_lookalikes(boxes, str(looks))
+
+
+def test_boxed_uj_photos_without_a_box_are_left_out_not_trained_as_negatives(script, tmp_path):
+    import argparse
+    import json
+
+    uj = tmp_path / "uj"
+    uj.mkdir()
+    for name in ("boxed.jpg", "printed-only.jpg", "neg.jpg"):
+        (uj / name).write_bytes(b"jpeg")
+    items = {"categories": [{"id": 2, "name": "cookie"}],
+             "images": [{"id": 1, "file_name": "boxed.jpg", "width": 100, "height": 50},
+                        {"id": 2, "file_name": "printed-only.jpg", "width": 100, "height": 50}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [10, 10, 20, 20]}]}
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    args = argparse.Namespace(uj_images=str(uj), uj_exclude=[], uj_items=str(tmp_path / "items.json"),
+                              uj_items_repeat=2, uj_negatives=0, seed=0)
+    folders = script._uj_folders(args, tmp_path / "out")
+    for folder in folders:
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["boxed.jpg"]
+    labels = tmp_path / "out" / "uj-items-labels" / "labels"
+    assert (labels / "boxed.txt").read_text().startswith("1 ") and not (labels / "printed-only.txt").exists()
