@@ -175,9 +175,9 @@ def _uj_folders(args, out: Path) -> list[str]:
         by_image: dict[int, list] = {}
         for a in items["annotations"]:
             by_image.setdefault(a["image_id"], []).append(a)
-        # a photo of the file with no box (e.g. only a printed cookie on a packet) is neither a positive nor a safe
-        # negative (the file's own note): left out. Rounds 3 and 4 trained the 6 such photos of the fit file as
-        # negatives (fixed 2026-12-08, model card).
+        # a photo of the file with no box is not used as a negative (the file's own note: its subject is cookie-like,
+        # e.g. round crackers): left out. Rounds 3 and 4 trained the 6 such photos of the fit file as negatives
+        # (fixed 2026-12-08, model card).
         items = {**items, "images": [im for im in items["images"] if by_image.get(im["id"])]}
         cat = {c["id"]: c["name"] for c in items["categories"]}
         from detseg.data.bakery import DETECTOR_CLASSES
