@@ -80,4 +80,6 @@ class BoxesDetector:
         record = self._index.get(image_key(image))
         if record is None:
             raise InputError("this image is not in the dataset given to BoxesDetector (pixels differ)")
-        return self.detections_for([a.xyxy for a in record.annotations], [a.class_id for a in record.annotations])
+        # a crowd region (COCO iscrowd) is many instances, not one: no prompt for it (evaluation ignores it)
+        instances = [a for a in record.annotations if not a.iscrowd]
+        return self.detections_for([a.xyxy for a in instances], [a.class_id for a in instances])

@@ -130,8 +130,15 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
 
     preds = {name: [] for name in segs}
     seconds = {name: 0.0 for name in segs}
+    # with the ground-truth boxes every score is 1 and pycocotools would rank the masks by their order in the file:
+    # the segmenter's own mask score (SAM's predicted IoU) ranks them instead
+    by_mask_score = isinstance(detector, str) and detector == "gt"
     for record in tqdm(records, desc=f"evaluate {split}", disable=not progress):
         image = read_image(record.path)
+        if image.shape[:2] != (record.height, record.width):  # masks of another size than the GT: IoU -1, no error
+            raise InputError(f"{record.path}: read as {image.shape[1]}x{image.shape[0]} but the dataset says "
+                             f"{record.width}x{record.height} (EXIF orientation, or a resized file?): fix its "
+                             "width/height in the dataset file")
         dets = det(image)
         keep = np.array([int(c) in mapping for c in dets.class_id], bool) if len(dets) else np.zeros(0, bool)
         dets = dets[np.flatnonzero(keep)] if len(dets) else dets
@@ -141,10 +148,11 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
             if len(dets) == 0:
                 continue
             t = time.perf_counter()
-            masks, _ = seg.predict_masks(image, dets.xyxy)
+            masks, mask_scores = seg.predict_masks(image, dets.xyxy)
             seconds[name] += time.perf_counter() - t
+            scores = mask_scores if by_mask_score and mask_scores is not None else conf_values
             for i in range(len(dets)):
-                preds[name].append(result_entry(record.image_id, category[i], float(conf_values[i]),
+                preds[name].append(result_entry(record.image_id, category[i], float(scores[i]),
                                                 np.asarray(masks[i]), dets.xyxy[i]))
     report = {"split": split, "images": len(records), "detector": str(detector), "configs": {}}
     for name in segs:

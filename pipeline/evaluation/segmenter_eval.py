@@ -67,17 +67,18 @@ def evaluate_on_gt_boxes(dataset: Dataset, segmenter, split: str | None = None, 
         gt_boxes = np.stack([a.xyxy for a in record.annotations]).astype(np.float32)
         prompts = jitter_boxes(gt_boxes, jitter, rng, (h, w))
         start = time.perf_counter()
-        masks, _ = segmenter.predict_masks(image, prompts)
+        masks, mask_scores = segmenter.predict_masks(image, prompts)  # scores rank the masks (all 1: file order)
         seconds += time.perf_counter() - start
         n_boxes += len(prompts)
-        for a, mask in zip(record.annotations, masks):
+        mask_scores = np.ones(len(masks)) if mask_scores is None else np.asarray(mask_scores, np.float64)
+        for a, mask, score in zip(record.annotations, masks, mask_scores):
             gt_mask = a.mask(h, w)
             cat = 1 if agnostic else a.class_id + 1
             ann_id = len(annotations) + 1
             annotations.append({**result_entry(idx, cat, 1.0, gt_mask), "id": ann_id, "iscrowd": 0,
                                 "area": float(gt_mask.sum())})
             mask = np.asarray(mask)
-            predictions.append(result_entry(idx, cat, 1.0, mask))
+            predictions.append(result_entry(idx, cat, float(score), mask))
             ious.append(mask_iou(mask, gt_mask))
     categories = [{"id": 1, "name": "object"}] if agnostic else \
         [{"id": i + 1, "name": n} for i, n in enumerate(dataset.names)]

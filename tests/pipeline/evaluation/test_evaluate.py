@@ -208,3 +208,75 @@ def _with_images(gt_file, images, tmp_path):
     shutil.copy(gt_file, root / "annotations" / "val.json")
     shutil.copytree(images, root / "images" / "val")
     return root / "annotations" / "val.json"
+
+
+class _ScoredBoxes:
+    """Box masks scored by a made-up quality (the 'predicted IoU' a SAM would give): 0.1, 0.2, ... per box."""
+
+    def predict_masks(self, image, boxes):
+        from detseg.segmenter import BoxSegmenter
+
+        masks, _ = BoxSegmenter().predict_masks(image, boxes)
+        return masks, np.arange(1, len(boxes) + 1) / 10
+
+
+def test_with_ground_truth_boxes_masks_are_ranked_by_the_segmenters_own_score(tiny_dataset, tmp_path):
+    """Every GT box has confidence 1: ranked by that, pycocotools would rank the masks by their file order."""
+    evaluate(load_dataset(tiny_dataset), "gt", {"scored": _ScoredBoxes()}, out=tmp_path / "e", progress=False,
+             plots=False)
+    predictions = json.loads(next((tmp_path / "e").rglob("predictions.json")).read_text())
+    by_image = {}
+    for p in predictions:
+        by_image.setdefault(p["image_id"], []).append(p["score"])
+    assert by_image and all(sorted(v) == pytest.approx(np.arange(1, len(v) + 1) / 10) for v in by_image.values())
+
+
+def test_an_image_of_another_size_than_the_dataset_says_is_one_clear_error(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    record = ds.splits["val"][0]
+    record.width, record.height = record.height + 1, record.width  # e.g. EXIF-turned, recorded unturned
+    with pytest.raises(InputError, match="but the dataset says"):
+        evaluate(ds, "gt", ("box",), split="val", progress=False, plots=False)
+
+
+def test_crowd_regions_are_not_prompted_with_ground_truth_boxes(tiny_dataset):
+    from detseg.detectors import BoxesDetector
+    from detseg.images import read_image
+
+    ds = load_dataset(tiny_dataset)
+    record = next(r for r in ds.splits["val"] if len(r.annotations) >= 2)
+    n = len(record.annotations)
+    record.annotations[0].iscrowd = True
+    dets = BoxesDetector(dataset=ds, split="val")(read_image(record.path))
+    assert len(dets) == n - 1
+    np.testing.assert_allclose(dets.xyxy, [a.xyxy for a in record.annotations[1:]], atol=1e-4)
+
+
+def test_masks_on_ground_truth_boxes_are_ranked_by_their_score_not_their_order(tmp_path):
+    """evaluate_on_gt_boxes (benchmarks/real_photos.py): a good and a poor mask, the poor one first in the file;
+    with its own scores the segmenter that knows which is which gets the AP of the good-first order."""
+    from detseg.data.dataset import Annotation, Dataset, ImageRecord
+    from detseg.pipeline.evaluation.segmenter_eval import evaluate_on_gt_boxes
+
+    class Knows:
+        def __init__(self, scores):
+            self.scores = scores
+
+        def predict_masks(self, image, boxes):  # the first box's mask is poor (a corner), the second exact
+            masks = np.zeros((2, 40, 40), bool)
+            masks[0, 0:5, 0:5] = True
+            masks[1, 20:30, 20:30] = True
+            return masks, np.array(self.scores)
+
+    import cv2
+
+    path = tmp_path / "x.png"
+    cv2.imwrite(str(path), np.zeros((40, 40, 3), np.uint8))
+    anns = [Annotation(class_id=0, xyxy=np.array([0, 0, 20, 20], float), polygons=[[0, 0, 20, 0, 20, 20, 0, 20]]),
+            Annotation(class_id=0, xyxy=np.array([20, 20, 30, 30], float),
+                       polygons=[[20, 20, 30, 20, 30, 30, 20, 30]])]
+    ds = Dataset(names=["a"], splits={"val": [ImageRecord(path=path, width=40, height=40, annotations=anns)]},
+                 source=tmp_path, format="yolo")
+    ranked = evaluate_on_gt_boxes(ds, Knows([0.1, 0.9]), progress=False)["AP50"]
+    tied = evaluate_on_gt_boxes(ds, Knows([1.0, 1.0]), progress=False)["AP50"]
+    assert ranked > tied  # tied scores rank the poor mask first, as it comes first in the file
