@@ -308,7 +308,8 @@ def main(argv=None) -> int:
           f"{report['torch_threads']} torch threads")
     print(f"{'model':<46} {'mask AP50:95':>12} {'AP50':>6} {'box AP':>7} {'images/s':>9}")
     rows = [("teacher: the shipped detector + GrabCut (PyTorch)", segm_t, rep_t, ips_t),
-            (f"student: yolov8n-seg @{size} (PyTorch)", segm_s, rep_s, ips_s),
+            (f"student: {Path(args.student).name if args.student else Path(args.student_model).stem} @{size} "
+             "(PyTorch)", segm_s, rep_s, ips_s),
             ("  same, ultralytics' masks (reference)", segm_ref, rep_ref, ips["student-ultralytics-masks"])]
     if exported:
         rows += [("teacher: detector in OpenVINO + GrabCut", None, None, ips["teacher-openvino"]),

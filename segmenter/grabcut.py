@@ -23,7 +23,7 @@ mapped to [0, 1] (``2 * separation - 1``). The ellipse fallback scores 0: it is 
 The defaults were tuned on the UJ Staple Pantry photos (every third photo first, then all;
 see the README's figures): the large core with its loose-box retry, a wider background
 ring (0.2 -> 0.3 of the box) and 2 iterations instead of 4 took mask AP from 0.599 to
-0.623 at half the time per box.
+0.623 at half the time per box (AP with every mask scored 1; ranked by this score, 0.648: docs/benchmarks.md).
 """
 
 from __future__ import annotations
