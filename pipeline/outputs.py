@@ -184,11 +184,15 @@ def detection_records(dets: sv.Detections, image_id: int, shape: tuple[int, int]
 
 
 def instance_png(dets: sv.Detections, shape: tuple[int, int]) -> bytes:
-    """uint16 PNG: pixel = 1 + index of the detection whose mask covers it (later rows on top)."""
+    """uint16 PNG: pixel = 1 + index of the detection whose mask covers it. Where masks overlap, the smaller mask
+    is on top, as supervision's ``MaskAnnotator`` draws the annotated image (rows come by falling confidence, so
+    painting them in order put the least confident on top: a large false box could erase a small item)."""
     ids = np.zeros(shape, np.uint16)
-    if dets.mask is not None:
-        for i in range(len(dets)):
-            ids[np.asarray(dets.mask[i])] = i + 1
+    if dets.mask is not None and len(dets):
+        masks = [np.asarray(dets.mask[i]) for i in range(len(dets))]
+        areas = np.array([m.sum() for m in masks])
+        for i in np.argsort(-areas, kind="stable"):  # largest first, so smaller ones are painted over it
+            ids[masks[i]] = i + 1
     ok, png = cv2.imencode(".png", ids)
     return png.tobytes()
 

@@ -89,3 +89,23 @@ def test_a_tracked_video_traces_tracks_only_never_the_untracked_rows():
                                       data={"class_name": np.array(["cookie"])}))
     assert len(annotate._trace.trace.get(0)) == 0  # a line from x=20 to x=160 would join two objects
     assert len(annotate._trace.trace.get(1)) == 2
+
+
+def test_overlapping_masks_in_the_instance_png_keep_the_smaller_one_on_top():
+    """Rows come by falling confidence; a large, less confident mask over a small item must not erase its id."""
+    import cv2
+    import numpy as np
+    import supervision as sv
+
+    from detseg.pipeline.outputs import instance_png
+
+    small, large = np.zeros((30, 40), bool), np.zeros((30, 40), bool)
+    small[10:15, 10:15] = True
+    large[5:25, 5:35] = True
+    dets = sv.Detections(xyxy=np.array([[10, 10, 15, 15], [5, 5, 35, 25]], float), mask=np.stack([small, large]),
+                         confidence=np.array([0.95, 0.36]), class_id=np.array([0, 1]))
+    ids = cv2.imdecode(np.frombuffer(instance_png(dets, (30, 40)), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert ids.dtype == np.uint16
+    assert (ids[small] == 1).all() and (ids[large & ~small] == 2).all() and (ids[~large] == 0).all()
+    empty = cv2.imdecode(np.frombuffer(instance_png(sv.Detections.empty(), (30, 40)), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert empty.shape == (30, 40) and not empty.any()
