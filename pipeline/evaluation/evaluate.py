@@ -31,16 +31,20 @@ from detseg.pipeline.evaluation.metrics import STAT_NAMES, coco_ap, coco_eval, r
 
 def class_id_mapping(detector_names: dict[int, str], dataset_names: list[str],
                      class_map: dict[str, str] | None = None) -> dict[int, int]:
-    """Detector class id -> dataset class id, matched by name (after ``class_map``).
+    """Detector class id -> dataset class id, matched by name (after ``class_map``), case-insensitively and
+    without surrounding spaces, as ``detseg predict --image-ids`` matches a dataset's categories.
 
     Raises:
         InputError: a detector class has no dataset class of that name and no mapping.
     """
-    class_map = class_map or {}
-    index = {n: i for i, n in enumerate(dataset_names)}
+    def key(name) -> str:
+        return str(name).strip().lower()
+
+    class_map = {key(k): v for k, v in (class_map or {}).items()}
+    index = {key(n): i for i, n in enumerate(dataset_names)}
     mapping, missing = {}, []
     for det_id, name in detector_names.items():
-        target = class_map.get(name, name)
+        target = key(class_map.get(key(name), name))
         if target in index:
             mapping[int(det_id)] = index[target]
         else:
@@ -167,13 +171,15 @@ def evaluate(data, detector="gt", segmenters=("grabcut", "box"), split: str | No
     return report
 
 
-def worst_masks(data, predictions: list[dict], split: str | None = None, n: int = 6) -> list[dict]:
+def worst_masks(data, predictions: list[dict], split: str | None = None, n: int = 6, every: int = 1) -> list[dict]:
     """The ``n`` ground-truth instances whose best-overlapping prediction has the lowest mask IoU.
 
     Args:
         data: the dataset (path or :class:`Dataset`) the predictions were made on.
         predictions: COCO results with RLE masks (e.g. an ``evaluate`` output's predictions.json).
         split: the split evaluated.
+        every: the ``every`` the predictions were made with (``evaluate(..., every=k)`` scores every k-th image;
+            the images it skipped have no predictions, and are not listed as missed).
 
     Returns:
         Dicts with ``image`` (BGR), ``truth`` and ``predicted`` (bool masks), ``iou``, ``class_name``,
@@ -187,7 +193,9 @@ def worst_masks(data, predictions: list[dict], split: str | None = None, n: int 
     for p in predictions:
         by_image.setdefault(p["image_id"], []).append(p)
     rows = []
-    for record in dataset.splits[split]:
+    if every < 1:
+        raise InputError(f"every must be >= 1, got {every}")
+    for record in dataset.splits[split][::every]:
         preds = [rle_to_mask(p["segmentation"]) for p in by_image.get(record.image_id, [])]
         for a in record.annotations:
             truth = a.mask(record.height, record.width)

@@ -137,6 +137,9 @@ def test_class_name_mismatch_is_an_error_or_mapped():
     assert mapping == {0: 1, 1: 0}
     with pytest.raises(InputError, match="detector_name=dataset_name"):
         parse_class_map("bagel")
+    # names differing only in case or spaces are the same class, as predict --image-ids matches them
+    assert class_id_mapping({0: "Cookie ", 1: "croissant"}, ["croissant", "cookie"]) == {0: 1, 1: 0}
+    assert class_id_mapping({0: "Bagel"}, ["Croissant"], parse_class_map("bagel=croissant")) == {0: 0}
 
 
 def test_cli_evaluate_with_a_yolo_detector(tiny_dataset, tiny_weights, tmp_path, capsys):
@@ -280,3 +283,16 @@ def test_masks_on_ground_truth_boxes_are_ranked_by_their_score_not_their_order(t
     ranked = evaluate_on_gt_boxes(ds, Knows([0.1, 0.9]), progress=False)["AP50"]
     tied = evaluate_on_gt_boxes(ds, Knows([1.0, 1.0]), progress=False)["AP50"]
     assert ranked > tied  # tied scores rank the poor mask first, as it comes first in the file
+
+
+def test_worst_masks_lists_the_lowest_ious_of_the_images_evaluated(tiny_dataset, tmp_path):
+    from detseg.pipeline.evaluation.evaluate import worst_masks
+
+    ds = load_dataset(tiny_dataset)
+    evaluate(ds, "gt", ("box",), split="val", every=2, out=tmp_path / "e", progress=False, plots=False)
+    predictions = json.loads(next((tmp_path / "e").rglob("predictions.json")).read_text())
+    worst = worst_masks(ds, predictions, split="val", n=3, every=2)
+    assert len(worst) == 3 and [w["iou"] for w in worst] == sorted(w["iou"] for w in worst)
+    assert all(w["iou"] > 0 and w["truth"].shape == w["predicted"].shape == w["image"].shape[:2] for w in worst)
+    # read over every image, the half evaluate skipped would come first, as if every mask there were missed
+    assert worst_masks(ds, predictions, split="val", n=1)[0]["iou"] == 0.0
