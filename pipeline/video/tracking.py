@@ -50,7 +50,8 @@ class Tracker:
     Args:
         fps: frames per second of the video; with frame numbers it gives ByteTrack real time
             steps, so ``--stride`` and detector keyframes keep the motion model right.
-        lost_seconds: how long a track survives without detections (occlusion, missed boxes).
+        lost_seconds: how long a track survives without detections (occlusion, missed boxes), beyond the step
+            between two processed frames (``--stride`` / fps).
         activation: minimum confidence to start a track.
         min_frames: consecutive matched frames before a track gets an id (1: on its first frame).
         match_iou: minimum IoU between a track's prediction and a box to match them.
@@ -78,6 +79,7 @@ class Tracker:
                                          track_activation_threshold=self.activation,
                                          minimum_consecutive_frames=self.min_frames,
                                          minimum_iou_threshold=self.match_iou, high_conf_det_threshold=self.high_conf)
+        self._last_frame: int | None = None
 
     def update(self, detections: sv.Detections, frame_index: int) -> sv.Detections:
         """Track ids for one frame's detections.
@@ -89,6 +91,13 @@ class Tracker:
         Returns:
             The tracked rows (see the class docstring), ``tracker_id`` int >= 1.
         """
+        if self._last_frame is not None and hasattr(self._tracker, "maximum_time_without_update"):
+            # trackers prunes by time before matching, and a track matched on the previous processed frame is one
+            # step old by then: with --stride 13 at 12 fps (a step over lost_seconds) every track was pruned and
+            # each frame got new ids. The budget is lost_seconds beyond the step between processed frames.
+            step = max(frame_index - self._last_frame, 1) / self.fps
+            self._tracker.maximum_time_without_update = self.lost_seconds + step
+        self._last_frame = frame_index
         result = self._tracker.update(detections, timestamp=frame_index / self.fps)
         if len(result) != len(detections):  # trackers returns every row (unmatched ones with -1); guard anyway
             raise RuntimeError(f"the tracker returned {len(result)} of {len(detections)} detections")

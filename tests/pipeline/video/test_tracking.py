@@ -137,6 +137,30 @@ def test_new_item_gets_new_id():
     assert len(first) == 1 and len(second) == 1 and first != second
 
 
+@pytest.mark.parametrize("fps, stride, lost_seconds", [(12, 13, 1.0), (25, 30, 1.0), (12, 1, 0.05), (12, 2, 0.1)])
+def test_an_item_keeps_its_id_when_processed_frames_are_further_apart_than_lost_seconds(fps, stride, lost_seconds):
+    """trackers prunes lost tracks by time before matching; a track matched one processed frame earlier is one step
+    old then. With a step over lost_seconds (--stride 13 at 12 fps) every frame gave the item a new id."""
+    tracker = Tracker(fps=fps, lost_seconds=lost_seconds)
+    box = np.array([[10, 10, 50, 50]], np.float32)
+    ids = []
+    for i in range(5):
+        dets = sv.Detections(xyxy=box + [i, 0, i, 0], confidence=np.array([0.9]), class_id=np.array([0]))
+        ids += tracker.update(dets, i * stride).tracker_id.tolist()
+    assert ids == [1] * 5
+
+
+def test_a_track_lost_longer_than_lost_seconds_beyond_the_step_is_ended():
+    tracker = Tracker(fps=10, lost_seconds=0.5)
+    box = sv.Detections(xyxy=np.array([[10, 10, 50, 50]], np.float32), confidence=np.array([0.9]),
+                        class_id=np.array([0]))
+    empty = sv.Detections.empty()
+    first = tracker.update(box, 0).tracker_id.tolist()
+    for frame in range(1, 11):  # a second without the item: past 0.5 s + the 0.1 s step
+        tracker.update(empty, frame)
+    assert first == [1] and tracker.update(box, 11).tracker_id.tolist() == [2]
+
+
 def test_masks_stay_with_their_rows_when_tracker_reorders():
     tracker = Tracker(fps=10, min_frames=1)
     xyxy = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [100, 0, 110, 10]], np.float32)
