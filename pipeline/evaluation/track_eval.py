@@ -200,8 +200,9 @@ def evaluate_video(gt_dir: str | Path, run_dir: str | Path, class_names: dict[in
         g, t = gt[gt[:, 7] == c + 1], tracks[tracks[:, 7] == c + 1]
         if len(g):
             report["per_class"][name] = tracking_metrics(g, t, frames)
-    # as summary.json: a sequence shorter than min_track_frames asks for a track in every frame instead
-    true_counts, pred_counts = count_objects(gt), count_objects(tracks, max(1, min(min_track_frames, frames)))
+    # as summary.json: a run that processed fewer frames than min_track_frames asks for a track in every one of them
+    processed = len(ran) if ran is not None else frames
+    true_counts, pred_counts = count_objects(gt), count_objects(tracks, max(1, min(min_track_frames, processed)))
     total_true, total_pred = sum(true_counts.values()), sum(pred_counts.values())
     report["counts"] = {
         "true": {n: true_counts.get(c, 0) for c, n in sorted(class_names.items())},
