@@ -352,6 +352,12 @@ def load_yolo(data_yaml: Path) -> Dataset:
     return Dataset(names=names, splits=splits, source=src, format="yolo")
 
 
+def _area(poly: np.ndarray) -> float:
+    """Shoelace area of a pixel polygon ``(K, 2)``."""
+    x, y = np.asarray(poly, np.float64).T
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
 def yolo_box_line(class_id: int, xywh, width: float, height: float) -> str:
     """One YOLO detection label line ``class cx cy w h`` (normalised) from a COCO pixel box ``[x, y, w, h]``."""
     x, y, w, h = (float(v) for v in xywh)
@@ -382,25 +388,28 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
                                    "replace the other: rename one first", ds.source)
             stems[r.path.stem] = r.path
     for split, records in ds.splits.items():
+        # one form per split: ultralytics refuses a segment dataset where some files hold boxes and others polygons
+        # (and a detect run drops every polygon), so a box in a split with outlines is written as its four corners
+        outlines = any(a.has_mask for r in records for a in r.annotations if not a.iscrowd)
         for r in records:
             place_file(r.path, out / "images" / split / r.path.name)
             lines = []
-            instances = [a for a in r.annotations if not a.iscrowd]
-            outlines = any(a.has_mask for a in instances)  # one box line among polygons is invalid
-            for a in instances:
+            for a in (a for a in r.annotations if not a.iscrowd):
+                x0, y0, x1, y1 = (float(v) for v in a.xyxy)
+                corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                 if a.rle is not None:
                     poly = merge_polygons(mask_to_polygons(a.mask(r.height, r.width)))
                 elif a.polygons:
                     poly = merge_polygons(a.polygons)
-                elif outlines:  # a box in a file of polygons: its four corners
-                    x0, y0, x1, y1 = (float(v) for v in a.xyxy)
-                    poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+                elif outlines:
+                    poly = corners
                 else:
-                    x0, y0, x1, y1 = a.xyxy
                     lines.append(f"{a.class_id} {(x0 + x1) / 2 / r.width:.6f} {(y0 + y1) / 2 / r.height:.6f} "
                                  f"{(x1 - x0) / r.width:.6f} {(y1 - y0) / r.height:.6f}")
                     continue
-                if len(poly) >= 3:
+                if len(poly) < 3 or _area(poly) <= 0:  # a 1-px-wide mask traces to nothing: keep it as its box
+                    poly = corners
+                if _area(poly) > 0:  # a box of no area is no instance (detseg's own check refuses it)
                     lines.append(yolo_line(a.class_id, poly, r.width, r.height))
             text = "\n".join(lines) + ("\n" if lines else "")
             atomic_write_text(out / "labels" / split / (r.path.stem + ".txt"), text)

@@ -351,3 +351,43 @@ def test_linked_coco_images_keep_their_names_and_a_linked_leak_is_found(tiny_dat
     train_link.symlink_to(victim.resolve())
     problems = verify_dataset(load_dataset(ds_dir), progress=False)
     assert any(str(train_link) in p and str(victim) in p and "is the same image as" in p for p in problems), problems
+
+
+def test_converting_to_yolo_writes_one_form_per_split_and_keeps_thin_masks(tmp_path):
+    """ultralytics refuses a segment split where some files hold boxes and others polygons: a box-only image in a
+    split with outlines gets its box's four corners; a 1-px-wide mask (which traces to no polygon) keeps its box;
+    a box of no area is left out (detseg's own check refuses it), and the output passes `data check`."""
+    import cv2
+    from ultralytics.data.utils import check_det_dataset
+
+    from detseg.data.polygons import mask_to_rle
+
+    images = tmp_path / "coco" / "images"
+    images.mkdir(parents=True)
+    from tests.helpers import textured_image
+
+    for i, name in enumerate(("a.jpg", "b.jpg")):
+        cv2.imwrite(str(images / name), textured_image(40, 60, seed=i))
+    thin = np.zeros((40, 60), bool)
+    thin[5:25, 30] = True  # a straw, one pixel wide
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 60, "height": 40},
+                       {"id": 2, "file_name": "b.jpg", "width": 60, "height": 40}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 10], "iscrowd": 0,
+                 "segmentation": [[10, 10, 20, 10, 20, 20, 10, 20]]},
+                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 5, 1, 20], "iscrowd": 0,
+                 "segmentation": mask_to_rle(thin)},
+                {"id": 3, "image_id": 1, "category_id": 1, "bbox": [4, 4, 0, 8], "iscrowd": 0, "segmentation": []},
+                {"id": 4, "image_id": 2, "category_id": 1, "bbox": [5, 5, 20, 10], "iscrowd": 0, "segmentation": []}]}
+    (tmp_path / "coco" / "val.json").write_text(json.dumps(coco))
+    assert main(["data", "convert", str(tmp_path / "coco" / "val.json"), "--to", "yolo", "--out",
+                 str(tmp_path / "y")]) == 0
+    a = (tmp_path / "y" / "labels" / "val" / "a.txt").read_text().splitlines()
+    b = (tmp_path / "y" / "labels" / "val" / "b.txt").read_text().splitlines()
+    assert len(a) == 2 and len(b) == 1  # the square and the straw; the no-area box is left out
+    assert all(len(line.split()) >= 7 for line in a + b)  # polygons everywhere, no 5-column box line
+    np.testing.assert_allclose([float(v) for v in b[0].split()[1:]],
+                               [5 / 60, 5 / 40, 25 / 60, 5 / 40, 25 / 60, 15 / 40, 5 / 60, 15 / 40], atol=1e-5)
+    assert main(["data", "check", str(tmp_path / "y" / "data.yaml")]) == 0  # (val also serves as train)
+    assert check_det_dataset(str(tmp_path / "y" / "data.yaml"), autodownload=False)["nc"] == 1
