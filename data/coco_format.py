@@ -318,9 +318,15 @@ def load_coco_folder(folder: Path) -> Dataset:
     """detseg layout (annotations/{split}.json + images/{split}/) or a Roboflow COCO export
     ({split}/_annotations.coco.json)."""
     files = sorted(folder.glob("annotations/*.json")) or sorted(folder.glob("*/_annotations.coco.json"))
-    merged = None
+    merged, loaded_from = None, {}
     for f in files:
         ds = load_coco(f)
+        for split in ds.splits:  # train.json and train_extra.json (any other stem) would both be "train"
+            if split in loaded_from:
+                raise DatasetError(f"split {split!r} comes from two files: {loaded_from[split].name} and {f.name} "
+                                   "(a JSON named other than train/val/valid/test is read as train): merge them or "
+                                   "load one JSON at a time", folder)
+            loaded_from[split] = f
         if merged is None:
             merged = ds
             merged.source = folder

@@ -391,3 +391,20 @@ def test_converting_to_yolo_writes_one_form_per_split_and_keeps_thin_masks(tmp_p
                                [5 / 60, 5 / 40, 25 / 60, 5 / 40, 25 / 60, 15 / 40, 5 / 60, 15 / 40], atol=1e-5)
     assert main(["data", "check", str(tmp_path / "y" / "data.yaml")]) == 0  # (val also serves as train)
     assert check_det_dataset(str(tmp_path / "y" / "data.yaml"), autodownload=False)["nc"] == 1
+
+
+def test_two_coco_files_of_one_split_in_a_folder_are_refused_not_one_dropped(tmp_path):
+    import cv2
+
+    from tests.helpers import textured_image
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    for i, stem in enumerate(("train", "train_extra")):
+        name = f"{stem}.jpg"
+        cv2.imwrite(str(tmp_path / "images" / "train" / name), textured_image(20, 20, seed=i))
+        coco = {"images": [{"id": 1, "file_name": name, "width": 20, "height": 20}],
+                "categories": [{"id": 1, "name": "thing"}], "annotations": []}
+        (tmp_path / "annotations" / f"{stem}.json").write_text(json.dumps(coco))
+    with pytest.raises(DatasetError, match="split 'train' comes from two files: train.json and train_extra.json"):
+        load_dataset(tmp_path)
