@@ -408,3 +408,23 @@ def test_two_coco_files_of_one_split_in_a_folder_are_refused_not_one_dropped(tmp
         (tmp_path / "annotations" / f"{stem}.json").write_text(json.dumps(coco))
     with pytest.raises(DatasetError, match="split 'train' comes from two files: train.json and train_extra.json"):
         load_dataset(tmp_path)
+
+
+def test_converting_to_yolo_refuses_an_image_whose_size_is_not_the_datasets(tmp_path):
+    """A phone photo stored 60x40 with EXIF orientation 6 reads as 40x60; a COCO file giving 60x40 would get YOLO
+    labels normalised by the wrong size."""
+    from PIL import Image
+
+    (tmp_path / "coco" / "images").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "coco" / "images" / "r.jpg", exif=exif)
+    coco = {"images": [{"id": 1, "file_name": "r.jpg", "width": 60, "height": 40}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10], "iscrowd": 0,
+                             "segmentation": []}]}
+    (tmp_path / "coco" / "val.json").write_text(json.dumps(coco))
+    from detseg.data.io import save_dataset
+
+    with pytest.raises(DatasetError, match="says 60x40 but the image reads as 40x60"):
+        save_dataset(load_dataset(tmp_path / "coco" / "val.json"), tmp_path / "y", "yolo")
