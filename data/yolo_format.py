@@ -139,7 +139,7 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
     A line is ``class cx cy w h`` (a box) or ``class x1 y1 x2 y2 ...`` (a polygon of 3+ points; then every line
     of the file is one); fields are finite numbers (``nan``, ``inf``, ``1e400`` refused, naming the field),
     the class an integer id of a data.yaml class, coordinates in [0, 1], a box's width and height not
-    negative, a polygon's area not zero.
+    negative, a polygon's area not zero. A line repeated exactly is one instance, as ultralytics reads it.
     """
     rows = []
     if path.is_dir():
@@ -181,7 +181,12 @@ def parse_label_file(path: Path, num_classes: int, width: int, height: int) -> l
     has_polygons = any(len(c) >= 6 for _, _, c in rows)
     anns = []
     scale = np.array([width, height], np.float64)
+    seen = set()
     for lineno, cls, coords in rows:
+        key = (cls, tuple(coords.tolist()))
+        if key in seen:  # ultralytics drops a repeated label line ("duplicate labels removed"): one instance
+            continue
+        seen.add(key)
         if len(coords) == 4 and not has_polygons:
             cx, cy, w, h = coords * np.array([width, height, width, height])
             anns.append(Annotation(cls, np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)))

@@ -428,3 +428,11 @@ def test_converting_to_yolo_refuses_an_image_whose_size_is_not_the_datasets(tmp_
 
     with pytest.raises(DatasetError, match="says 60x40 but the image reads as 40x60"):
         save_dataset(load_dataset(tmp_path / "coco" / "val.json"), tmp_path / "y", "yolo")
+
+
+def test_a_repeated_label_line_is_one_instance_as_ultralytics_reads_it(tmp_path):
+    from detseg.data.yolo_format import parse_label_file
+
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n")
+    anns = parse_label_file(tmp_path / "a.txt", 2, 100, 50)
+    assert [a.class_id for a in anns] == [0, 1]  # the same box twice is one; another class on it is another
