@@ -287,7 +287,7 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
         images = next(c for c in candidates if c.is_dir())
     images = Path(images)
 
-    cats = sorted(coco["categories"], key=lambda c: c["id"])
+    cats = _without_umbrella(sorted(coco["categories"], key=lambda c: c["id"]), coco["annotations"])
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
     names = [c["name"] for c in cats]
     records: dict[int, ImageRecord] = {}
@@ -312,6 +312,20 @@ def load_coco(json_path: Path, images: str | Path | None = None, split: str | No
         records[ann["image_id"]].annotations.append(a)
     return Dataset(names=names, splits={split: list(records.values())}, source=json_path, format="coco",
                    category_ids=[c["id"] for c in cats])
+
+
+def _without_umbrella(cats: list[dict], annotations: list[dict]) -> list[dict]:
+    """The categories without a Roboflow-style umbrella entry: one no annotation uses whose name is the
+    ``supercategory`` of every other (``{"id": 0, "name": "foods", "supercategory": "none"}`` before ``croissant``,
+    ``cookie``, ... of supercategory ``foods``). Kept, it became class 0 and moved every real class up by one against
+    Roboflow's own YOLO export of the same project."""
+    used = {a.get("category_id") for a in annotations}
+    for c in cats:
+        others = [o for o in cats if o is not c]
+        if (others and c["id"] not in used and c.get("name")
+                and all(o.get("supercategory") == c["name"] for o in others)):
+            return others
+    return cats
 
 
 def load_coco_folder(folder: Path) -> Dataset:

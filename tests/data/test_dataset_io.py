@@ -436,3 +436,30 @@ def test_a_repeated_label_line_is_one_instance_as_ultralytics_reads_it(tmp_path)
     (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n")
     anns = parse_label_file(tmp_path / "a.txt", 2, 100, 50)
     assert [a.class_id for a in anns] == [0, 1]  # the same box twice is one; another class on it is another
+
+
+def test_a_roboflow_umbrella_category_is_not_a_class(tmp_path):
+    """Roboflow's COCO export lists its project as category 0, the supercategory of every class, used by no
+    annotation: kept, it became class 0 and moved every class up by one against Roboflow's own YOLO export."""
+    import cv2
+
+    from tests.helpers import textured_image
+
+    (tmp_path / "train").mkdir()
+    cv2.imwrite(str(tmp_path / "train" / "a.jpg"), textured_image(40, 60, seed=1))
+    coco = {"images": [{"id": 0, "file_name": "a.jpg", "width": 60, "height": 40}],
+            "categories": [{"id": 0, "name": "foods", "supercategory": "none"},
+                           {"id": 1, "name": "croissant", "supercategory": "foods"},
+                           {"id": 2, "name": "cookie", "supercategory": "foods"}],
+            "annotations": [{"id": 0, "image_id": 0, "category_id": 2, "bbox": [5, 5, 10, 10], "iscrowd": 0,
+                             "area": 100, "segmentation": []}]}
+    (tmp_path / "train" / "_annotations.coco.json").write_text(json.dumps(coco))
+    ds = load_dataset(tmp_path)
+    assert ds.names == ["croissant", "cookie"] and ds.category_ids == [1, 2]
+    assert [a.class_id for a in ds.splits["train"][0].annotations] == [1]
+    assert main(["data", "convert", str(tmp_path), "--to", "yolo", "--out", str(tmp_path / "y")]) == 0
+    assert (tmp_path / "y" / "labels" / "train" / "a.txt").read_text().startswith("1 ")  # cookie, as Roboflow's YOLO
+    # a category that annotations use, or one that is not every other's supercategory, stays a class
+    coco["annotations"][0]["category_id"] = 0
+    (tmp_path / "train" / "_annotations.coco.json").write_text(json.dumps(coco))
+    assert load_dataset(tmp_path).names == ["foods", "croissant", "cookie"]
