@@ -129,12 +129,7 @@ class DatasetWriter:
         self.val_fraction = val_fraction
         self.root = _source_root(source)
         self.run_out = str(Path(run_out).resolve()) if run_out is not None else None
-        if self.out.is_dir() and any(self.out.iterdir()):  # resume: only the dataset this run started
-            self._check_owner(out)
-        else:  # the record says whose dataset this is from the start: an interrupted run is resumed by it only
-            atomic_write_text(self.out / "autolabel.json",
-                              json.dumps({"source": self._source_text(), "run_out": self.run_out, "files": {}},
-                                         indent=2) + "\n")
+        self._claimed = False
         self.entries: dict[str, dict] = {}  # stem -> {"split", "image", "relative", "hash"}
         self.by_relative: dict[str, str] = {}
         self._keys: set[str] = set()  # name_key() of every stem in entries
@@ -143,22 +138,41 @@ class DatasetWriter:
         self.video_frames = 0
 
     def _source_text(self) -> str:
-        return str(self.root or self.source) if not isinstance(self.source, (list, tuple)) else "list"
+        if isinstance(self.source, (list, tuple)):
+            return "list"
+        return str(Path(self.root).resolve()) if self.root is not None else str(self.source)
 
-    def _check_owner(self, given) -> None:
-        """Refuse to add to a folder this run did not start (names would be taken again, labels overwritten)."""
-        try:
-            record = json.loads((self.out / "autolabel.json").read_text())
-            source, run_out = record["source"], record.get("run_out")  # run_out: since 2026-12-08
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(f"--save-dataset {given}: not a dataset written by detseg predict --save-dataset (no "
-                             "readable autolabel.json): pass a new or empty folder") from None
-        if source != self._source_text():
-            raise InputError(f"--save-dataset {given}: made from {source}, not from this run's source "
-                             f"{self._source_text()}: pass a new or empty folder")
-        if run_out is not None and self.run_out is not None and run_out != self.run_out:
-            raise InputError(f"--save-dataset {given}: made by the run in {run_out}: --resume that run (--out "
-                             f"{run_out}), or pass a new or empty folder")
+    def claim(self) -> None:
+        """Start the dataset, or check that this run may add to it (``--resume``): its ``autolabel.json`` must name
+        this source and this run's ``--out`` (names would be taken again and labels overwritten otherwise). A new
+        dataset gets that record first, so an interrupted run is resumed by its own run only. Called by
+        ``run_predict`` once the run's settings are checked, and by :meth:`add` / :meth:`finalize` if not yet.
+
+        Raises:
+            InputError: the folder is not a ``--save-dataset`` dataset, or another source's or another run's.
+        """
+        if self._claimed:
+            return
+        if self.out.is_dir() and any(self.out.iterdir()):
+            try:
+                record = json.loads((self.out / "autolabel.json").read_text())
+                source, run_out = record["source"], record.get("run_out")  # run_out: since 2026-12-08
+            except (OSError, ValueError, KeyError, TypeError):
+                raise InputError(f"--save-dataset {self.out}: not a dataset written by detseg predict --save-dataset "
+                                 "(no readable autolabel.json): pass a new or empty folder") from None
+            mine = self._source_text()
+            same = source == mine or (mine != "list" and Path(str(source)).resolve() == Path(mine))  # older records
+            if not same:
+                raise InputError(f"--save-dataset {self.out}: made from {source}, not from this run's source {mine}: "
+                                 "pass a new or empty folder")
+            if run_out is not None and self.run_out is not None and run_out != self.run_out:
+                raise InputError(f"--save-dataset {self.out}: made by the run in {run_out}: --resume that run (--out "
+                                 f"{run_out}), or pass a new or empty folder")
+        else:
+            atomic_write_text(self.out / "autolabel.json",
+                              json.dumps({"source": self._source_text(), "run_out": self.run_out, "files": {}},
+                                         indent=2) + "\n")
+        self._claimed = True
 
     def _relative(self, path: str) -> str:
         """The path under the source folder as written (a symlink inside it is named where it lies, not where
@@ -196,6 +210,7 @@ class DatasetWriter:
         Returns:
             The dataset stem it was written under, or None if it was skipped (not trainable).
         """
+        self.claim()
         is_frame = frame is not None and image is not None
         if is_frame:  # video frame: no original file to keep
             relative = f"{Path(path).stem}_{int(frame):06d}.jpg"
@@ -257,6 +272,7 @@ class DatasetWriter:
 
     def finalize(self, dropped_low_mask_score: int | None = None) -> dict:
         """Write data.yaml and autolabel.json. Returns the dataset summary (also put in predict's summary.json)."""
+        self.claim()
         self._ensure_val()
         for kind in ("images", "labels"):
             for split in SPLITS:

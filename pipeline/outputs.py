@@ -189,10 +189,13 @@ def instance_png(dets: sv.Detections, shape: tuple[int, int]) -> bytes:
     painting them in order put the least confident on top: a large false box could erase a small item)."""
     ids = np.zeros(shape, np.uint16)
     if dets.mask is not None and len(dets):
-        masks = [np.asarray(dets.mask[i]) for i in range(len(dets))]
-        areas = np.array([m.sum() for m in masks])
+        masks = dets.mask
+        areas = (np.asarray(masks.area) if hasattr(masks, "crop") else
+                 np.asarray(masks).reshape(len(dets), -1).sum(1))  # a CompactMask's, without a full frame each
         for i in np.argsort(-areas, kind="stable"):  # largest first, so smaller ones are painted over it
-            ids[masks[i]] = i + 1
+            crop, (x0, y0) = mask_crop(masks, int(i))  # one crop at a time: never every mask at full size
+            h, w = crop.shape
+            ids[y0:y0 + h, x0:x0 + w][crop] = i + 1
     ok, png = cv2.imencode(".png", ids)
     return png.tobytes()
 

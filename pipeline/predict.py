@@ -445,6 +445,8 @@ def run_predict(pipeline: Pipeline, source, out: str | Path, options: RunOptions
     with _run_lock(out):
         _remove_leftovers(out)
         _check_settings(out, options.run_json(record), options.resume)
+        if dataset is not None:
+            dataset.claim()  # after the run's own settings: a refused run claims no dataset folder
         return _run(pipeline, src, out, options, dataset=dataset, min_score=min_score, given=given)
 
 

@@ -297,3 +297,17 @@ def test_resume_adds_only_to_the_dataset_this_run_started(nested, tmp_path):
     # the run that made it resumes it, also after it was interrupted before its end (the record is written first)
     again = run_predict(pipe, nested, tmp_path / "ds-out", RunOptions(save_dataset=ds, resume=True, progress=False))
     assert again["dataset"]["images"] == first["dataset"]["images"]
+
+
+def test_the_same_source_given_relative_then_absolute_resumes_its_dataset(nested, tmp_path, monkeypatch):
+    monkeypatch.chdir(nested.parent)
+    pipe = Pipeline(DarkIsEmpty(), BoxSegmenter())
+    first = run_predict(pipe, nested.name, tmp_path / "o", RunOptions(save_dataset=tmp_path / "ds", progress=False))
+    again = run_predict(pipe, str(nested.resolve()), tmp_path / "o",
+                        RunOptions(save_dataset=tmp_path / "ds", progress=False, resume=True))
+    assert again["dataset"]["images"] == first["dataset"]["images"]
+    # a run refused by its own settings check claims no dataset folder
+    with pytest.raises(InputError, match="other settings"):
+        run_predict(Pipeline(DarkIsEmpty(), BoxSegmenter()), tmp_path, tmp_path / "o",
+                    RunOptions(save_dataset=tmp_path / "ds2", progress=False, resume=True))
+    assert not (tmp_path / "ds2" / "autolabel.json").exists()

@@ -107,5 +107,9 @@ def test_overlapping_masks_in_the_instance_png_keep_the_smaller_one_on_top():
     ids = cv2.imdecode(np.frombuffer(instance_png(dets, (30, 40)), np.uint8), cv2.IMREAD_UNCHANGED)
     assert ids.dtype == np.uint16
     assert (ids[small] == 1).all() and (ids[large & ~small] == 2).all() and (ids[~large] == 0).all()
+    compact = sv.Detections(xyxy=dets.xyxy, mask=sv.CompactMask.from_dense(dets.mask, dets.xyxy, (30, 40)),
+                            confidence=dets.confidence, class_id=dets.class_id)  # large images: crops, same ids
+    assert np.array_equal(cv2.imdecode(np.frombuffer(instance_png(compact, (30, 40)), np.uint8),
+                                       cv2.IMREAD_UNCHANGED), ids)
     empty = cv2.imdecode(np.frombuffer(instance_png(sv.Detections.empty(), (30, 40)), np.uint8), cv2.IMREAD_UNCHANGED)
     assert empty.shape == (30, 40) and not empty.any()
