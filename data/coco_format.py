@@ -322,7 +322,7 @@ def _without_umbrella(cats: list[dict], annotations: list[dict]) -> list[dict]:
     used = {a.get("category_id") for a in annotations}
     for c in cats:
         others = [o for o in cats if o is not c]
-        if (others and c["id"] not in used and c.get("name")
+        if (others and c["id"] not in used and c.get("name") and c.get("supercategory") in (None, "", "none")
                 and all(o.get("supercategory") == c["name"] for o in others)):
             return others
     return cats

@@ -392,16 +392,16 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
                                    f"and {r.path.name}); YOLO names label files by stem, so one label file would "
                                    "replace the other: rename one first", ds.source)
             stems[r.path.stem] = r.path
+            size = _image_size(r.path)  # labels are normalised by the size ultralytics will read (EXIF applied)
+            if size != (r.width, r.height):  # checked before anything is written
+                raise DatasetError(f"the dataset says {r.width}x{r.height} but the image reads as {size[0]}x{size[1]} "
+                                   "(EXIF orientation, or a resized file?): its YOLO labels would be normalised by "
+                                   "the wrong size; fix its width/height first", r.path)
     for split, records in ds.splits.items():
         # one form per split: ultralytics refuses a segment dataset where some files hold boxes and others polygons
         # (and a detect run drops every polygon), so a box in a split with outlines is written as its four corners
         outlines = any(a.has_mask for r in records for a in r.annotations if not a.iscrowd)
         for r in records:
-            size = _image_size(r.path)  # labels are normalised by the size ultralytics will read (EXIF applied)
-            if size != (r.width, r.height):
-                raise DatasetError(f"the dataset says {r.width}x{r.height} but the image reads as {size[0]}x{size[1]} "
-                                   "(EXIF orientation, or a resized file?): its YOLO labels would be normalised by "
-                                   "the wrong size; fix its width/height first", r.path)
             place_file(r.path, out / "images" / split / r.path.name)
             lines = []
             for a in (a for a in r.annotations if not a.iscrowd):

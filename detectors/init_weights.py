@@ -141,6 +141,11 @@ def match_class_rows(model, tensors: dict, source_names: Mapping | None) -> tupl
             copied.append(key)
     if not matched:
         return "no class name in common with the source: class rows start fresh", []
+    if not copied:  # names matched, but the class convolutions differ in shape (another scale) or place
+        return "class rows start fresh (the source's class layers have another shape)", []
+    if not any(k.endswith(".weight") for k in copied):  # another scale: same biases, other input width
+        return (f"class biases matched by name for {len(matched)} of {len(target)} classes; class weights start "
+                "fresh (the source's class layers have another shape)"), copied
     return f"class rows matched by name for {len(matched)} of {len(target)} classes", copied
 
 

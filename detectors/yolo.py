@@ -100,8 +100,11 @@ def set_vocabulary(model, classes, embeddings=None) -> None:
             model.set_classes(names, embeddings)
     except (InputError, WeightsError):
         raise
-    except AssertionError as e:  # ultralytics' own refusal, e.g. a prompt-free YOLOE (-pf) takes no class names
-        raise InputError(f"this open-vocabulary model cannot take the classes {names}: {e}") from None
+    except AssertionError as e:
+        if "Prompt-free" not in str(e):  # another assertion is not a refusal of the names: the general message
+            raise WeightsError(f"could not set the classes {names} of this open-vocabulary model "
+                               f"(AssertionError: {e})") from None
+        raise InputError(f"this open-vocabulary model cannot take the classes {names}: {e}") from None  # YOLOE -pf
     except Exception as e:  # the text encoder's download fails in many ways offline
         raise WeightsError(
             f"could not set the classes {names} of this open-vocabulary model: its text encoder is needed "

@@ -137,9 +137,12 @@ class Sam2VideoMemory:
 
         if self._frame is None:
             raise InputError("set_frame() before prompt()")
-        clipped, _ = check_boxes(box, self._frame["shape"])  # as SamSegmenter: shape, NaN, inverted; clipped
+        clipped, valid = check_boxes(box, self._frame["shape"])  # as SamSegmenter: shape, NaN, inverted; clipped
         if len(clipped) != 1:
             raise InputError(f"prompt() takes one box (x1, y1, x2, y2), got {len(clipped)}")
+        if not valid[0]:
+            raise InputError(f"prompt() box {list(map(float, np.ravel(box)))} has no area inside the "
+                             f"{self._frame['shape'][1]}x{self._frame['shape'][0]} frame")
         b = clipped[0].reshape(2, 2) * self._frame["scale"]
         points = {"point_coords": torch.as_tensor(b[None], device=self.segmenter._device),
                   "point_labels": torch.tensor([[2, 3]], dtype=torch.int32, device=self.segmenter._device)}

@@ -42,6 +42,9 @@ def class_id_mapping(detector_names: dict[int, str], dataset_names: list[str],
 
     class_map = {key(k): v for k, v in (class_map or {}).items()}
     index = {key(n): i for i, n in enumerate(dataset_names)}
+    if len(index) != len(dataset_names):
+        raise InputError(f"the dataset's class names {dataset_names[:20]} differ only by case or spaces; rename "
+                         "them so that each names one class")
     mapping, missing = {}, []
     for det_id, name in detector_names.items():
         target = key(class_map.get(key(name), name))

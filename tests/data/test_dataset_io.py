@@ -428,6 +428,7 @@ def test_converting_to_yolo_refuses_an_image_whose_size_is_not_the_datasets(tmp_
 
     with pytest.raises(DatasetError, match="says 60x40 but the image reads as 40x60"):
         save_dataset(load_dataset(tmp_path / "coco" / "val.json"), tmp_path / "y", "yolo")
+    assert not (tmp_path / "y").exists() or not any((tmp_path / "y").rglob("*.*"))  # refused before writing
 
 
 def test_a_repeated_label_line_is_one_instance_as_ultralytics_reads_it(tmp_path):

@@ -152,3 +152,13 @@ def test_class_rows_follow_the_class_names_of_a_checkpoint_that_has_them(tmp_pat
         assert expected in report.summary()
     else:
         assert "class rows" not in report.summary() and all(k in report.copied for k in rows)
+
+
+def test_class_rows_of_another_shape_are_said_to_start_fresh(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    source = DetectionModel("yolov8s.yaml", nc=3, verbose=False)  # class convolutions wider than yolov8n's
+    source.names = dict(enumerate(reversed(NAMES)))
+    torch.save({"model": source, "train_args": {}}, tmp_path / "s.pt")
+    report = init_checkpoint("yolov8n.yaml", tmp_path / "s.pt", NAMES, tmp_path / "init.pt")
+    assert "class weights start fresh (the source's class layers have another shape)" in report.summary()

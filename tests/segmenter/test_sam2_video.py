@@ -158,3 +158,14 @@ def test_a_prompt_box_is_checked_and_clipped_as_the_image_path_does(sam2_checkpo
                          ([[0, 0, 5, 5], [1, 1, 6, 6]], "one box")):
         with pytest.raises(InputError, match=message):
             memory.prompt(1, bad)
+
+
+def test_a_prompt_box_wholly_off_the_frame_is_refused(sam2_checkpoint_present):
+    from detseg.errors import InputError
+    from detseg.segmenter import SamSegmenter
+    from detseg.segmenter.sam2_video import Sam2VideoMemory
+
+    memory = Sam2VideoMemory(SamSegmenter(str(sam2_checkpoint_present), device="cpu", output="dense", imgsz=512))
+    memory.set_frame(textured_image(160, 256, seed=3), 0)
+    with pytest.raises(InputError, match="no area inside the 256x160 frame"):
+        memory.prompt(0, [300, 10, 350, 80])

@@ -296,3 +296,8 @@ def test_worst_masks_lists_the_lowest_ious_of_the_images_evaluated(tiny_dataset,
     assert all(w["iou"] > 0 and w["truth"].shape == w["predicted"].shape == w["image"].shape[:2] for w in worst)
     # read over every image, the half evaluate skipped would come first, as if every mask there were missed
     assert worst_masks(ds, predictions, split="val", n=1)[0]["iou"] == 0.0
+
+
+def test_dataset_class_names_differing_only_by_case_are_refused():
+    with pytest.raises(InputError, match="differ only by case"):
+        class_id_mapping({0: "cookie"}, ["Cookie", "cookie"])
