@@ -270,6 +270,10 @@ def train(
             final = yolo.train(resume=True, device=resolve_device(device), **given, **where, **overrides)
     else:
         task = task or "detect"
+        if not str(model).endswith((".yaml", ".yml")):
+            from detseg.detectors.yolo import _check_model_format
+
+            _check_model_format(model)  # a notes.txt given as --model: before anything is written into --out
         _check_task(model, task)
         model = resolve_model_config(model, out)  # yolov5n-seg.yaml: derived from ultralytics' yolov5.yaml
         data_yaml = resolve_data_yaml(data, out)

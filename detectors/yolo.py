@@ -112,6 +112,18 @@ def set_vocabulary(model, classes, embeddings=None) -> None:
         ) from None
 
 
+def _check_model_format(path) -> None:
+    """Refuse a file no ultralytics backend reads (``notes.txt``) before ``YOLO`` takes it: ultralytics accepts any
+    name and fails at the first prediction, with a traceback (WeightsError, one line)."""
+    from ultralytics.engine.exporter import export_formats
+
+    name = str(path).rstrip("/\\")
+    known = (".yaml", ".yml", ".pth", *export_formats()["Suffix"])
+    if not name.lower().endswith(tuple(s.lower() for s in known)):
+        raise WeightsError(f"{path} is not YOLO weights: a .pt, a .yaml to build from, or an ultralytics export "
+                           "(.onnx, *_openvino_model/, .engine, ...)")
+
+
 def _check_augment(model, path, exported: bool) -> None:
     """Refuse ``augment=True`` where ultralytics would silently run one scale (InputError)."""
     from ultralytics.nn.modules.head import Detect
@@ -180,11 +192,16 @@ class YoloDetector:
             hint = "; to train from scratch offline use a .yaml, e.g. `detseg train --model yolov8n.yaml`"
             path = resolve_weights(self.weights, hint=hint, unreadable="{path} is not a loadable ultralytics model")
             fixed = None
+            _check_model_format(path)
         from detseg.pickle_scan import restricted_loading
 
         try:
             with restricted_loading() if fixed is None else contextlib.nullcontext():
                 model = YOLO(str(path))
+                if exported_format(self.weights):  # opened lazily: a damaged export would fail at the first image
+                    asked = self.imgsz or 640
+                    side = list(fixed or (asked if isinstance(asked, (list, tuple)) else [asked, asked]))
+                    model.predict(np.zeros((*side, 3), np.uint8), imgsz=side, verbose=False)
         except Exception as e:  # ultralytics raises many types for a bad file
             raise WeightsError(f"{path} is not a loadable ultralytics model ({load_error(e)})") from None
         if model.task not in ("detect", "segment"):

@@ -257,3 +257,13 @@ def test_detseg_val_measures_an_export_as_it_measures_the_pt(food_seg, exports, 
     for fmt in ("openvino", "onnx"):  # the same network; only ultralytics' batching (1 for an export) differs
         assert figures[fmt]["mAP50-95"] == pytest.approx(figures["pt"]["mAP50-95"], abs=0.03), fmt
         assert "mask" in figures[fmt]
+
+
+def test_a_damaged_export_or_a_file_of_no_model_format_is_one_weights_error_at_load(tmp_path):
+    """ultralytics opens exports lazily and takes any file name: both failed at the first image with a traceback."""
+    (tmp_path / "fake.onnx").write_bytes(b"\x00not an onnx model" * 20)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(WeightsError, match="fake.onnx is not a loadable ultralytics model"):
+        YoloDetector(str(tmp_path / "fake.onnx"), device="cpu").load()
+    with pytest.raises(WeightsError, match="notes.txt is not YOLO weights"):
+        YoloDetector(str(tmp_path / "notes.txt"), device="cpu").load()
