@@ -1450,3 +1450,19 @@ def test_a_container_count_a_frame_or_two_high_is_not_a_truncated_video(tmp_path
         assert all(i.image is not None for i in items) and items[-1].frame == (97 if stride == 1 else 96)
     items = list(iter_video(video, properties=VideoProperties(10.0, 32, 32, frames=120)))  # 22 frames short
     assert items[-1].image is None and "after frame 98 of the 120" in items[-1].error
+
+
+@pytest.mark.parametrize("argv", [
+    ["val", "--model", "w.pt", "--data", "d.yaml"],
+    ["evaluate", "--data", "d.yaml", "--segmenter", "box"],
+    ["data", "convert", "d.yaml", "--to", "coco"],
+    ["train", "--data", "d.yaml"],
+    ["evaluate-video", "gt", "run"],
+])
+def test_an_out_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, argv, no_work):
+    from detseg.pipeline.cli import main
+
+    (tmp_path / "taken").write_text("a file")
+    code = main([*argv, "--out", str(tmp_path / "taken")])
+    _one_line(code, capsys.readouterr().err, "is a file, not a folder")
+    assert no_work == []

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from detseg.errors import DetsegError
-from detseg.pipeline.cli.options import OneLineParser
+from detseg.pipeline.cli.options import OneLineParser, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # every option's range is checked here, before any work
+        out = getattr(args, "out", None)
+        if out is not None and getattr(args, "out_is_folder", True) and Path(out).is_file():
+            raise UsageError(f"--out {out} is a file, not a folder")  # every command's --out but export's
         return int(args.func(args) or 0)
     except DetsegError as e:
         print(f"detseg: error: {e}", file=sys.stderr)

@@ -161,7 +161,7 @@ def add_export_command(sub) -> None:
     p.add_argument("--half", action="store_true", help="FP16 weights (openvino only)")
     p.add_argument("--out", default=None,
                    help="result path (default: beside the weights, e.g. best.onnx or best_openvino_model/)")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export, out_is_folder=False)  # an .onnx file is a valid --out
 
 
 def _cmd_export(args) -> int:
