@@ -710,8 +710,9 @@ def _one_line(code, err, message):
     (["evaluate", "--data", "d.yaml", "--out", "e", "--conf", "inf"], "--conf must be a number in [0, 1]"),
     # predict, both engines
     (["predict", "in", "--out", "o", "--batch", "0"], "--batch must be 'auto' or an integer >= 1, got '0'"),
-    (["predict", "in", "--out", "o", "--min-mask-score", "nan"], "--min-mask-score must be a number >= 0"),
-    (["predict", "in", "--out", "o", "--min-mask-score=-1"], "--min-mask-score must be >= 0, got -1"),
+    (["predict", "in", "--out", "o", "--min-mask-score", "nan"], "--min-mask-score must be a number in [0, 1]"),
+    (["predict", "in", "--out", "o", "--min-mask-score=-1"], "--min-mask-score must be in [0, 1], got -1"),
+    (["predict", "in", "--out", "o", "--min-mask-score", "3"], "--min-mask-score must be in [0, 1], got 3"),
     (["predict", "in", "--out", "o", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1], got 1.5"),
     (["predict", "in", "--out", "o", "--iou", "nan"], "--iou must be a number in [0, 1]"),
     (["predict", "in", "--out", "o", "--keyframe-every", "0"], "--keyframe-every must be >= 1"),

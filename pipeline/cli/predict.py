@@ -145,7 +145,7 @@ def add_predict_command(sub) -> None:
                         "trainable with `detseg train --task segment`; video frames are written as JPEG")
     p.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="--save-dataset: share of images in val, by a stable hash of the path")
-    p.add_argument("--min-mask-score", type=non_negative_float, default=None,
+    p.add_argument("--min-mask-score", type=fraction, default=None,
                    help="drop detections whose mask score is below this (from every output); the count is "
                         "printed and in summary.json. Scores: SAM's predicted IoU; GrabCut's colour separation "
                         "(0 = its ellipse fallback); 1 for --segmenter box/ellipse")
