@@ -9,6 +9,7 @@ from pathlib import Path
 from detseg.errors import DetsegError
 from detseg.pipeline.cli.options import (
     MAX_IMGSZ,
+    HelpFormatter,
     UsageError,
     finite_float,
     fraction,
@@ -25,10 +26,11 @@ MAX_VIDEO_PIXELS = 2**28  # frames x width x height: about 8 bytes a pixel (imag
 
 
 def add_data_commands(sub) -> None:
-    data = sub.add_parser("data", help="generate, check and convert datasets")
+    data = sub.add_parser("data", formatter_class=HelpFormatter, help="generate, check and convert datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
 
-    synth = dsub.add_parser("synth", help="generate the synthetic food dataset (exact masks)")
+    synth = dsub.add_parser("synth", formatter_class=HelpFormatter,
+                            help="generate the synthetic food dataset (exact masks)")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--train", type=non_negative_int, default=100, help="training images")
     synth.add_argument("--val", type=non_negative_int, default=20, help="validation images")
@@ -63,14 +65,15 @@ def add_data_commands(sub) -> None:
                        help="also add each --real-items photo to train this many times (default: %(default)s)")
     synth.set_defaults(func=_cmd_synth)
 
-    check = dsub.add_parser("check", help="validate a YOLO or COCO dataset and print a summary")
+    check = dsub.add_parser("check", formatter_class=HelpFormatter,
+                            help="validate a YOLO or COCO dataset and print a summary")
     check.add_argument("path", help="data.yaml, a folder holding one, or a COCO .json")
     check.add_argument("--images", help="image folder of a COCO .json (default: beside it)")
     check.add_argument("--fast", action="store_true",
                        help="labels and image headers only: skip decoding every image and the cross-split check")
     check.set_defaults(func=_cmd_check)
 
-    convert = dsub.add_parser("convert", help="convert a dataset between YOLO and COCO")
+    convert = dsub.add_parser("convert", formatter_class=HelpFormatter, help="convert a dataset between YOLO and COCO")
     convert.add_argument("path", help="source: data.yaml / folder (YOLO) or a COCO .json")
     convert.add_argument("--to", required=True, choices=("coco", "yolo"), help="target format")
     convert.add_argument("--out", required=True, help="output folder")
@@ -80,7 +83,8 @@ def add_data_commands(sub) -> None:
                               "the source's own folder needs no flag")
     convert.set_defaults(func=_cmd_convert)
 
-    video = dsub.add_parser("synth-video", help="generate a synthetic video with exact masks and track ids (MOT GT)")
+    video = dsub.add_parser("synth-video", formatter_class=HelpFormatter,
+                            help="generate a synthetic video with exact masks and track ids (MOT GT)")
     video.add_argument("--out", required=True, help="output folder (video.mp4, gt.txt, annotations.json)")
     video.add_argument("--frames", type=positive_int, default=60, help="number of frames")
     video.add_argument("--seed", type=seed, default=0, help="same seed and arguments -> identical files")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from detseg.errors import InputError
-from detseg.pipeline.cli.options import fraction, positive_int
+from detseg.pipeline.cli.options import HelpFormatter, fraction, positive_int
 
 
 def parse_class_map(spec: str | None) -> dict[str, str]:
@@ -23,7 +23,8 @@ def parse_class_map(spec: str | None) -> dict[str, str]:
 
 
 def add_evaluate_command(sub) -> None:
-    p = sub.add_parser("evaluate", help="COCO mask AP of one or more pipeline configurations")
+    p = sub.add_parser("evaluate", formatter_class=HelpFormatter,
+                       help="COCO mask AP of one or more pipeline configurations")
     p.add_argument("--data", required=True, help="YOLO data.yaml (or its folder) or COCO JSON")
     p.add_argument("--split", default=None, help="dataset split (default: val)")
     p.add_argument("--model", "--detector", dest="detector", default="gt",
@@ -36,7 +37,7 @@ def add_evaluate_command(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--every", type=positive_int, default=1, help="use every n-th image")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (PR curves, per-class AP)")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -52,7 +53,8 @@ def _cmd_evaluate(args) -> int:
 
 
 def add_evaluate_video_command(sub) -> None:
-    p = sub.add_parser("evaluate-video", help="tracking quality (HOTA, IDF1, MOTA, ID switches) and per-frame mask AP "
+    p = sub.add_parser("evaluate-video", formatter_class=HelpFormatter,
+                       help="tracking quality (HOTA, IDF1, MOTA, ID switches) and per-frame mask AP "
                                               "of a tracked run against video ground truth")
     p.add_argument("gt", help="ground-truth folder: gt.txt + annotations.json (detseg data synth-video)")
     p.add_argument("run", help="run folder: tracks.txt + predictions.json (detseg predict VIDEO --track)")

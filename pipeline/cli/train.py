@@ -8,6 +8,7 @@ from pathlib import Path
 
 from detseg.errors import DetsegError
 from detseg.pipeline.cli.options import (
+    HelpFormatter,
     check_override,
     imgsz,
     non_negative_int,
@@ -19,7 +20,8 @@ from detseg.pipeline.cli.options import (
 
 
 def add_train_command(sub) -> None:
-    p = sub.add_parser("train", help="train a YOLO detector with ultralytics (offline from a .yaml)")
+    p = sub.add_parser("train", formatter_class=HelpFormatter,
+                       help="train a YOLO detector with ultralytics (offline from a .yaml)")
     p.add_argument("--data", help="data.yaml: data/food.yaml, a synth output, a Roboflow export (not needed with "
                                   "--resume: the run keeps its own)")
     p.add_argument("--model", default=None,
@@ -124,13 +126,14 @@ def _cmd_train(args) -> int:
 
 
 def add_val_command(sub) -> None:
-    p = sub.add_parser("val", help="box mAP of a detector on a dataset split (ultralytics' validator)")
+    p = sub.add_parser("val", formatter_class=HelpFormatter,
+                       help="box mAP of a detector on a dataset split (ultralytics' validator)")
     p.add_argument("--model", "--weights", dest="weights", required=True,
                    help="trained .pt, or an export folder (ultralytics' model=; --weights is the old name)")
     p.add_argument("--data", required=True, help="ultralytics data.yaml")
-    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--split", default="val", choices=("train", "val", "test"), help="dataset split to measure")
     p.add_argument("--imgsz", type=imgsz, default=None, help="input size (default: the size the model was trained at)")
-    p.add_argument("--batch", type=positive_int, default=16)
+    p.add_argument("--batch", type=positive_int, default=16, help="images per batch")
     p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else the CPU), cpu, cuda, cuda:N, N or mps")
     p.add_argument("--out", default="runs/val", help="folder for the metrics JSON and ultralytics' files "
                                                      "(default: %(default)s; never the weights' folder)")
@@ -151,7 +154,8 @@ def _cmd_val(args) -> int:
 
 
 def add_export_command(sub) -> None:
-    p = sub.add_parser("export", help="export trained weights to ONNX or OpenVINO for fast CPU inference")
+    p = sub.add_parser("export", formatter_class=HelpFormatter,
+                       help="export trained weights to ONNX or OpenVINO for fast CPU inference")
     p.add_argument("--model", "--weights", dest="weights", required=True,
                    help="trained .pt, a detector or a -seg student (ultralytics' model=; --weights is the old name)")
     p.add_argument("--format", default="openvino", choices=("openvino", "onnx"),
