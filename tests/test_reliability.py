@@ -1467,3 +1467,14 @@ def test_an_out_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, arg
     code = main([*argv, "--out", str(tmp_path / "taken")])
     _one_line(code, capsys.readouterr().err, "is a file, not a folder")
     assert no_work == []
+
+
+def test_keyframe_mode_on_images_and_a_missing_ids_file_name_their_flag(tmp_path, capsys, no_work):
+    from detseg.pipeline.cli import main
+
+    folder = _images(tmp_path / "in", ["a.jpg"])
+    code = main(["predict", str(folder), "--out", str(tmp_path / "o"), "--keyframe-every", "3"])
+    _one_line(code, capsys.readouterr().err, "--keyframe-every 3 needs a video source")
+    code = main(["predict", str(folder), "--out", str(tmp_path / "o2"), "--image-ids", str(tmp_path / "missing.json")])
+    _one_line(code, capsys.readouterr().err, "--image-ids: ")
+    assert no_work == []

@@ -184,8 +184,11 @@ def _cmd_predict(args) -> int:
     if args.multimask == "all":  # the files hold one mask per box: "all" would write what "best" writes
         raise InputError("--multimask all keeps SAM's three masks per box for Python (SamSegmenter(multimask='all'): "
                          "data['mask_candidates']); detseg predict writes one mask per box: use --multimask best")
-    if args.keyframe_every > 1 and (not source.is_video or args.track is False):
-        raise InputError("--keyframe-every needs a video source and tracking (drop --no-track)")
+    if args.keyframe_every > 1 and not source.is_video:
+        raise InputError(f"--keyframe-every {args.keyframe_every} needs a video source (SAM 2 carries each object "
+                         f"between keyframes); {args.source} is not a video")
+    if args.keyframe_every > 1 and args.track is False:
+        raise InputError("--keyframe-every needs tracking: drop --no-track")
     if args.keyframe_every > 1 and args.min_mask_score is not None:  # said before any model loads
         raise InputError(f"--min-mask-score {args.min_mask_score} does not apply to --keyframe-every: SAM 2's "
                          "memory carries each object between keyframes")
@@ -193,8 +196,12 @@ def _cmd_predict(args) -> int:
     ignored = ignored_video_options(args, source)
     for line in ignored:  # said before the run starts, and kept in summary.json's notes
         print(f"note: {line}", file=sys.stderr)
-    image_ids = load_image_ids(args.image_ids)  # a malformed ids file fails in one line before any model loads
-    categories = load_categories(args.categories or args.image_ids)
+    try:  # a malformed ids file fails in one line before any model loads, naming its flag
+        image_ids = load_image_ids(args.image_ids)
+        categories = load_categories(args.categories or args.image_ids)
+    except DetsegError as e:
+        flag = "--image-ids" if args.image_ids and str(args.image_ids) in str(e) else "--categories"
+        raise InputError(f"{flag}: {e}") from None
     weights = args.detector or DEFAULT_WEIGHTS
     if args.engine == "ray":  # the same outputs, written by Ray Data actors
         return cmd_predict_ray(args, source, weights, ignored, image_ids, categories)
