@@ -418,8 +418,10 @@ def test_converting_to_yolo_refuses_an_image_whose_size_is_not_the_datasets(tmp_
     (tmp_path / "coco" / "images").mkdir(parents=True)
     exif = Image.Exif()
     exif[0x0112] = 6
+    Image.fromarray(np.full((40, 60, 3), 9, np.uint8)).save(tmp_path / "coco" / "images" / "a.jpg")
     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "coco" / "images" / "r.jpg", exif=exif)
-    coco = {"images": [{"id": 1, "file_name": "r.jpg", "width": 60, "height": 40}],
+    coco = {"images": [{"id": 2, "file_name": "a.jpg", "width": 60, "height": 40},
+                       {"id": 1, "file_name": "r.jpg", "width": 60, "height": 40}],
             "categories": [{"id": 1, "name": "thing"}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10], "iscrowd": 0,
                              "segmentation": []}]}
@@ -461,6 +463,10 @@ def test_a_roboflow_umbrella_category_is_not_a_class(tmp_path):
     assert main(["data", "convert", str(tmp_path), "--to", "yolo", "--out", str(tmp_path / "y")]) == 0
     assert (tmp_path / "y" / "labels" / "train" / "a.txt").read_text().startswith("1 ")  # cookie, as Roboflow's YOLO
     # a category that annotations use, or one that is not every other's supercategory, stays a class
+    coco["categories"][0]["supercategory"] = "bakery"  # not a top-level umbrella: a class
+    (tmp_path / "train" / "_annotations.coco.json").write_text(json.dumps(coco))
+    assert load_dataset(tmp_path).names == ["foods", "croissant", "cookie"]
+    coco["categories"][0]["supercategory"] = "none"
     coco["annotations"][0]["category_id"] = 0
     (tmp_path / "train" / "_annotations.coco.json").write_text(json.dumps(coco))
     assert load_dataset(tmp_path).names == ["foods", "croissant", "cookie"]

@@ -161,3 +161,14 @@ def test_keyframe_mode_refuses_options_it_would_not_use(tmp_path, capsys, flags)
     code = main(["predict", str(video), "--out", str(tmp_path / "out"), "--keyframe-every", "2", *flags])
     err = capsys.readouterr().err
     assert code == 2 and f"{flags[0]} {flags[1]} does not apply to --keyframe-every" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, default", [
+    (["evaluate"], "(default: gt)"), (["evaluate"], "(default: 0.001)"), (["val"], "(default: 16)"),
+    (["data", "synth"], "(default: 100)"), (["data", "synth-video"], "(default: 60)"),
+    (["train"], "(default: runs/train)"),
+])
+def test_every_subcommands_help_shows_its_defaults(argv, default, capsys):
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    assert default in " ".join(capsys.readouterr().out.split())
