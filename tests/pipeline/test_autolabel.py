@@ -190,12 +190,12 @@ def test_writer_refuses_a_folder_with_something_else_in_it(nested, tmp_path):
 def test_cli_save_dataset_reports_dropped_and_writes_dataset(nested, tmp_path, capsys):
     from detseg.pipeline.cli import main
 
-    code = main(["predict", str(nested), "--out", str(tmp_path / "out"), "--segmenter", "box", "--device", "cpu",
-                 "--save-dataset", str(tmp_path / "ds"), "--min-mask-score", "2", "--conf", "0.001"])
+    code = main(["predict", str(nested), "--out", str(tmp_path / "out"), "--segmenter", "grabcut", "--device", "cpu",
+                 "--save-dataset", str(tmp_path / "ds"), "--min-mask-score", "1", "--conf", "0.001"])
     err = capsys.readouterr().err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert code == 0 and f"dropped {summary['dropped_low_mask_score']} detection(s)" in err
-    assert summary["instances"] == 0  # box masks score 1.0 < 2: all dropped, every image a negative
+    assert summary["instances"] == 0  # GrabCut scores its colour separation, < 1: all dropped, all negatives
     assert "17 without detections, kept as negatives" in err
     assert load_dataset(tmp_path / "ds").names == ["croissant", "cookie", "cupcake"]
     code = main(["predict", str(nested), "--out", str(tmp_path / "out2"), "--segmenter", "box",
