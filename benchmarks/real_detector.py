@@ -238,8 +238,9 @@ def bakery_rates(photos: list[dict], detections, names: dict, conf: float) -> di
             lookalike += 1
             false += len(xyxy)
             continue
-        truth = [(n, b) for n, b, crowd in p["boxes"] if not crowd and n in names.values()]
-        if not any(n in names.values() for n, _b, _crowd in p["boxes"]):  # boxes of other classes only (muffins)
+        in_classes = [(n, b, crowd) for n, b, crowd in p["boxes"] if n in names.values()]
+        truth = [(n, b) for n, b, crowd in in_classes if not crowd]
+        if not in_classes:  # boxes of other classes only (muffins)
             other_only += 1
             other_false += len(xyxy)
             continue

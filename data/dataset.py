@@ -178,7 +178,8 @@ class ClipReport:
         return text + (f" (e.g. {', '.join(self.examples)})" if self.examples else "")
 
 
-def _polygon_area(poly: np.ndarray) -> float:
+def polygon_area(poly: np.ndarray) -> float:
+    """Shoelace area of a pixel polygon ``(K, 2)``."""
     x, y = poly[:, 0].astype(np.float64), poly[:, 1].astype(np.float64)
     return abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2
 
@@ -194,7 +195,7 @@ def clip_annotation(a: Annotation, width: int, height: int) -> tuple[Annotation 
         outside = outside or any((p < -_CLIP_TOL).any() or (p[:, 0] > width + _CLIP_TOL).any()
                                  or (p[:, 1] > height + _CLIP_TOL).any() for p in a.polygons)
         polygons = [clip_polygon(p, width, height) for p in a.polygons]
-        polygons = [p for p in polygons if len(p) >= 3 and _polygon_area(p) > 0]
+        polygons = [p for p in polygons if len(p) >= 3 and polygon_area(p) > 0]
         if not polygons:
             return None, True
         if outside:  # the box follows what is left of the outline

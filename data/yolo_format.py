@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from detseg.atomic import atomic_write_text, place_file
-from detseg.data.dataset import Annotation, Dataset, ImageRecord, split_name
+from detseg.data.dataset import Annotation, Dataset, ImageRecord, polygon_area, split_name
 from detseg.data.polygons import mask_to_polygons, merge_polygons
 from detseg.data.validate import got, read_text
 from detseg.errors import DatasetError
@@ -357,12 +357,6 @@ def load_yolo(data_yaml: Path) -> Dataset:
     return Dataset(names=names, splits=splits, source=src, format="yolo")
 
 
-def _area(poly: np.ndarray) -> float:
-    """Shoelace area of a pixel polygon ``(K, 2)``."""
-    x, y = np.asarray(poly, np.float64).T
-    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-
-
 def yolo_box_line(class_id: int, xywh, width: float, height: float) -> str:
     """One YOLO detection label line ``class cx cy w h`` (normalised) from a COCO pixel box ``[x, y, w, h]``."""
     x, y, w, h = (float(v) for v in xywh)
@@ -392,6 +386,8 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
                                    f"and {r.path.name}); YOLO names label files by stem, so one label file would "
                                    "replace the other: rename one first", ds.source)
             stems[r.path.stem] = r.path
+            if ds.format == "yolo":  # its sizes were read from these very files by load_yolo
+                continue
             size = _image_size(r.path)  # labels are normalised by the size ultralytics will read (EXIF applied)
             if size != (r.width, r.height):  # checked before anything is written
                 raise DatasetError(f"the dataset says {r.width}x{r.height} but the image reads as {size[0]}x{size[1]} "
@@ -406,21 +402,21 @@ def save_yolo(ds: Dataset, out: Path) -> Path:
             lines = []
             for a in (a for a in r.annotations if not a.iscrowd):
                 x0, y0, x1, y1 = (float(v) for v in a.xyxy)
-                corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                 if a.rle is not None:
                     poly = merge_polygons(mask_to_polygons(a.mask(r.height, r.width)))
                 elif a.polygons:
                     poly = merge_polygons(a.polygons)
-                elif outlines:
-                    poly = corners
-                else:
+                elif not outlines:
                     lines.append(f"{a.class_id} {(x0 + x1) / 2 / r.width:.6f} {(y0 + y1) / 2 / r.height:.6f} "
                                  f"{(x1 - x0) / r.width:.6f} {(y1 - y0) / r.height:.6f}")
                     continue
-                if len(poly) < 3 or _area(poly) <= 0:  # a 1-px-wide mask traces to nothing: keep it as its box
-                    poly = corners
-                if _area(poly) > 0:  # a box of no area is no instance (detseg's own check refuses it)
-                    lines.append(yolo_line(a.class_id, poly, r.width, r.height))
+                else:  # a box in a split with outlines: its four corners
+                    poly = None
+                if poly is None or len(poly) < 3 or polygon_area(poly) <= 0:  # or a 1-px-wide mask: no outline
+                    poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+                    if polygon_area(poly) <= 0:  # a box of no area is no instance (detseg's own check refuses it)
+                        continue
+                lines.append(yolo_line(a.class_id, poly, r.width, r.height))
             text = "\n".join(lines) + ("\n" if lines else "")
             atomic_write_text(out / "labels" / split / (r.path.stem + ".txt"), text)
     # no `path:`: split folders resolve beside the data.yaml, so the folder can be moved

@@ -119,11 +119,13 @@ def match_class_rows(model, tensors: dict, source_names: Mapping | None) -> tupl
     tensors whose rows were copied."""
     from ultralytics.nn.modules.head import Detect
 
+    from detseg.keys import class_key
+
     target = dict(getattr(model, "names", None) or {})
     if not source_names or not target:
         return "", []
-    lookup = {str(v).strip().lower(): int(k) for k, v in source_names.items()}
-    idx = [lookup.get(str(target[k]).strip().lower(), -1) for k in range(len(target))]
+    lookup = {class_key(v): int(k) for k, v in source_names.items()}
+    idx = [lookup.get(class_key(target[k]), -1) for k in range(len(target))]
     if len(source_names) == len(target) and idx == list(range(len(target))):
         return "", []
     keys = []

@@ -25,29 +25,27 @@ from detseg.data.dataset import Dataset
 from detseg.data.io import load_dataset
 from detseg.errors import InputError
 from detseg.images import read_image
-from detseg.keys import CLASS_NAME
+from detseg.keys import CLASS_NAME, class_key
 from detseg.pipeline.evaluation.metrics import STAT_NAMES, coco_ap, coco_eval, result_entry
 
 
 def class_id_mapping(detector_names: dict[int, str], dataset_names: list[str],
                      class_map: dict[str, str] | None = None) -> dict[int, int]:
-    """Detector class id -> dataset class id, matched by name (after ``class_map``), case-insensitively and
-    without surrounding spaces, as ``detseg predict --image-ids`` matches a dataset's categories.
+    """Detector class id -> dataset class id, matched by name (after ``class_map``) with
+    :func:`~detseg.keys.class_key` (case-insensitively, as ``detseg predict --image-ids`` matches a dataset's
+    categories, and without surrounding spaces).
 
     Raises:
         InputError: a detector class has no dataset class of that name and no mapping.
     """
-    def key(name) -> str:
-        return str(name).strip().lower()
-
-    class_map = {key(k): v for k, v in (class_map or {}).items()}
-    index = {key(n): i for i, n in enumerate(dataset_names)}
+    class_map = {class_key(k): v for k, v in (class_map or {}).items()}
+    index = {class_key(n): i for i, n in enumerate(dataset_names)}
     if len(index) != len(dataset_names):
         raise InputError(f"the dataset's class names {dataset_names[:20]} differ only by case or spaces; rename "
                          "them so that each names one class")
     mapping, missing = {}, []
     for det_id, name in detector_names.items():
-        target = key(class_map.get(key(name), name))
+        target = class_key(class_map.get(class_key(name), name))
         if target in index:
             mapping[int(det_id)] = index[target]
         else:
